@@ -1,0 +1,501 @@
+"""The Recurrent Attention Model (RAM) of Mnih, Heess, Graves and Kavukcuoglu (2014).
+
+One :class:`torch.nn.Module` per component of the paper ("Recurrent Models of Visual
+Attention", NIPS 2014), named as in the paper:
+
+* :class:`GlimpseNetwork`: ``h_g = ReLU(Linear(rho))``, ``h_l = ReLU(Linear(l))``,
+  ``g_t = ReLU(Linear(h_g) + Linear(h_l))``.
+* :class:`CoreNetwork`: ``h_t = ReLU(Linear(h_{t-1}) + Linear(g_t))`` (or an LSTM / GRU).
+* :class:`LocationNetwork`: a 2-D Gaussian policy with mean ``tanh(Linear(h_t))`` and a
+  fixed standard deviation.
+* :class:`ActionNetwork`: ``Linear(h_t)`` giving class logits.
+* :class:`BaselineNetwork`: ``Linear(h_t)`` giving the REINFORCE baseline ``b_t``.
+
+:class:`RecurrentAttentionModel` composes them and advances one glimpse at a time with
+:meth:`RecurrentAttentionModel.step`. The model never sees an image: it receives the
+glimpse (whatever the environment's retina produced) and the location the glimpse was
+taken at, which keeps it independent of the environment's image size.
+
+Gradient routing (see ``/work/shared/reference/RAM.md``, "Pitfalls"):
+
+* The location network reads a *detached* ``h_t`` (by default), and the sampled location
+  is detached before it is fed back, so the location network is trained by REINFORCE
+  only and REINFORCE does not reach the core / glimpse networks through it.
+* The baseline network reads a detached ``h_t``: it learns only from its squared error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "LOCATION_KEY",
+    "ActionNetwork",
+    "BaselineNetwork",
+    "CoreNetwork",
+    "CoreState",
+    "GlimpseNetwork",
+    "LocationNetwork",
+    "RAMConfig",
+    "RecurrentAttentionModel",
+    "StepOutput",
+    "count_parameters",
+    "glimpse_size",
+]
+
+#: Observation key holding the location (in ``[-1, 1]^2``) a glimpse was taken at.
+LOCATION_KEY = "location"
+
+#: Recurrent state of the core network: ``h`` (N, H) for the ReLU RNN and the GRU, the
+#: pair ``(h, c)`` (each (N, H)) for the LSTM.
+CoreState: TypeAlias = Tensor | tuple[Tensor, Tensor]
+
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+@dataclass
+class RAMConfig:
+    """Sizes and options of a :class:`RecurrentAttentionModel` (defaults: the paper)."""
+
+    glimpse_hidden: int = 128
+    """Units of ``h_g = ReLU(Linear(rho))``, the "what" pathway of the glimpse network."""
+
+    location_hidden: int = 128
+    """Units of ``h_l = ReLU(Linear(l))``, the "where" pathway of the glimpse network."""
+
+    glimpse_out: int = 256
+    """Units of the glimpse feature ``g_t = ReLU(Linear(h_g) + Linear(h_l))``."""
+
+    core_hidden: int = 256
+    """Units of the core state ``h_t``."""
+
+    core: Literal["rnn", "lstm", "gru"] = "rnn"
+    """Core cell: ``"rnn"`` is the paper's ReLU RNN (classification), ``"lstm"`` the one
+    it used for the Catch game, ``"gru"`` an extra option."""
+
+    location_std: float = 0.15
+    """Default fixed standard deviation of the location policy, in ``[-1, 1]`` units
+    (used when :meth:`RecurrentAttentionModel.step` gets no ``std``). Public
+    reproductions used 0.05-0.25."""
+
+    detach_location_input: bool = True
+    """Feed the location network a detached ``h_t``: REINFORCE on the location log-probs
+    then trains the location network only, never the core or glimpse networks. With
+    ``False`` the location gradient also flows into the core and glimpse networks (as in
+    the paper's pure-REINFORCE derivation, where all parameters follow the policy
+    gradient)."""
+
+    location_dim: int = 2
+    """Dimension of a location (2 for images)."""
+
+
+@dataclass
+class StepOutput:
+    """What :meth:`RecurrentAttentionModel.step` returns for one glimpse.
+
+    Attributes:
+        location: (N, L) next glimpse location, sampled (or the mean when
+            deterministic), clamped to ``[-1, 1]`` and detached.
+        location_log_prob: (N,) log-density of the *unclamped* sample under the Gaussian
+            policy, summed over the L coordinates; differentiable w.r.t. the location
+            network only.
+        location_mean: (N, L) mean of the Gaussian policy, ``tanh(Linear(h_t))``.
+        logits: (N, C) class logits from the action network.
+        baseline: (N,) baseline ``b_t`` (differentiable w.r.t. the baseline network only).
+        state: new core state (see :data:`CoreState`).
+    """
+
+    location: Tensor
+    location_log_prob: Tensor
+    location_mean: Tensor
+    logits: Tensor
+    baseline: Tensor
+    state: CoreState
+
+
+class GlimpseNetwork(nn.Module):
+    """Glimpse network ``f_g``: combines "what" (the glimpse) and "where" (its location).
+
+    ``h_g = ReLU(Linear(rho))``, ``h_l = ReLU(Linear(l))``,
+    ``g_t = ReLU(Linear(h_g) + Linear(h_l))``.
+    """
+
+    def __init__(
+        self,
+        glimpse_dim: int,
+        location_dim: int = 2,
+        glimpse_hidden: int = 128,
+        location_hidden: int = 128,
+        out_features: int = 256,
+    ) -> None:
+        """Build the glimpse network.
+
+        Args:
+            glimpse_dim: number of glimpse features D (all retina pixels, flattened).
+            location_dim: dimension L of a location.
+            glimpse_hidden: units of ``h_g``.
+            location_hidden: units of ``h_l``.
+            out_features: units of ``g_t``.
+        """
+        super().__init__()
+        self.glimpse_dim = glimpse_dim
+        self.fc_glimpse = nn.Linear(glimpse_dim, glimpse_hidden)
+        self.fc_location = nn.Linear(location_dim, location_hidden)
+        self.fc_what = nn.Linear(glimpse_hidden, out_features)
+        self.fc_where = nn.Linear(location_hidden, out_features)
+
+    def forward(self, glimpse: Tensor, location: Tensor) -> Tensor:
+        """Compute ``g_t``.
+
+        Args:
+            glimpse: (N, *) retina output rho; flattened to (N, D).
+            location: (N, L) location the glimpse was taken at.
+
+        Returns:
+            (N, out_features) glimpse feature ``g_t``.
+        """
+        h_g = F.relu(self.fc_glimpse(glimpse.reshape(glimpse.shape[0], -1)))
+        h_l = F.relu(self.fc_location(location))
+        return F.relu(self.fc_what(h_g) + self.fc_where(h_l))
+
+
+class CoreNetwork(nn.Module):
+    """Core network ``f_h``: ``h_t = ReLU(Linear(h_{t-1}) + Linear(g_t))`` (or LSTM / GRU)."""
+
+    def __init__(
+        self, input_size: int = 256, hidden_size: int = 256, core: str = "rnn"
+    ) -> None:
+        """Build the core network.
+
+        Args:
+            input_size: size of ``g_t``.
+            hidden_size: size H of ``h_t``.
+            core: ``"rnn"`` (ReLU RNN, the paper), ``"lstm"`` or ``"gru"``.
+
+        Raises:
+            ValueError: for an unknown ``core``.
+        """
+        super().__init__()
+        self.core = core
+        self.hidden_size = hidden_size
+        # nn.RNNCell(relu) is exactly ReLU(W_ih g + b_ih + W_hh h + b_hh), in one fused op.
+        if core == "rnn":
+            self.cell: nn.Module = nn.RNNCell(input_size, hidden_size, nonlinearity="relu")
+        elif core == "lstm":
+            self.cell = nn.LSTMCell(input_size, hidden_size)
+        elif core == "gru":
+            self.cell = nn.GRUCell(input_size, hidden_size)
+        else:
+            raise ValueError(f"core must be 'rnn', 'lstm' or 'gru', got {core!r}")
+
+    def initial_state(self, batch: int, device: torch.device | str | None = None) -> CoreState:
+        """Zero state.
+
+        Args:
+            batch: batch size N.
+            device: where to allocate it.
+
+        Returns:
+            (N, H) zeros, or a pair of them for the LSTM.
+        """
+        h = torch.zeros(batch, self.hidden_size, device=device)
+        if self.core == "lstm":
+            return h, torch.zeros_like(h)
+        return h
+
+    def forward(self, g: Tensor, state: CoreState) -> tuple[Tensor, CoreState]:
+        """Advance one step.
+
+        Args:
+            g: (N, input_size) glimpse feature ``g_t``.
+            state: previous state (see :data:`CoreState`).
+
+        Returns:
+            ``(h_t, new_state)`` with ``h_t`` (N, H).
+        """
+        if self.core == "lstm":
+            h, c = self.cell(g, state)
+            return h, (h, c)
+        h = self.cell(g, state)
+        return h, h
+
+
+class LocationNetwork(nn.Module):
+    """Location network ``f_l``: Gaussian policy ``l_t ~ N(tanh(Linear(h_t)), std^2 I)``.
+
+    The mean is computed from a detached ``h_t`` (unless ``detach_input=False``) and the
+    sample is detached, so this network gets gradient only from the REINFORCE term on
+    ``location_log_prob``.
+    """
+
+    def __init__(
+        self,
+        hidden_size: int = 256,
+        location_dim: int = 2,
+        std: float = 0.15,
+        detach_input: bool = True,
+    ) -> None:
+        """Build the location network.
+
+        Args:
+            hidden_size: size H of ``h_t``.
+            location_dim: dimension L of a location.
+            std: default fixed standard deviation of the policy.
+            detach_input: read ``h_t.detach()`` instead of ``h_t``.
+        """
+        super().__init__()
+        self.fc = nn.Linear(hidden_size, location_dim)
+        self.std = std
+        self.detach_input = detach_input
+
+    def forward(
+        self,
+        h: Tensor,
+        *,
+        std: float | None = None,
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Sample the next location.
+
+        Args:
+            h: (N, H) core state ``h_t``.
+            std: standard deviation (default: the constructor's).
+            deterministic: return the mean instead of a sample.
+            generator: random generator for the sample.
+
+        Returns:
+            ``(location, log_prob, mean)``: (N, L) clamped, detached location; (N,)
+            log-density of the unclamped sample (the mean when deterministic); (N, L)
+            mean.
+        """
+        std = self.std if std is None else float(std)
+        mean = torch.tanh(self.fc(h.detach() if self.detach_input else h))
+        if deterministic:
+            sample = mean.detach()
+        else:
+            noise = torch.randn(mean.shape, generator=generator, device=mean.device)
+            sample = (mean.detach() + std * noise).detach()
+        log_prob = -0.5 * ((sample - mean) / std).square().sum(-1) - mean.shape[-1] * (
+            math.log(std) + _LOG_SQRT_2PI
+        )
+        return sample.clamp(-1.0, 1.0), log_prob, mean
+
+
+class ActionNetwork(nn.Module):
+    """Action network ``f_a``: ``Linear(h_t)`` giving class logits (softmax policy)."""
+
+    def __init__(self, hidden_size: int = 256, n_classes: int = 10) -> None:
+        """Build the action network.
+
+        Args:
+            hidden_size: size H of ``h_t``.
+            n_classes: number of classes C.
+        """
+        super().__init__()
+        self.fc = nn.Linear(hidden_size, n_classes)
+
+    def forward(self, h: Tensor) -> Tensor:
+        """Class logits.
+
+        Args:
+            h: (N, H) core state.
+
+        Returns:
+            (N, C) logits.
+        """
+        return self.fc(h)
+
+
+class BaselineNetwork(nn.Module):
+    """Baseline ``b_t = Linear(h_t.detach())``, learned by squared error to the return."""
+
+    def __init__(self, hidden_size: int = 256) -> None:
+        """Build the baseline network.
+
+        Args:
+            hidden_size: size H of ``h_t``.
+        """
+        super().__init__()
+        self.fc = nn.Linear(hidden_size, 1)
+
+    def forward(self, h: Tensor) -> Tensor:
+        """Baseline value.
+
+        Args:
+            h: (N, H) core state (detached here).
+
+        Returns:
+            (N,) baseline ``b_t``.
+        """
+        return self.fc(h.detach()).squeeze(-1)
+
+
+def glimpse_size(observation_space: gym.Space) -> int:
+    """Number of glimpse features: every observation entry except ``location``, flattened.
+
+    Args:
+        observation_space: a single (unbatched) ``Box`` or ``Dict`` of ``Box`` spaces.
+
+    Returns:
+        The flattened size D.
+
+    Raises:
+        TypeError: for other space types.
+    """
+    if isinstance(observation_space, gym.spaces.Dict):
+        return sum(
+            glimpse_size(space)
+            for key, space in observation_space.spaces.items()
+            if key != LOCATION_KEY
+        )
+    if isinstance(observation_space, gym.spaces.Box):
+        return int(np.prod(observation_space.shape))
+    raise TypeError(
+        f"observations must be a Box or a Dict of Box spaces, got {type(observation_space)}"
+    )
+
+
+class RecurrentAttentionModel(nn.Module):
+    """The Recurrent Attention Model: glimpse, core, location, action and baseline networks."""
+
+    def __init__(
+        self, glimpse_dim: int, n_classes: int, config: RAMConfig | None = None
+    ) -> None:
+        """Build RAM.
+
+        Args:
+            glimpse_dim: flattened glimpse size D.
+            n_classes: number of classes C.
+            config: sizes and options (default: the paper's).
+        """
+        super().__init__()
+        self.config = config = config or RAMConfig()
+        self.glimpse_dim = glimpse_dim
+        self.n_classes = n_classes
+        self.glimpse_network = GlimpseNetwork(
+            glimpse_dim,
+            config.location_dim,
+            config.glimpse_hidden,
+            config.location_hidden,
+            config.glimpse_out,
+        )
+        self.core_network = CoreNetwork(config.glimpse_out, config.core_hidden, config.core)
+        self.location_network = LocationNetwork(
+            config.core_hidden,
+            config.location_dim,
+            config.location_std,
+            config.detach_location_input,
+        )
+        self.action_network = ActionNetwork(config.core_hidden, n_classes)
+        self.baseline_network = BaselineNetwork(config.core_hidden)
+
+    @classmethod
+    def from_spaces(
+        cls,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        config: RAMConfig | None = None,
+    ) -> RecurrentAttentionModel:
+        """Size a model from a single environment's spaces.
+
+        Args:
+            observation_space: ``Box`` or ``Dict`` (every key except ``location`` is
+                glimpse input, flattened).
+            action_space: ``Box`` of shape ``(L + C,)``: L location coordinates, then C
+                class scores.
+            config: sizes and options.
+
+        Returns:
+            The model.
+
+        Raises:
+            ValueError: if the action space is not a 1-D Box with at least one class.
+        """
+        config = config or RAMConfig()
+        if not isinstance(action_space, gym.spaces.Box) or len(action_space.shape) != 1:
+            raise ValueError(f"action space must be a 1-D Box (L + C,), got {action_space}")
+        n_classes = action_space.shape[0] - config.location_dim
+        if n_classes < 1:
+            raise ValueError(
+                f"action space {action_space} leaves no class scores after "
+                f"{config.location_dim} location entries"
+            )
+        if isinstance(observation_space, gym.spaces.Dict) and LOCATION_KEY in observation_space:
+            loc_shape = observation_space[LOCATION_KEY].shape
+            if loc_shape != (config.location_dim,):
+                raise ValueError(
+                    f"observation 'location' has shape {loc_shape}, "
+                    f"expected ({config.location_dim},)"
+                )
+        return cls(glimpse_size(observation_space), n_classes, config)
+
+    def initial_state(self, batch: int, device: torch.device | str | None = None) -> CoreState:
+        """Zero core state for a batch of N episodes.
+
+        Args:
+            batch: N.
+            device: where to allocate it.
+
+        Returns:
+            (N, H) zeros, or an ``(h, c)`` pair for the LSTM core.
+        """
+        return self.core_network.initial_state(batch, device)
+
+    def step(
+        self,
+        glimpse: Tensor,
+        location: Tensor,
+        state: CoreState,
+        *,
+        deterministic: bool = False,
+        std: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> StepOutput:
+        """Take in glimpse t, update the core, emit location t+1, logits and baseline.
+
+        Args:
+            glimpse: (N, *) glimpse features (flattened to (N, D)).
+            location: (N, L) location glimpse t was taken at.
+            state: core state after glimpse t-1.
+            deterministic: use the mean location instead of sampling.
+            std: location policy std (default ``config.location_std``).
+            generator: random generator for the location sample.
+
+        Returns:
+            The :class:`StepOutput`.
+        """
+        g = self.glimpse_network(glimpse, location)
+        h, new_state = self.core_network(g, state)
+        next_location, log_prob, mean = self.location_network(
+            h, std=std, deterministic=deterministic, generator=generator
+        )
+        return StepOutput(
+            location=next_location,
+            location_log_prob=log_prob,
+            location_mean=mean,
+            logits=self.action_network(h),
+            baseline=self.baseline_network(h),
+            state=new_state,
+        )
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
+    """Number of parameters of a module.
+
+    Args:
+        module: the module.
+        trainable_only: count only parameters with ``requires_grad``.
+
+    Returns:
+        The count.
+    """
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

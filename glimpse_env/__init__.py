@@ -1,0 +1,48 @@
+"""glimpse-env: image classification through a moving multi-scale glimpse, as Gymnasium envs.
+
+Importing the package registers the environments of Mnih et al. (2014) with Gymnasium::
+
+    import gymnasium as gym
+    import glimpse_env  # noqa: F401  (registers the ids)
+
+    env = gym.make("GlimpseMNIST-v0")
+    envs = gym.make_vec("GlimpseMNIST-v0", num_envs=256)  # native batched vector env
+
+| id | canvas | clutter | glimpse | scales | glimpses |
+|---|---|---|---|---|---|
+| GlimpseMNIST-v0 | 28x28 centred digit | none | 8x8 | 1 | 7 |
+| GlimpseTranslatedMNIST-v0 | 60x60 | none | 12x12 | 3 | 8 |
+| GlimpseClutteredMNIST-v0 | 60x60 | 4 pieces of 8x8 | 12x12 | 3 | 8 |
+| GlimpseClutteredMNIST100-v0 | 100x100 | 8 pieces of 8x8 | 12x12 | 4 | 8 |
+"""
+
+from __future__ import annotations
+
+from glimpse_env.datasets import load_mnist
+from glimpse_env.envs import (
+    ClutteredMNIST100Env,
+    ClutteredMNISTEnv,
+    GlimpseEnv,
+    GlimpseMNISTEnv,
+    TranslatedMNISTEnv,
+)
+from glimpse_env.registration import ENV_IDS, register_envs
+from glimpse_env.sensor import SummedAreaTable, extract_glimpses, summed_area_table
+
+__version__ = "0.1.0"
+
+register_envs()
+
+__all__ = [
+    "ENV_IDS",
+    "ClutteredMNIST100Env",
+    "ClutteredMNISTEnv",
+    "GlimpseEnv",
+    "GlimpseMNISTEnv",
+    "SummedAreaTable",
+    "TranslatedMNISTEnv",
+    "__version__",
+    "extract_glimpses",
+    "load_mnist",
+    "summed_area_table",
+]
