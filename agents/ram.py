@@ -27,8 +27,8 @@ Gradient routing (see ``/work/shared/reference/RAM.md``, "Pitfalls"):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
 
 import gymnasium as gym
 import numpy as np
@@ -46,6 +46,8 @@ __all__ = [
     "LocationNetwork",
     "RAMConfig",
     "RecurrentAttentionModel",
+    "ReplayOutput",
+    "RolloutTape",
     "StepOutput",
     "count_parameters",
     "glimpse_size",
@@ -121,6 +123,68 @@ class StepOutput:
     state: CoreState
 
 
+@dataclass
+class RolloutTape:
+    """Activations recorded by no-grad :meth:`RecurrentAttentionModel.step` calls.
+
+    A tape lets training skip autograd during the rollout: every step runs without
+    gradient and appends its activations (one (N, .) tensor per step to each list);
+    :meth:`RecurrentAttentionModel.replay` then returns differentiable outputs whose
+    backward pass runs over all T steps at once (batched matrix products, a hand-written
+    backpropagation through time) instead of step by step. Only the paper's ReLU RNN
+    core supports it (:attr:`RecurrentAttentionModel.supports_tape`). The gradients are
+    those autograd computes for :meth:`RecurrentAttentionModel.step` (tested).
+
+    Attributes:
+        std: location std used at every step of the tape.
+        h0: (N, H) initial core state.
+        glimpses: per step (N, D) flattened glimpse rho_t.
+        locations: per step (N, L) location fed to the glimpse network.
+        what: per step (N, glimpse_hidden) ``h_g``.
+        where: per step (N, location_hidden) ``h_l``.
+        features: per step (N, glimpse_out) ``g_t``.
+        hidden: per step (N, H) ``h_t``.
+        samples: per step (N, L) unclamped location sample (the mean if deterministic).
+        means: per step (N, L) location mean.
+        logits: per step (N, C) class logits.
+        baselines: per step (N,) baselines.
+    """
+
+    std: float
+    h0: Tensor | None = None
+    glimpses: list[Tensor] = field(default_factory=list)
+    locations: list[Tensor] = field(default_factory=list)
+    what: list[Tensor] = field(default_factory=list)
+    where: list[Tensor] = field(default_factory=list)
+    features: list[Tensor] = field(default_factory=list)
+    hidden: list[Tensor] = field(default_factory=list)
+    samples: list[Tensor] = field(default_factory=list)
+    means: list[Tensor] = field(default_factory=list)
+    logits: list[Tensor] = field(default_factory=list)
+    baselines: list[Tensor] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        """Number of recorded steps T."""
+        return len(self.hidden)
+
+
+@dataclass
+class ReplayOutput:
+    """Differentiable outputs of a :class:`RolloutTape` (see :meth:`RecurrentAttentionModel.replay`).
+
+    Attributes:
+        location_log_probs: (T, N) log pi(l_t) of the recorded samples.
+        location_means: (T, N, L) location means.
+        baselines: (T, N) baselines.
+        logits: (T, N, C) class logits.
+    """
+
+    location_log_probs: Tensor
+    location_means: Tensor
+    baselines: Tensor
+    logits: Tensor
+
+
 class GlimpseNetwork(nn.Module):
     """Glimpse network ``f_g``: combines "what" (the glimpse) and "where" (its location).
 
@@ -170,9 +234,7 @@ class GlimpseNetwork(nn.Module):
 class CoreNetwork(nn.Module):
     """Core network ``f_h``: ``h_t = ReLU(Linear(h_{t-1}) + Linear(g_t))`` (or LSTM / GRU)."""
 
-    def __init__(
-        self, input_size: int = 256, hidden_size: int = 256, core: str = "rnn"
-    ) -> None:
+    def __init__(self, input_size: int = 256, hidden_size: int = 256, core: str = "rnn") -> None:
         """Build the core network.
 
         Args:
@@ -279,15 +341,47 @@ class LocationNetwork(nn.Module):
         """
         std = self.std if std is None else float(std)
         mean = torch.tanh(self.fc(h.detach() if self.detach_input else h))
+        sample = self.sample(mean, std, deterministic=deterministic, generator=generator)
+        return sample.clamp(-1.0, 1.0), self.log_prob(sample, mean, std), mean
+
+    @staticmethod
+    def sample(
+        mean: Tensor,
+        std: float,
+        *,
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Draw an (unclamped, detached) location from ``N(mean, std^2 I)``.
+
+        Args:
+            mean: (N, L) policy mean.
+            std: standard deviation.
+            deterministic: return the mean itself.
+            generator: random generator.
+
+        Returns:
+            (N, L) detached sample.
+        """
         if deterministic:
-            sample = mean.detach()
-        else:
-            noise = torch.randn(mean.shape, generator=generator, device=mean.device)
-            sample = (mean.detach() + std * noise).detach()
-        log_prob = -0.5 * ((sample - mean) / std).square().sum(-1) - mean.shape[-1] * (
-            math.log(std) + _LOG_SQRT_2PI
-        )
-        return sample.clamp(-1.0, 1.0), log_prob, mean
+            return mean.detach()
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device)
+        return noise.mul_(std).add_(mean.detach())
+
+    @staticmethod
+    def log_prob(sample: Tensor, mean: Tensor, std: float) -> Tensor:
+        """Log-density of ``sample`` under ``N(mean, std^2 I)``, summed over coordinates.
+
+        Args:
+            sample: (..., L) unclamped sample (no gradient).
+            mean: (..., L) mean (gradient flows through it).
+            std: standard deviation.
+
+        Returns:
+            (...) log-probabilities.
+        """
+        z = (sample - mean) / std
+        return -0.5 * z.square().sum(-1) - mean.shape[-1] * (math.log(std) + _LOG_SQRT_2PI)
 
 
 class ActionNetwork(nn.Module):
@@ -367,9 +461,7 @@ def glimpse_size(observation_space: gym.Space) -> int:
 class RecurrentAttentionModel(nn.Module):
     """The Recurrent Attention Model: glimpse, core, location, action and baseline networks."""
 
-    def __init__(
-        self, glimpse_dim: int, n_classes: int, config: RAMConfig | None = None
-    ) -> None:
+    def __init__(self, glimpse_dim: int, n_classes: int, config: RAMConfig | None = None) -> None:
         """Build RAM.
 
         Args:
@@ -459,6 +551,7 @@ class RecurrentAttentionModel(nn.Module):
         deterministic: bool = False,
         std: float | None = None,
         generator: torch.Generator | None = None,
+        tape: RolloutTape | None = None,
     ) -> StepOutput:
         """Take in glimpse t, update the core, emit location t+1, logits and baseline.
 
@@ -469,10 +562,15 @@ class RecurrentAttentionModel(nn.Module):
             deterministic: use the mean location instead of sampling.
             std: location policy std (default ``config.location_std``).
             generator: random generator for the location sample.
+            tape: record the activations on this tape and compute nothing
+                differentiable (see :class:`RolloutTape`; RNN core only). The step's
+                outputs are then plain tensors; call :meth:`replay` after the last step.
 
         Returns:
             The :class:`StepOutput`.
         """
+        if tape is not None:
+            return self._tape_step(glimpse, location, state, deterministic, std, generator, tape)
         g = self.glimpse_network(glimpse, location)
         h, new_state = self.core_network(g, state)
         next_location, log_prob, mean = self.location_network(
@@ -486,6 +584,237 @@ class RecurrentAttentionModel(nn.Module):
             baseline=self.baseline_network(h),
             state=new_state,
         )
+
+    @property
+    def supports_tape(self) -> bool:
+        """Whether :class:`RolloutTape` recording is available (the ReLU RNN core)."""
+        return self.config.core == "rnn"
+
+    def _tape_parameters(self) -> list[Tensor]:
+        gn, loc = self.glimpse_network, self.location_network
+        cell = self.core_network.cell
+        assert isinstance(cell, nn.RNNCell)
+        return [
+            gn.fc_glimpse.weight,
+            gn.fc_glimpse.bias,
+            gn.fc_location.weight,
+            gn.fc_location.bias,
+            gn.fc_what.weight,
+            gn.fc_what.bias,
+            gn.fc_where.weight,
+            gn.fc_where.bias,
+            cell.weight_ih,
+            cell.bias_ih,
+            cell.weight_hh,
+            cell.bias_hh,
+            loc.fc.weight,
+            loc.fc.bias,
+            self.action_network.fc.weight,
+            self.action_network.fc.bias,
+            self.baseline_network.fc.weight,
+            self.baseline_network.fc.bias,
+        ]
+
+    @torch.no_grad()
+    def _tape_step(
+        self,
+        glimpse: Tensor,
+        location: Tensor,
+        state: CoreState,
+        deterministic: bool,
+        std: float | None,
+        generator: torch.Generator | None,
+        tape: RolloutTape,
+    ) -> StepOutput:
+        """:meth:`step` without autograd, recording activations on ``tape``."""
+        if not self.supports_tape:
+            raise ValueError(f"RolloutTape needs the 'rnn' core, not {self.config.core!r}")
+        std = self.location_network.std if std is None else float(std)
+        if len(tape) == 0:
+            tape.std = std
+            tape.h0 = state  # type: ignore[assignment]
+        elif std != tape.std:
+            raise ValueError("the location std must stay the same over a tape")
+        gn = self.glimpse_network
+        x = glimpse.reshape(glimpse.shape[0], -1)
+        what = F.relu(gn.fc_glimpse(x))
+        where = F.relu(gn.fc_location(location))
+        g = gn.fc_what(what).add_(gn.fc_where(where)).relu_()
+        h, _ = self.core_network(g, state)
+        mean = torch.tanh(self.location_network.fc(h))
+        sample = LocationNetwork.sample(mean, std, deterministic=deterministic, generator=generator)
+        logits = self.action_network(h)
+        baseline = self.baseline_network(h)
+        for name, value in (
+            ("glimpses", x),
+            ("locations", location),
+            ("what", what),
+            ("where", where),
+            ("features", g),
+            ("hidden", h),
+            ("samples", sample),
+            ("means", mean),
+            ("logits", logits),
+            ("baselines", baseline),
+        ):
+            getattr(tape, name).append(value)
+        return StepOutput(
+            location=sample.clamp(-1.0, 1.0),
+            location_log_prob=LocationNetwork.log_prob(sample, mean, std),
+            location_mean=mean,
+            logits=logits,
+            baseline=baseline,
+            state=h,
+        )
+
+    def replay(self, tape: RolloutTape) -> ReplayOutput:
+        """Differentiable outputs of a recorded rollout.
+
+        The forward values are the recorded ones (nothing is recomputed); the backward
+        pass (hand-written backpropagation through time, batched over the T steps) gives
+        the same parameter gradients as autograd through :meth:`step`.
+
+        Args:
+            tape: a tape filled by :meth:`step` calls with ``tape=tape``.
+
+        Returns:
+            The :class:`ReplayOutput`.
+        """
+        if len(tape) == 0:
+            raise ValueError("empty tape")
+        acts = _StackedTape(
+            glimpses=torch.stack(tape.glimpses),
+            locations=torch.stack(tape.locations),
+            what=torch.stack(tape.what),
+            where=torch.stack(tape.where),
+            features=torch.stack(tape.features),
+            hidden=torch.stack(tape.hidden),
+            means=torch.stack(tape.means),
+            h0=tape.h0 if isinstance(tape.h0, Tensor) else None,
+            detach_location_input=self.location_network.detach_input,
+        )
+        means, baselines, logits = _TapeReplay.apply(
+            acts,
+            torch.stack(tape.baselines),
+            torch.stack(tape.logits),
+            *self._tape_parameters(),
+        )
+        samples = torch.stack(tape.samples)
+        return ReplayOutput(
+            location_log_probs=LocationNetwork.log_prob(samples, means, tape.std),
+            location_means=means,
+            baselines=baselines,
+            logits=logits,
+        )
+
+
+@dataclass
+class _StackedTape:
+    """Stacked (T, N, .) activations of a :class:`RolloutTape`."""
+
+    glimpses: Tensor
+    locations: Tensor
+    what: Tensor
+    where: Tensor
+    features: Tensor
+    hidden: Tensor
+    means: Tensor
+    h0: Tensor | None
+    detach_location_input: bool
+
+
+def _flat(x: Tensor) -> Tensor:
+    """(T, N, F) -> (T * N, F)."""
+    return x.reshape(-1, x.shape[-1])
+
+
+class _TapeReplay(torch.autograd.Function):
+    """Recorded outputs in, batched backpropagation through time out."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, acts: _StackedTape, baselines: Tensor, logits: Tensor, *params: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        ctx.acts = acts
+        ctx.save_for_backward(*params)
+        ctx.set_materialize_grads(False)
+        return acts.means.clone(), baselines.clone(), logits.clone()
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, d_means: Tensor | None, d_baselines: Tensor | None, d_logits: Tensor | None
+    ) -> tuple[Tensor | None, ...]:
+        a: _StackedTape = ctx.acts
+        params = ctx.saved_tensors
+        w_what, w_where, w_ih, w_hh = params[4], params[6], params[8], params[10]
+        w_loc, w_act = params[12], params[14]
+        hidden = a.hidden  # (T, N, H)
+        h_flat = _flat(hidden)  # (T * N, H)
+        d_hidden: Tensor | None = None  # dLoss/dh_t from the heads, (T, N, H)
+
+        def linear_grads(d_out: Tensor | None, inputs: Tensor) -> list[Tensor | None]:
+            """[dW, db] of a Linear from d_out (T * N, out) and its inputs (T * N, in)."""
+            if d_out is None:  # no gradient reaches it (as autograd: None)
+                return [None, None]
+            return [d_out.t() @ inputs, d_out.sum(0)]
+
+        # Heads: location mean tanh(W_loc h + b_loc), logits W_act h + b_act, baseline.
+        d_loc = None if d_means is None else _flat(d_means * (1.0 - a.means.square()))
+        if d_loc is not None and not a.detach_location_input:
+            d_hidden = (d_loc @ w_loc).view_as(hidden)
+        d_act = None if d_logits is None else _flat(d_logits)
+        if d_act is not None:
+            from_action = (d_act @ w_act).view_as(hidden)
+            d_hidden = from_action if d_hidden is None else d_hidden.add_(from_action)
+        d_base = None if d_baselines is None else d_baselines.reshape(-1, 1)
+        heads = [
+            *linear_grads(d_loc, h_flat),
+            *linear_grads(d_act, h_flat),
+            *linear_grads(d_base, h_flat),
+        ]
+
+        body: list[Tensor | None]
+        if d_hidden is None:  # nothing reaches the core or the glimpse network
+            body = [None] * 12
+        else:
+            # Backpropagation through time of h_t = ReLU(W_ih g_t + b_ih + W_hh h_{t-1} + b_hh):
+            # the only sequential part; everything else is one matrix product over T * N.
+            d_pre = torch.empty_like(hidden)
+            active = hidden > 0
+            d_h = d_hidden[-1]
+            for t in range(hidden.shape[0] - 1, -1, -1):
+                torch.mul(d_h, active[t], out=d_pre[t])
+                if t > 0:
+                    d_h = torch.addmm(d_hidden[t - 1], d_pre[t], w_hh)
+            d_pre_flat = _flat(d_pre)
+            g_flat = _flat(a.features)
+            grad_w_hh = _flat(d_pre[1:]).t() @ _flat(hidden[:-1])
+            if a.h0 is not None:
+                grad_w_hh.addmm_(d_pre[0].t(), a.h0)
+            grad_b_core = d_pre_flat.sum(0)
+            # Glimpse network: g = ReLU(W_what h_g + b_what + W_where h_l + b_where).
+            d_g = (d_pre_flat @ w_ih).mul_(g_flat > 0)
+            what, where = _flat(a.what), _flat(a.where)
+            d_what = (d_g @ w_what).mul_(what > 0)
+            d_where = (d_g @ w_where).mul_(where > 0)
+            grad_b_g = d_g.sum(0)
+            body = [
+                d_what.t() @ _flat(a.glimpses),
+                d_what.sum(0),
+                d_where.t() @ _flat(a.locations),
+                d_where.sum(0),
+                d_g.t() @ what,
+                grad_b_g,
+                d_g.t() @ where,
+                grad_b_g.clone(),
+                d_pre_flat.t() @ g_flat,
+                grad_b_core,
+                grad_w_hh,
+                grad_b_core.clone(),
+            ]
+        grads = [*body, *heads]
+        needs = ctx.needs_input_grad[3:]
+        return (None, None, None, *(g if need else None for g, need in zip(grads, needs)))
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:

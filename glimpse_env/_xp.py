@@ -47,11 +47,13 @@ def randint(u: Array, high: int) -> Array:
     return np.minimum((u * high).astype(np.int64), high - 1)
 
 
-def saturate_uint8(x: Array) -> Array:
-    """Clip integer pixel sums at 255 and return uint8."""
-    if is_torch(x):
-        return torch.clamp(x, max=255).to(torch.uint8)
-    return np.minimum(x, 255).astype(np.uint8)
+def saturating_add(a: Array, b: Array) -> Array:
+    """``min(a + b, 255)`` of two uint8 arrays, as uint8 (pixel values saturate at 1.0)."""
+    if is_torch(a):
+        return torch.clamp(a.to(torch.int16) + b, max=255).to(torch.uint8)
+    total = a.astype(np.int16)
+    total += b
+    return np.minimum(total, 255, out=total).astype(np.uint8)
 
 
 def to_backend(x: np.ndarray, like: Array) -> Array:

@@ -74,6 +74,15 @@ def validate_actions(actions: Any, shape: tuple[int, ...]) -> np.ndarray:
     return array
 
 
+def clip_locations(actions: Any) -> Any:
+    """The location part of ``actions (N, 2 + C)`` clipped to [-1, 1], as float32 ``(N, 2)``."""
+    if _xp.is_torch(actions):
+        return _xp.torch.clamp(actions[:, :2], -1.0, 1.0).to(_xp.torch.float32)
+    locations = actions[:, :2].astype(np.float32)
+    np.minimum(locations, 1.0, out=locations)
+    return np.maximum(locations, -1.0, out=locations)
+
+
 def log_softmax(scores: np.ndarray) -> np.ndarray:
     """Row-wise log-softmax of ``(N, C)`` scores."""
     shifted = scores - scores.max(axis=1, keepdims=True)
@@ -339,7 +348,7 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             self._episode += 1
         batch = self.draw_episodes(self._key, self._episode, np.zeros(1, np.int64), 1)
         self._batch, self._t, self._done = batch, 0, False
-        self._path = [batch.starts[0]]
+        self._path = [batch.starts[0]] if self.render_mode is not None else []
         obs = self.observe(batch.tables, batch.starts)
         return _first(obs), {"image_index": int(batch.image_indices[0])}
 
@@ -353,12 +362,15 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 f"The episode ended after {self.n_glimpses} steps: call env.reset() before step()."
             )
         actions = validate_actions(action, self._action_shape[1:])[None]
-        locations = np.clip(actions[:, :2], -1.0, 1.0).astype(np.float32)
+        locations = clip_locations(actions)
         self._t += 1
-        self._path.append(locations[0])
-        last = self._t >= self.n_glimpses
-        rewards, predictions = self.rewards(actions[:, 2:], self._batch.labels, last)
+        if self.render_mode is not None:
+            self._path.append(locations[0])
         obs = _first(self.observe(self._batch.tables, locations))
+        last = self._t >= self.n_glimpses
+        if not last and self.reward_type == "sparse":
+            return obs, 0.0, False, False, {}
+        rewards, predictions = self.rewards(actions[:, 2:], self._batch.labels, last)
         info: dict[str, Any] = {}
         if last:
             self._done = True
@@ -396,13 +408,17 @@ def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
-def _place(canvases: np.ndarray, patches: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> None:
-    """Add ``patches (N, p, p)`` into int ``canvases (N, H, W)`` at top-left ``(rows, cols)``."""
+def _add_saturating(canvases: Any, patches: Any, rows: Any, cols: Any) -> None:
+    """Add uint8 ``patches (N, p, p)`` into uint8 ``canvases (N, H, W)`` at top-left
+    ``(rows, cols)`` (each ``(N,)``), saturating at 255 (i.e. at 1.0)."""
     n, p = patches.shape[0], patches.shape[1]
     ramp = _xp.arange(patches, p)
-    r = (rows[:, None] + ramp)[:, :, None]
-    c = (cols[:, None] + ramp)[:, None, :]
-    canvases[_xp.arange(patches, n)[:, None, None], r, c] += patches
+    index = (
+        _xp.arange(patches, n)[:, None, None],
+        (rows[:, None] + ramp)[:, :, None],
+        (cols[:, None] + ramp)[:, None, :],
+    )
+    canvases[index] = _xp.saturating_add(canvases[index], patches)
 
 
 class GlimpseMNISTEnv(GlimpseEnv):
@@ -439,7 +455,7 @@ class TranslatedMNISTEnv(GlimpseEnv):
         size = self.canvas_size
         canvases = _xp.zeros(digits, (len(digits), size, size), "uint8")
         pos = _xp.randint(u[:, :2], size - DIGIT_SIZE + 1)
-        _place(canvases, digits, pos[:, 0], pos[:, 1])
+        _add_saturating(canvases, digits, pos[:, 0], pos[:, 1])
         return canvases, {"digit_pos": pos}
 
 
@@ -475,7 +491,7 @@ class ClutteredMNISTEnv(GlimpseEnv):
         self, digits: np.ndarray, u: np.ndarray
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         size, piece, n = self.canvas_size, self.clutter_size, len(digits)
-        canvases = _xp.zeros(digits, (n, size, size), "int16")
+        canvases = _xp.zeros(digits, (n, size, size), "uint8")
         draws = u[:, 2:].reshape(n, self.n_clutter, 5)
         source = _xp.randint(draws[:, :, 0], len(self.data))
         window = _xp.randint(draws[:, :, 1:3], DIGIT_SIZE - piece + 1)
@@ -485,16 +501,16 @@ class ClutteredMNISTEnv(GlimpseEnv):
             rows = (window[:, j, 0:1] + ramp)[:, :, None]
             cols = (window[:, j, 1:2] + ramp)[:, None, :]
             patches = self._images[source[:, j, None, None], rows, cols]
-            _place(canvases, patches, pos[:, j, 0], pos[:, j, 1])
+            _add_saturating(canvases, patches, pos[:, j, 0], pos[:, j, 1])
         digit_pos = _xp.randint(u[:, :2], size - DIGIT_SIZE + 1)
-        _place(canvases, digits, digit_pos[:, 0], digit_pos[:, 1])
+        _add_saturating(canvases, digits, digit_pos[:, 0], digit_pos[:, 1])
         layout = {
             "digit_pos": digit_pos,
             "clutter_source": source,
             "clutter_window": window,
             "clutter_pos": pos,
         }
-        return _xp.saturate_uint8(canvases), layout
+        return canvases, layout
 
 
 class ClutteredMNIST100Env(ClutteredMNISTEnv):

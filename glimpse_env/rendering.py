@@ -57,15 +57,10 @@ def render_frame(
         draw.line(centres, fill=PATH_COLOUR, width=2)
     for cx, cy in centres:
         draw.ellipse((cx - 2, cy - 2, cx + 2, cy + 2), fill=PATH_COLOUR)
-    sizes = [glimpse_size * 2**s for s in range(n_scales)]
-    x0, y0 = glimpse_top_left(path[-1:], (h, w), sizes)
-    for s, size in enumerate(sizes):
-        box = (
-            x0[s, 0] * zoom,
-            y0[s, 0] * zoom,
-            (x0[s, 0] + size) * zoom - 1,
-            (y0[s, 0] + size) * zoom - 1,
-        )
+    corners = glimpse_top_left(path[-1:], (h, w), glimpse_size, n_scales)[0]  # (k, 2)
+    for s, (x0, y0) in enumerate(corners):
+        size = glimpse_size * 2**s
+        box = (x0 * zoom, y0 * zoom, (x0 + size) * zoom - 1, (y0 + size) * zoom - 1)
         draw.rectangle(box, outline=SCALE_COLOURS[s % len(SCALE_COLOURS)], width=2)
     if label is not None or prediction is not None:
         draw.text((4, 4), f"label {label}  pred {prediction}", fill=(255, 255, 255))

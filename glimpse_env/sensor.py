@@ -31,7 +31,7 @@ several times (the environments do this once per episode).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,44 +114,43 @@ def summed_area_table(images: Array) -> SummedAreaTable:
     else:
         raise TypeError(f"images must be uint8 or floating point, got {images.dtype}")
     table = np.zeros((n, h + 1, w + 1), dtype=dtype)
-    np.cumsum(images, axis=1, dtype=dtype, out=table[:, 1:, 1:])
-    np.cumsum(table[:, 1:, 1:], axis=2, out=table[:, 1:, 1:])
+    if n < 8:
+        np.cumsum(images, axis=1, dtype=dtype, out=table[:, 1:, 1:])
+        np.cumsum(table[:, 1:, 1:], axis=2, out=table[:, 1:, 1:])
+    else:  # row by row over the whole batch: 2-4x faster than cumsum for large batches
+        for i in range(h):
+            np.add(table[:, i, 1:], images[:, i], out=table[:, i + 1, 1:])
+        for j in range(w):
+            np.add(table[:, :, j + 1], table[:, :, j], out=table[:, :, j + 1])
     return SummedAreaTable(table, scale)
 
 
 def glimpse_top_left(
-    locations: Array, image_shape: tuple[int, int], sizes: Sequence[int]
-) -> tuple[Array, Array]:
-    """Top-left pixels ``(x0, y0)`` of squares of the given sizes centred at each location.
+    locations: Array, image_shape: tuple[int, int], glimpse_size: int, n_scales: int
+) -> Array:
+    """Top-left pixel ``(x0, y0)`` of every scale's square at each location.
 
     This is the one place the location-to-pixel mapping is written (see the module
-    docstring); rendering draws its boxes from it.
+    docstring); the sensor and rendering both use it. The arithmetic is done in float32 so
+    that every backend and device rounds alike.
 
     Args:
-        locations: ``(N, 2)`` locations ``(x, y)``. The arithmetic is done in float32 so that
-            every backend and device rounds alike.
+        locations: ``(N, 2)`` locations ``(x, y)``, NumPy or torch.
         image_shape: ``(H, W)``.
-        sizes: sides of the squares in pixels, one per scale (``k`` of them).
+        glimpse_size: side ``g`` of the finest scale.
+        n_scales: number of scales ``k``; scale ``s`` is ``g * 2**s`` pixels wide.
 
     Returns:
-        ``x0, y0``: int32 arrays ``(k, N)``.
+        int64 ``(N, k, 2)``: ``[..., 0]`` is ``x0`` (column), ``[..., 1]`` is ``y0`` (row).
     """
-    h, w = image_shape
-    shift = [[0.5 - size / 2.0] for size in sizes]
     if isinstance(locations, torch.Tensor):
-        loc = locations.to(torch.float32).T
-        dev = loc.device
-        half = torch.tensor([[w / 2.0], [h / 2.0]], dtype=torch.float32, device=dev)
-        shifts = torch.tensor(shift, dtype=torch.float32, device=dev)
-        centre = (loc + 1.0) * half  # (2, N)
-        corner = torch.floor(centre[:, None, :] + shifts).to(torch.int32)
-    else:
-        loc = np.asarray(locations, dtype=np.float32).T
-        half = np.array([[w / 2.0], [h / 2.0]], dtype=np.float32)
-        centre = (loc + np.float32(1.0)) * half  # (2, N)
-        corner = np.floor(centre[:, None, :] + np.array(shift, dtype=np.float32))
-        corner = corner.astype(np.int32)
-    return corner[0], corner[1]
+        dev = str(locations.device)
+        half, shift = _torch_constants(image_shape, glimpse_size, n_scales, 1.0, dev)[:2]
+        centre = (locations.to(torch.float32) + 1.0) * half  # (N, 2)
+        return torch.floor(centre[:, None, :] + shift).to(torch.int64)
+    half, shift = _constants(image_shape, glimpse_size, n_scales, 1.0)[:2]
+    centre = (np.asarray(locations, dtype=np.float32) + np.float32(1.0)) * half  # (N, 2)
+    return np.floor(centre[:, None, :] + shift).astype(np.int64)
 
 
 def extract_glimpses(
@@ -193,40 +192,72 @@ def extract_glimpses(
     return _gather_glimpses(sat, locations, glimpse_size, n_scales)
 
 
+@functools.lru_cache(maxsize=128)
+def _constants(
+    image_shape: tuple[int, int], glimpse_size: int, n_scales: int, value_scale: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """NumPy constants of one sensor configuration (built once, reused every call).
+
+    Returns:
+        ``half (2,)`` float32 half extents (x, y); ``shift (k, 1)`` float32 offsets from the
+        centre to the top-left pixel of each scale; ``ramp (k, 1, g + 1)`` int64 block
+        boundaries; ``limit (2, 1)`` int64 largest table index (x, y); ``norm (k, 1, 1)``
+        pixel-sum-to-mean factors.
+    """
+    h, w = image_shape
+    g, k = glimpse_size, n_scales
+    half = np.array([w / 2.0, h / 2.0], dtype=np.float32)
+    shift = np.array([[0.5 - g * 2**s / 2.0] for s in range(k)], dtype=np.float32)
+    ramp = np.array([[[2**s * i for i in range(g + 1)]] for s in range(k)], dtype=np.int64)
+    limit = np.array([[w], [h]], dtype=np.int64)
+    norm = np.array([[[value_scale / 4**s]] for s in range(k)], dtype=np.float32)
+    for array in (half, shift, ramp, limit, norm):
+        array.flags.writeable = False
+    return half, shift, ramp, limit, norm
+
+
+@functools.lru_cache(maxsize=128)
+def _torch_constants(
+    image_shape: tuple[int, int], glimpse_size: int, n_scales: int, value_scale: float, device: str
+) -> tuple[torch.Tensor, ...]:
+    """:func:`_constants` as tensors on ``device`` (cached: no host-to-device copy per call)."""
+    consts = _constants(image_shape, glimpse_size, n_scales, value_scale)
+    return tuple(torch.tensor(c, device=device) for c in consts)
+
+
 def _gather_glimpses(
     sat: SummedAreaTable, locations: Array, glimpse_size: int, n_scales: int
 ) -> Array:
     """Unchecked core of :func:`extract_glimpses` (the envs call it after validating).
 
-    Works batch-last, ``(k, g + 1, g + 1, N)``, so that every elementwise operation runs
-    over the long batch axis, and transposes once at the end.
+    Per call: the block boundaries of every scale as ``(N, k, 2, g + 1)`` table indices
+    (clamped into the table, so pixels off the image add 0), one gather of the
+    ``(g + 1)^2`` corner sums per scale, and two differences.
     """
     table = sat.table
     h, w = sat.image_shape
     g = glimpse_size
     n = int(table.shape[0])
-    blocks = [2**s for s in range(n_scales)]
-    ramp_rows = [[b * i for i in range(g + 1)] for b in blocks]
-    norm_rows = [[[[sat.value_scale / b**2]]] for b in blocks]
     if isinstance(table, torch.Tensor):
-        xp: Any = torch
         dev = table.device
-        ramp = torch.tensor(ramp_rows, dtype=torch.int32, device=dev)[:, :, None]
-        norm = torch.tensor(norm_rows, dtype=table.dtype, device=dev)
-        base = torch.arange(n, dtype=torch.int64, device=dev) * ((h + 1) * (w + 1))
-    else:
-        xp = np
-        ramp = np.array(ramp_rows, dtype=np.int32)[:, :, None]
-        norm = np.array(norm_rows, dtype=table.dtype)
-        base = np.arange(n, dtype=np.int64) * ((h + 1) * (w + 1))
-    # Block boundaries of every scale, (k, g + 1, N), clamped into the table so that pixels
-    # outside the image add 0 to the block sums.
-    x0, y0 = glimpse_top_left(locations, (h, w), [g * b for b in blocks])
-    cols = xp.clip(x0[:, None, :] + ramp, 0, w)
-    rows = xp.clip(y0[:, None, :] + ramp, 0, h) * (w + 1) + base
-    corners = xp.take(table.reshape(-1), rows[:, :, None, :] + cols[:, None, :, :])
-    sums = corners[:, 1:, 1:] - corners[:, :-1, 1:] - corners[:, 1:, :-1] + corners[:, :-1, :-1]
-    glimpses = sums * norm  # (k, g, g, N)
-    if isinstance(glimpses, torch.Tensor):
-        return glimpses.permute(3, 0, 1, 2).to(torch.float32).contiguous()
-    return np.ascontiguousarray(glimpses.transpose(3, 0, 1, 2), dtype=np.float32)
+        ramp, limit, norm = _torch_constants((h, w), g, n_scales, sat.value_scale, str(dev))[2:]
+        corner = glimpse_top_left(locations, (h, w), g, n_scales)  # (N, k, 2)
+        bounds = torch.minimum(torch.clamp(corner[..., None] + ramp, min=0), limit)
+        base = torch.arange(n, device=dev)[:, None, None, None] * ((h + 1) * (w + 1))
+        flat = bounds[:, :, 1, :, None] * (w + 1) + bounds[:, :, 0, None, :] + base
+        c = torch.take(table.reshape(-1), flat)  # (N, k, g + 1, g + 1)
+        c = c[..., 1:, :] - c[..., :-1, :]
+        return ((c[..., 1:] - c[..., :-1]) * norm.to(c.dtype)).to(torch.float32)
+    ramp, limit, norm = _constants((h, w), g, n_scales, sat.value_scale)[2:]
+    corner = glimpse_top_left(locations, (h, w), g, n_scales)  # (N, k, 2)
+    bounds = np.minimum(np.maximum(corner[..., None] + ramp, 0), limit)  # (N, k, 2, g + 1)
+    rows = bounds[:, :, 1, :, None] * (w + 1)
+    if n > 1:
+        rows += np.arange(0, n * (h + 1) * (w + 1), (h + 1) * (w + 1))[:, None, None, None]
+    c = table.reshape(-1).take(rows + bounds[:, :, 0, None, :])  # (N, k, g + 1, g + 1)
+    c = c[..., 1:, :] - c[..., :-1, :]
+    out = c[..., 1:] - c[..., :-1]
+    if out.dtype == np.float32:
+        out *= norm
+        return out
+    return (out * norm.astype(out.dtype)).astype(np.float32)

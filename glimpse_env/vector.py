@@ -16,7 +16,7 @@ from gymnasium.error import ResetNeeded
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from glimpse_env.envs import EpisodeBatch, GlimpseEnv, validate_actions
+from glimpse_env.envs import EpisodeBatch, GlimpseEnv, clip_locations, validate_actions
 
 BACKENDS = ("numpy", "torch")
 AUTORESET_MODES = (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP)
@@ -241,8 +241,8 @@ class GlimpseVectorEnv(VectorEnv):
             return obs, rewards, self._flags(terminated), self._flags(truncated), final_info
         final_obs = np.empty(self.num_envs, dtype=object)
         final_obs[:] = [
-            {"glimpse": obs["glimpse"][i], "location": obs["location"][i]}
-            for i in range(self.num_envs)
+            {"glimpse": g, "location": loc}
+            for g, loc in zip(list(obs["glimpse"]), list(obs["location"]))
         ]
         self._episodes += 1
         info = self._new_episodes()
@@ -255,10 +255,7 @@ class GlimpseVectorEnv(VectorEnv):
 
     def _advance(self, actions: Any) -> tuple[dict[str, Any], Any, bool, bool, Any]:
         """Move every sensor to its action's location; returns obs, rewards, flags, predictions."""
-        if self.backend == "torch":
-            locations = torch.clamp(actions[:, :2], -1.0, 1.0).to(torch.float32)
-        else:
-            locations = np.clip(actions[:, :2], -1.0, 1.0).astype(np.float32)
+        locations = clip_locations(actions)
         self._locations = locations
         self._t += 1
         terminated = self._t >= self.task.n_glimpses

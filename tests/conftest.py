@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,18 @@ def mnist_dir() -> Path:
             "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)."
         )
     return folder
+
+
+@pytest.fixture(scope="module")
+def glimpse_data(mnist_dir: Path) -> Iterator[Path]:
+    """Point ``$GLIMPSE_ENV_DATA`` at the test MNIST folder for one test module.
+
+    Not autouse: env test modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("glimpse_data")`` so that ``gym.make(id)``,
+    ``gym.make_vec(id)`` and subprocesses find the data without ``data_dir``. Module-scoped
+    and undone afterwards, so it cannot leak into ``test_datasets.py`` (which unsets the
+    variable for its own tests anyway).
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GLIMPSE_ENV_DATA", str(mnist_dir))
+        yield mnist_dir

@@ -13,7 +13,12 @@ import sys
 from collections.abc import Sequence
 
 #: Modules of ``train`` that add top-level subcommands, in help order.
-_COMMAND_MODULES: tuple[str, ...] = ("train.demo", "train.train_cmd", "train.eval_cmd", "train.render_cmd")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "train.demo",
+    "train.train_cmd",
+    "train.eval_cmd",
+    "train.render_cmd",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

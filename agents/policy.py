@@ -1,0 +1,208 @@
+"""What every trained agent offers for evaluation and rendering, and how to load one.
+
+Each kind of agent (RAM, SB3 PPO, RecurrentPPO, supervised baselines) provides a
+:class:`Policy` adapter and registers a loader under its ``"agent"`` name with
+:func:`register_loader`. ``glimpse eval`` and ``glimpse render`` then work the same way for
+all of them through :func:`load_policy` and :func:`evaluate_policy`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+import glimpse_env  # noqa: F401  (registers the ids)
+
+EVAL_MODES = ("deterministic", "sample")
+
+
+class Policy(Protocol):
+    """A trained agent acting on batched observations of a :class:`GlimpseVectorEnv`.
+
+    ``act`` is called once per step on the whole batch; ``state`` carries any memory
+    (recurrent state, glimpse history) between steps of the same episodes.
+    """
+
+    #: The env id and keyword arguments the agent was trained on.
+    env_id: str
+    env_kwargs: dict[str, Any]
+
+    def initial_state(self, num_envs: int) -> Any:
+        """Memory at the start of ``num_envs`` fresh episodes."""
+        ...
+
+    def act(
+        self, obs: dict[str, np.ndarray], state: Any, deterministic: bool
+    ) -> tuple[np.ndarray, Any]:
+        """Actions float32 ``(N, 2 + C)`` for batched ``obs`` and the next state.
+
+        ``deterministic``: mean locations and argmax class; else sampled from the policy.
+        """
+        ...
+
+
+@dataclass
+class LoadedPolicy:
+    """A policy together with where it came from."""
+
+    policy: Policy
+    path: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+Loader = Callable[[Path, dict[str, Any], str], Policy]
+_LOADERS: dict[str, Loader] = {}
+
+
+def register_loader(agent: str, loader: Loader) -> None:
+    """Register ``loader(path, meta, device) -> Policy`` for checkpoints of kind ``agent``."""
+    _LOADERS[agent] = loader
+
+
+def _ensure_loaders() -> None:
+    """Import the agent modules that register loaders (optional ones only if installed)."""
+    import importlib
+
+    for module in ("agents.ram_policy", "agents.sb3_policy", "agents.baselines"):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:  # the optional extra (e.g. sb3) is not installed
+            if (
+                module not in str(exc)
+                and "stable_baselines3" not in str(exc)
+                and "sb3_contrib" not in str(exc)
+            ):
+                raise
+
+
+def read_meta(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    """Find a checkpoint's metadata.
+
+    ``path`` may be a run folder (its ``checkpoint.pt`` or ``meta.json``), a ``.pt``
+    checkpoint, or a file with a sidecar ``<name>.json`` / ``meta.json`` next to it.
+
+    Returns:
+        ``(checkpoint file, metadata with at least "agent", "env_id", "env_kwargs")``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    if path.is_dir():
+        meta_file = path / "meta.json"
+        if not meta_file.is_file():
+            raise FileNotFoundError(
+                f"{path} is a folder without meta.json: not a glimpse run folder"
+            )
+        meta = json.loads(meta_file.read_text())
+        return path / meta["checkpoint"], meta
+    for sidecar in (path.with_suffix(".json"), path.parent / "meta.json"):
+        if sidecar.is_file() and sidecar != path:
+            meta = json.loads(sidecar.read_text())
+            if "agent" in meta:
+                return path, meta
+    if path.suffix == ".pt":
+        from agents.checkpoints import load_checkpoint
+
+        payload = load_checkpoint(path)
+        return path, {k: payload[k] for k in ("agent", "env_id", "env_kwargs") if k in payload}
+    raise ValueError(f"cannot tell what kind of agent {path} holds (no meta.json next to it)")
+
+
+def load_policy(path: str | os.PathLike, device: str = "cpu") -> LoadedPolicy:
+    """Load any trained agent saved by ``glimpse train``.
+
+    Raises:
+        ValueError: if the checkpoint's agent kind has no loader (e.g. the ``sb3`` extra is
+            missing).
+    """
+    file, meta = read_meta(path)
+    _ensure_loaders()
+    agent = meta.get("agent")
+    if agent not in _LOADERS:
+        raise ValueError(
+            f"no loader for agent kind {agent!r} (known: {sorted(_LOADERS)}); "
+            "for SB3 models install the extra: pip install 'glimpse-env[sb3]'"
+        )
+    return LoadedPolicy(_LOADERS[agent](file, meta, device), file, meta)
+
+
+def evaluate_policy(
+    policy: Policy,
+    env_id: str | None = None,
+    split: str = "test",
+    n_images: int | None = None,
+    mode: str = "deterministic",
+    num_envs: int = 500,
+    env_kwargs: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Test error from exactly one rollout per image of a split.
+
+    The split's digits are visited in order (``sequential=True``): image ``i`` appears once,
+    with its fixed canvas and start location (a pure function of ``(split, i)``). Nothing is
+    averaged over repeated rollouts.
+
+    Args:
+        policy: the agent.
+        env_id: defaults to the id the policy was trained on.
+        split: ``"test"`` or ``"val"`` (or a training split).
+        n_images: first ``n_images`` digits of the split; the whole split when ``None``.
+        mode: ``"deterministic"`` (mean locations, argmax class) or ``"sample"``.
+        num_envs: episodes stepped together.
+        env_kwargs: env keyword arguments; default those the policy was trained with.
+        progress: show a progress bar.
+
+    Returns:
+        ``{"error_rate", "accuracy", "n_images", "n_correct", "env_id", "split", "mode"}``.
+    """
+    if mode not in EVAL_MODES:
+        raise ValueError(f"mode must be one of {EVAL_MODES}, got {mode!r}")
+    env_id = env_id or policy.env_id
+    kwargs = {**(policy.env_kwargs if env_kwargs is None else env_kwargs)}
+    for key in ("split", "sequential", "start", "reward"):
+        kwargs.pop(key, None)
+    envs = gym.make_vec(env_id, num_envs=num_envs, split=split, sequential=True, **kwargs)
+    total = len(envs.unwrapped.task.data) if n_images is None else int(n_images)
+    n_batches = math.ceil(total / num_envs)
+    correct = 0
+    bar = _progress(n_batches, progress, f"eval {env_id} {split}")
+    obs, info = envs.reset(seed=0)
+    for b in range(n_batches):
+        index = np.asarray(info["image_index"])
+        state = policy.initial_state(num_envs)
+        while True:
+            actions, state = policy.act(obs, state, mode == "deterministic")
+            obs, _, terminated, truncated, info = envs.step(actions)
+            if np.all(terminated | truncated):
+                break
+        final = info["final_info"]
+        first = b * num_envs
+        counted = (index >= first) & (index < min(total, first + num_envs))
+        correct += int(np.sum(np.asarray(final["is_success"])[counted]))
+        bar.update(1)
+    bar.close()
+    envs.close()
+    accuracy = correct / total
+    return {
+        "error_rate": 1.0 - accuracy,
+        "accuracy": accuracy,
+        "n_images": total,
+        "n_correct": correct,
+        "env_id": env_id,
+        "split": split,
+        "mode": mode,
+    }
+
+
+def _progress(total: int, enabled: bool, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="batch")

@@ -1,0 +1,410 @@
+"""stable-baselines3 agents on the glimpse envs: features extractors, memory, evaluation.
+
+The PPO comparison should compare *learning algorithms*, not feature stacks, so every SB3
+agent here reads a glimpse through the same glimpse network as RAM
+(:class:`agents.ram.GlimpseNetwork`: ``h_g = ReLU(Linear(glimpse))`` 128,
+``h_l = ReLU(Linear(location))`` 128, ``g = ReLU(Linear(h_g) + Linear(h_l))`` 256).
+
+Memory. A glimpse episode is partially observed: one glimpse says little about the digit.
+
+* **RecurrentPPO** (sb3-contrib, ``MultiInputLstmPolicy``) gets its memory from an LSTM on
+  top of :class:`GlimpseFeatures` (the single-glimpse extractor): the closest match to
+  RAM's recurrent core.
+* **Plain PPO** has no memory, so it gets an explicit one: :class:`GlimpseHistory`, an
+  SB3 ``VecEnvWrapper`` whose observation is every glimpse (and location) seen so far in
+  the episode, in ``T`` fixed slots, zero-padded, with a mask of the filled slots.
+  :class:`GlimpseHistoryFeatures` applies the glimpse network to each slot and
+  concatenates the slot features (in order) with the mask. Without the wrapper PPO sees
+  only the current glimpse and would have to name the class from the last one alone.
+
+Evaluation. :class:`SB3Policy` adapts a trained SB3 model to the :class:`agents.policy.Policy`
+protocol (batched observations of the native vector env; the LSTM state or the glimpse
+history is the policy state), so ``glimpse eval RUN_DIR`` works as for RAM. Loaders for
+``"ppo"`` and ``"recurrent_ppo"`` run folders are registered on import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from torch import Tensor
+
+from agents.policy import register_loader
+from agents.ram import GlimpseNetwork
+
+__all__ = [
+    "GLIMPSES_KEY",
+    "LOCATIONS_KEY",
+    "MASK_KEY",
+    "GlimpseFeatures",
+    "GlimpseHistory",
+    "GlimpseHistoryBuffer",
+    "GlimpseHistoryFeatures",
+    "RecurrentState",
+    "SB3Policy",
+    "history_space",
+    "load_sb3_policy",
+]
+
+#: Keys of a history observation (see :func:`history_space`).
+GLIMPSES_KEY = "glimpses"
+LOCATIONS_KEY = "locations"
+MASK_KEY = "mask"
+
+
+# ---------------------------------------------------------------------- features extractors
+class GlimpseFeatures(BaseFeaturesExtractor):
+    """The RAM glimpse network as an SB3 features extractor for one glimpse.
+
+    Input: the env's observation ``{"glimpse": (B, k, g, g), "location": (B, 2)}``.
+    Output: ``g = ReLU(Linear(h_g) + Linear(h_l))``, ``(B, features_dim)``.
+
+    Args:
+        observation_space: the env's ``Dict(glimpse, location)`` space.
+        glimpse_hidden: units of ``h_g``.
+        location_hidden: units of ``h_l``.
+        features_dim: units of ``g``.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        glimpse_hidden: int = 128,
+        location_hidden: int = 128,
+        features_dim: int = 256,
+    ) -> None:
+        super().__init__(observation_space, features_dim)
+        glimpse = observation_space["glimpse"]
+        location = observation_space["location"]
+        self.glimpse_net = GlimpseNetwork(
+            int(np.prod(glimpse.shape)),
+            int(location.shape[0]),
+            glimpse_hidden,
+            location_hidden,
+            features_dim,
+        )
+
+    def forward(self, observations: dict[str, Tensor]) -> Tensor:
+        """Features ``(B, features_dim)`` of a batch of single glimpses."""
+        return self.glimpse_net(observations["glimpse"], observations["location"])
+
+
+class GlimpseHistoryFeatures(BaseFeaturesExtractor):
+    """The RAM glimpse network applied to every slot of a :class:`GlimpseHistory` observation.
+
+    For each slot ``t`` the *same* glimpse network gives ``g_t`` (256 units), multiplied by
+    the slot's mask so empty slots contribute exactly 0. The slots are then combined:
+
+    * ``"concat"`` (default): ``[g_1, ..., g_T, mask]``, ``T * 256 + T`` features. Slot
+      order is kept (the policy knows which glimpse came when, and from the mask how many
+      it has seen); the MLP head on top does the integrating a recurrent core would do.
+    * ``"mean"``: ``[mean of the filled g_t, mask]``, ``256 + T`` features: order-free
+      (a bag of glimpses), fewer parameters in the head.
+
+    Args:
+        observation_space: the ``Dict(glimpses, locations, mask)`` of :func:`history_space`.
+        glimpse_hidden: units of ``h_g``.
+        location_hidden: units of ``h_l``.
+        glimpse_features: units of ``g_t``.
+        combine: ``"concat"`` or ``"mean"``.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        glimpse_hidden: int = 128,
+        location_hidden: int = 128,
+        glimpse_features: int = 256,
+        combine: str = "concat",
+    ) -> None:
+        if combine not in ("concat", "mean"):
+            raise ValueError(f"combine must be 'concat' or 'mean', got {combine!r}")
+        glimpses = observation_space[GLIMPSES_KEY]
+        locations = observation_space[LOCATIONS_KEY]
+        n_slots = int(glimpses.shape[0])
+        per_slot = glimpse_features * (n_slots if combine == "concat" else 1)
+        super().__init__(observation_space, per_slot + n_slots)
+        self.n_slots = n_slots
+        self.combine = combine
+        self.glimpse_net = GlimpseNetwork(
+            int(np.prod(glimpses.shape[1:])),
+            int(locations.shape[1]),
+            glimpse_hidden,
+            location_hidden,
+            glimpse_features,
+        )
+
+    def forward(self, observations: dict[str, Tensor]) -> Tensor:
+        """Features ``(B, features_dim)`` of a batch of glimpse histories."""
+        glimpses = observations[GLIMPSES_KEY]
+        locations = observations[LOCATIONS_KEY]
+        mask = observations[MASK_KEY]
+        b, t = glimpses.shape[0], self.n_slots
+        g = self.glimpse_net(glimpses.reshape(b * t, -1), locations.reshape(b * t, -1))
+        g = g.reshape(b, t, -1) * mask[:, :, None]
+        if self.combine == "concat":
+            pooled = g.reshape(b, -1)
+        else:
+            pooled = g.sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
+        return torch.cat([pooled, mask], dim=1)
+
+
+# ---------------------------------------------------------------------- glimpse history
+def history_space(single: spaces.Dict, n_slots: int) -> spaces.Dict:
+    """Observation space of a glimpse history with ``n_slots`` slots.
+
+    ``Dict(glimpses=Box(0, 1, (T, k, g, g)), locations=Box(-1, 1, (T, 2)),
+    mask=Box(0, 1, (T,)))``, all float32.
+    """
+    glimpse, location = single["glimpse"], single["location"]
+    return spaces.Dict(
+        {
+            GLIMPSES_KEY: spaces.Box(0.0, 1.0, (n_slots, *glimpse.shape), np.float32),
+            LOCATIONS_KEY: spaces.Box(-1.0, 1.0, (n_slots, *location.shape), np.float32),
+            MASK_KEY: spaces.Box(0.0, 1.0, (n_slots,), np.float32),
+        }
+    )
+
+
+class GlimpseHistoryBuffer:
+    """The glimpses of ``num_envs`` running episodes, one slot per glimpse (NumPy).
+
+    Slot ``t`` (0-based) of env ``i`` holds the ``t+1``-th observation of its episode; later
+    slots are zero and ``mask[i, t]`` is 1 exactly for the filled slots. Used by
+    :class:`GlimpseHistory` (training) and :class:`SB3Policy` (evaluation) alike.
+
+    Args:
+        num_envs: episodes tracked.
+        n_slots: slots ``T`` (the number of glimpses per episode).
+        glimpse_shape: shape ``(k, g, g)`` of one glimpse.
+        location_dim: size of a location.
+    """
+
+    def __init__(
+        self, num_envs: int, n_slots: int, glimpse_shape: tuple[int, ...], location_dim: int = 2
+    ) -> None:
+        self.num_envs, self.n_slots = int(num_envs), int(n_slots)
+        self.glimpses = np.zeros((num_envs, n_slots, *glimpse_shape), np.float32)
+        self.locations = np.zeros((num_envs, n_slots, location_dim), np.float32)
+        self.mask = np.zeros((num_envs, n_slots), np.float32)
+        #: Filled slots per env (= glimpses seen in the current episode).
+        self.count = np.zeros(num_envs, np.int64)
+
+    def clear(self, envs: np.ndarray | None = None) -> None:
+        """Empty the history of the envs in boolean ``envs`` (all when ``None``)."""
+        sel = slice(None) if envs is None else np.asarray(envs, dtype=bool)
+        self.glimpses[sel] = 0.0
+        self.locations[sel] = 0.0
+        self.mask[sel] = 0.0
+        self.count[sel] = 0
+
+    def push(self, obs: dict[str, Any]) -> None:
+        """Append a batched observation ``{"glimpse": (N, ...), "location": (N, 2)}``.
+
+        Raises:
+            ValueError: if an episode already has ``n_slots`` glimpses.
+        """
+        if (self.count >= self.n_slots).any():
+            raise ValueError(
+                f"an episode has more than {self.n_slots} glimpses: the history has "
+                f"{self.n_slots} slots (clear it at episode ends, or use more slots)"
+            )
+        rows = np.arange(self.num_envs)
+        self.glimpses[rows, self.count] = np.asarray(obs["glimpse"], np.float32)
+        self.locations[rows, self.count] = np.asarray(obs["location"], np.float32)
+        self.mask[rows, self.count] = 1.0
+        self.count += 1
+
+    def observation(self) -> dict[str, np.ndarray]:
+        """The batched history observation (copies)."""
+        return {
+            GLIMPSES_KEY: self.glimpses.copy(),
+            LOCATIONS_KEY: self.locations.copy(),
+            MASK_KEY: self.mask.copy(),
+        }
+
+    def terminal(self, i: int, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """History of env ``i`` with its episode's last observation ``obs`` appended.
+
+        A full history (``n_slots`` glimpses) is returned as it is: the observation that
+        comes after the last step of a fixed-length episode is never acted on.
+        """
+        glimpses = self.glimpses[i].copy()
+        locations = self.locations[i].copy()
+        mask = self.mask[i].copy()
+        t = int(self.count[i])
+        if t < self.n_slots:
+            glimpses[t] = obs["glimpse"]
+            locations[t] = obs["location"]
+            mask[t] = 1.0
+        return {GLIMPSES_KEY: glimpses, LOCATIONS_KEY: locations, MASK_KEY: mask}
+
+
+class GlimpseHistory(VecEnvWrapper):
+    """SB3 ``VecEnvWrapper`` that gives a memoryless agent the glimpses of its episode so far.
+
+    The observation after ``t`` glimpses of an episode holds them in slots ``0..t-1`` of
+    ``T`` fixed slots (glimpse ``t`` in slot ``t-1``), the other slots zero, and
+    ``mask[t'] = 1`` exactly for the filled slots (see :func:`history_space`). At an
+    episode end (``dones[i]``) the history of env ``i`` is cleared and the observation
+    returned (the first of the next episode, SAME_STEP autoreset) fills slot 0 again;
+    ``infos[i]["terminal_observation"]`` becomes the finished episode's history with its
+    last observation appended (when a slot is left for it; SB3 only needs it to bootstrap
+    truncated episodes, which are shorter than ``T``). Works over any SB3 ``VecEnv`` with
+    ``Dict(glimpse, location)`` observations, including ``DummyVecEnv`` with episodes
+    of different lengths.
+
+    Args:
+        venv: the wrapped env (e.g. :class:`glimpse_env.sb3.GlimpseVecEnv`).
+        n_slots: ``T``; default the env's ``n_glimpses`` (every observation an agent acts
+            on then fits).
+    """
+
+    def __init__(self, venv: VecEnv, n_slots: int | None = None) -> None:
+        single = venv.observation_space
+        if not isinstance(single, spaces.Dict) or set(single.spaces) != {"glimpse", "location"}:
+            raise ValueError(
+                f"GlimpseHistory needs Dict(glimpse, location) observations, got {single}"
+            )
+        if n_slots is None:
+            n_slots = int(venv.get_attr("n_glimpses", indices=[0])[0])
+        super().__init__(venv, observation_space=history_space(single, n_slots))
+        self.n_slots = int(n_slots)
+        self.buffer = GlimpseHistoryBuffer(
+            venv.num_envs, n_slots, single["glimpse"].shape, single["location"].shape[0]
+        )
+
+    def reset(self) -> dict[str, np.ndarray]:
+        """Reset the wrapped env; every history holds just the first glimpse."""
+        obs = self.venv.reset()
+        self.buffer.clear()
+        self.buffer.push(obs)
+        return self.buffer.observation()
+
+    def step_wait(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict]]:
+        """Step the wrapped env and update the histories (see the class docstring)."""
+        obs, rewards, dones, infos = self.venv.step_wait()
+        dones = np.asarray(dones, dtype=bool)
+        if dones.any():
+            infos = list(infos)
+            for i in np.flatnonzero(dones):
+                terminal = infos[i].get("terminal_observation")
+                if terminal is not None:
+                    infos[i] = {
+                        **infos[i],
+                        "terminal_observation": self.buffer.terminal(int(i), terminal),
+                    }
+            self.buffer.clear(dones)
+        self.buffer.push(obs)
+        return self.buffer.observation(), rewards, dones, infos
+
+
+# ---------------------------------------------------------------------- evaluation adapter
+@dataclass
+class RecurrentState:
+    """Policy state of a RecurrentPPO agent over a batch of episodes.
+
+    Attributes:
+        lstm: the LSTM states SB3's ``predict`` returns (``None`` before the first step).
+        episode_start: bool ``(N,)``: True where the next step starts an episode.
+    """
+
+    lstm: tuple[np.ndarray, ...] | None
+    episode_start: np.ndarray
+
+
+class SB3Policy:
+    """A trained SB3 PPO / RecurrentPPO model behind the :class:`agents.policy.Policy` API.
+
+    ``act`` calls ``model.predict(obs, deterministic=...)`` on the whole batch
+    (deterministic = the Gaussian's mean for locations and scores, i.e. mean locations and
+    the argmax of the mean class scores). The state is what the model needs besides the
+    current observation: a :class:`GlimpseHistoryBuffer` for PPO trained on
+    :class:`GlimpseHistory`, a :class:`RecurrentState` for RecurrentPPO, ``None`` for a
+    memoryless PPO.
+
+    Args:
+        model: the SB3 model.
+        env_id: the env it was trained on.
+        env_kwargs: the env keyword arguments it was trained with.
+    """
+
+    def __init__(self, model: Any, env_id: str, env_kwargs: dict[str, Any]) -> None:
+        self.model = model
+        self.env_id = env_id
+        self.env_kwargs = dict(env_kwargs)
+        space = model.observation_space
+        self.history_slots: int | None = (
+            int(space[GLIMPSES_KEY].shape[0]) if GLIMPSES_KEY in space.spaces else None
+        )
+        self._glimpse_shape = (
+            tuple(space[GLIMPSES_KEY].shape[1:]) if self.history_slots is not None else None
+        )
+        self.recurrent = hasattr(model.policy, "lstm_actor")
+
+    def initial_state(self, num_envs: int) -> Any:
+        """Empty memory for ``num_envs`` fresh episodes."""
+        if self.recurrent:
+            return RecurrentState(None, np.ones(num_envs, dtype=bool))
+        if self.history_slots is not None:
+            assert self._glimpse_shape is not None
+            return GlimpseHistoryBuffer(num_envs, self.history_slots, self._glimpse_shape)
+        return None
+
+    def act(
+        self, obs: dict[str, np.ndarray], state: Any, deterministic: bool
+    ) -> tuple[np.ndarray, Any]:
+        """Actions float32 ``(N, 2 + C)`` for batched ``obs`` and the next state."""
+        obs = {k: np.asarray(v) for k, v in obs.items()}
+        if self.recurrent:
+            actions, lstm = self.model.predict(
+                obs,
+                state=state.lstm,
+                episode_start=state.episode_start,
+                deterministic=deterministic,
+            )
+            state = RecurrentState(lstm, np.zeros_like(state.episode_start))
+        elif self.history_slots is not None:
+            state.push(obs)
+            actions, _ = self.model.predict(state.observation(), deterministic=deterministic)
+        else:
+            actions, _ = self.model.predict(obs, deterministic=deterministic)
+        return np.asarray(actions, dtype=np.float32), state
+
+
+def _algorithm(agent: str) -> type:
+    if agent == "recurrent_ppo":
+        from sb3_contrib import RecurrentPPO
+
+        return RecurrentPPO
+    from stable_baselines3 import PPO
+
+    return PPO
+
+
+def load_sb3_policy(path: Path, meta: dict[str, Any], device: str = "cpu") -> SB3Policy:
+    """Load a ``model.zip`` written by ``glimpse train ppo`` as a :class:`SB3Policy`.
+
+    Args:
+        path: the model file.
+        meta: the run's ``meta.json`` (``agent``, ``env_id``, ``env_kwargs``; an optional
+            ``data_dir`` is used when that folder exists).
+        device: torch device for the model.
+    """
+    model = _algorithm(meta["agent"]).load(str(path), device=device)
+    env_kwargs = dict(meta.get("env_kwargs", {}))
+    data_dir = meta.get("data_dir")
+    if data_dir and "data_dir" not in env_kwargs and Path(data_dir).is_dir():
+        env_kwargs["data_dir"] = data_dir
+    return SB3Policy(model, meta["env_id"], env_kwargs)
+
+
+register_loader("ppo", load_sb3_policy)
+register_loader("recurrent_ppo", load_sb3_policy)

@@ -1,0 +1,99 @@
+"""Pieces every training command shares: devices, run folders, metric logs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without CUDA is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def make_run_dir(run_dir: str | None, agent: str, env_id: str) -> Path:
+    """Create (or reuse) the run folder."""
+    if run_dir is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = os.path.join("runs", f"{agent}-{env_id}-{stamp}")
+    path = Path(run_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class MetricLogger:
+    """Append metrics to ``metrics.csv`` (and TensorBoard when installed).
+
+    The CSV is flushed after every row, so a killed run keeps what it logged. On resume the
+    rows logged after the checkpoint's step are dropped, so the file matches an
+    uninterrupted run.
+    """
+
+    def __init__(
+        self, run_dir: Path, resume_step: int | None = None, tensorboard: bool = True
+    ) -> None:
+        self.path = run_dir / "metrics.csv"
+        self._fields: list[str] | None = None
+        if resume_step is not None and self.path.is_file():
+            with self.path.open() as f:
+                rows = [r for r in csv.DictReader(f) if int(float(r["step"])) <= resume_step]
+            if rows:
+                self._fields = list(rows[0].keys())
+                with self.path.open("w", newline="") as f:
+                    writer = csv.DictWriter(f, fieldnames=self._fields)
+                    writer.writeheader()
+                    writer.writerows(rows)
+            else:
+                self.path.unlink()
+        elif self.path.exists():
+            self.path.unlink()
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step)
+            except ImportError:  # tensorboard extra not installed: CSV only
+                self._tb = None
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        row = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
+        if self._fields is None:
+            self._fields = list(row)
+            with self.path.open("w", newline="") as f:
+                csv.DictWriter(f, fieldnames=self._fields).writeheader()
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, fieldnames=self._fields, extrasaction="ignore").writerow(row)
+        if self._tb is not None:
+            for k, v in row.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self._tb.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        return v.item()
+    if hasattr(v, "item"):
+        return v.item()
+    return v
+
+
+def dump_config(path: Path, config: dict[str, Any]) -> None:
+    """Write the resolved configuration as JSON (atomically)."""
+    from agents.checkpoints import write_json
+
+    write_json(path, json.loads(json.dumps(config, default=str)))

@@ -1,0 +1,69 @@
+"""``glimpse eval CHECKPOINT --env ID --split test [--mode deterministic|sample] [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="test error of a trained agent (one rollout per image)",
+        description=(
+            "Evaluate a trained agent: one rollout per image of the split, with mean locations "
+            "(deterministic, the default) or sampled ones; never averaged over rollouts."
+        ),
+    )
+    parser.add_argument("checkpoint", nargs="?", help="run folder or checkpoint file")
+    parser.add_argument(
+        "--pretrained", metavar="ENV_ID", help="evaluate the weights shipped for ENV_ID"
+    )
+    parser.add_argument("--env", default=None, help="env id (default: the one it was trained on)")
+    parser.add_argument("--split", default="test", choices=("test", "val", "train", "train_full"))
+    parser.add_argument("--mode", default="deterministic", choices=("deterministic", "sample"))
+    parser.add_argument("--n-images", type=int, default=None, help="first N images (default: all)")
+    parser.add_argument("--num-envs", type=int, default=500, help="episodes stepped together")
+    parser.add_argument("--device", default="cpu", help="torch device for the agent")
+    parser.add_argument("--data-dir", default=None, help="MNIST folder")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from agents.policy import evaluate_policy, load_policy
+
+    if (args.checkpoint is None) == (args.pretrained is None):
+        raise SystemExit("give either a CHECKPOINT or --pretrained ENV_ID")
+    if args.pretrained is not None:
+        from agents.pretrained import pretrained_path
+
+        path = pretrained_path(args.pretrained)
+    else:
+        path = args.checkpoint
+    loaded = load_policy(path, device=args.device)
+    env_kwargs = dict(loaded.policy.env_kwargs)
+    if args.data_dir is not None:
+        env_kwargs["data_dir"] = args.data_dir
+    result = evaluate_policy(
+        loaded.policy,
+        env_id=args.env,
+        split=args.split,
+        n_images=args.n_images,
+        mode=args.mode,
+        num_envs=args.num_envs,
+        env_kwargs=env_kwargs,
+        progress=not args.json,
+    )
+    result["checkpoint"] = str(loaded.path)
+    result["agent"] = loaded.meta.get("agent")
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        print(
+            f"{result['agent']} on {result['env_id']} {result['split']} ({result['mode']}): "
+            f"error {100 * result['error_rate']:.2f}% "
+            f"({result['n_images'] - result['n_correct']}/{result['n_images']} wrong)"
+        )
+    return 0
