@@ -296,8 +296,10 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """Keep this env's dataset as torch tensors on ``device`` (for the vector env)."""
         import torch
 
-        self._images = torch.as_tensor(self.data.images, device=device)
-        self._labels = torch.as_tensor(self.data.labels, device=device)
+        # torch.tensor copies: the split's arrays are read-only views, which torch.as_tensor
+        # would share (and warn about) on the CPU.
+        self._images = torch.tensor(self.data.images, device=device)
+        self._labels = torch.tensor(self.data.labels, device=device)
 
     def observe(self, tables: SummedAreaTable, locations: np.ndarray) -> dict[str, np.ndarray]:
         """Batched observation: glimpses ``(N, k, g, g)`` at float32 ``locations (N, 2)``."""

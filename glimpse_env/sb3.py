@@ -97,20 +97,24 @@ class GlimpseVecEnv(VecEnv):
         dones = terminated | truncated
         n = self.num_envs
         if not dones.any():
-            return obs, rewards.astype(np.float32), dones, [{} for _ in range(n)]
-        final = info["final_info"]
-        final_obs = info["final_obs"]
-        infos = [
-            {
+            # As DummyVecEnv: every step's info says whether it was a time-limit truncation.
+            infos = [{"TimeLimit.truncated": False} for _ in range(n)]
+            return obs, rewards.astype(np.float32), dones, infos
+        final, final_obs = info["final_info"], info["final_obs"]
+        infos = []
+        for i in range(n):
+            entry = {
                 "terminal_observation": final_obs[i],
                 "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
-                "label": int(final["label"][i]),
-                "prediction": int(final["prediction"][i]),
-                "is_success": bool(final["is_success"][i]),
-                "image_index": int(info["image_index"][i]),
             }
-            for i in range(n)
-        ]
+            if terminated[i]:  # a truncated episode has no result (as with DummyVecEnv)
+                entry["label"] = int(final["label"][i])
+                entry["prediction"] = int(final["prediction"][i])
+                entry["is_success"] = bool(final["is_success"][i])
+            infos.append(entry)
+        # The new episodes' reset info goes where DummyVecEnv puts it, not into the infos of
+        # the episodes that just ended.
+        self.reset_infos = [{"image_index": int(i)} for i in info["image_index"]]
         return obs, rewards.astype(np.float32), dones, infos
 
     def seed(self, seed: int | None = None) -> Sequence[int | None]:

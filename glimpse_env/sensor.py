@@ -47,7 +47,8 @@ class SummedAreaTable:
 
     Attributes:
         table: ``(N, H + 1, W + 1)``; ``table[n, i, j]`` is the sum of ``image[n, :i, :j]``.
-            int32 for uint8 images (exact), float64 (NumPy) or float32 (torch) otherwise.
+            float32 for uint8 images of up to 65,793 pixels (exact integer sums), float64 for
+            larger ones; float64 (NumPy) or float32 (torch) for float images.
         value_scale: what a pixel sum is multiplied by to map pixels to [0, 1]
             (``1/255`` for uint8 images, ``1`` for float images).
     """

@@ -25,54 +25,55 @@ AUTORESET_MODES = (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP)
 class GlimpseVectorEnv(VectorEnv):
     """``num_envs`` glimpse episodes stepped together; see :class:`GlimpseEnv` for the task.
 
-    Observations, actions, rewards and the episode timing are those of the single env, with
-    a leading batch axis: ``observation["glimpse"]`` is float32 ``(N, k, g, g)``,
-    ``observation["location"]`` float32 ``(N, 2)``, actions float ``(N, 2 + 10)``.
+        Observations, actions, rewards and the episode timing are those of the single env, with
+        a leading batch axis: ``observation["glimpse"]`` is float32 ``(N, k, g, g)``,
+        ``observation["location"]`` float32 ``(N, 2)``, actions float ``(N, 2 + 10)``.
 
-    ## Seeding
+        ## Seeding
 
-    ``reset(seed=s)`` gives sub-env ``i`` exactly the episodes (digits, canvases, start
-    locations, hence observations and rewards for the same actions) that
-    ``gym.make(id).reset(seed=s + i)`` and the resets after it give. With ``sequential=True``
-    sub-env ``i`` shows digits ``i, i + N, i + 2N, ...``, so one batch of episodes covers
-    digits ``bN .. bN + N - 1`` of the split in order.
+        ``reset(seed=s)`` gives sub-env ``i`` exactly the episodes (digits, canvases, start
+        locations, hence observations and rewards for the same actions) that
+        ``gym.make(id).reset(seed=s + i)`` and the resets after it give. With ``sequential=True``
+        sub-env ``i`` shows digits ``i, i + N, i + 2N, ...``, so one batch of episodes covers
+        digits ``bN .. bN + N - 1`` of the split in order.
 
-    ## Autoreset
+        ## Autoreset
 
-    ``autoreset_mode`` is declared in ``metadata["autoreset_mode"]`` and follows Gymnasium
-    1.x exactly (tested against ``SyncVectorEnv``):
+        ``autoreset_mode`` is declared in ``metadata["autoreset_mode"]`` and follows Gymnasium
+        1.x exactly (tested against ``SyncVectorEnv``):
 
-    * ``SAME_STEP`` (default; what SB3 and fixed-horizon trainers want): the step that ends
-      an episode already returns the first observation of the next one;
-      ``info["final_obs"]`` (object array of per-env dicts) and ``info["final_info"]``
-      (with ``label``, ``prediction``, ``is_success``) hold the end of the old one.
-    * ``NEXT_STEP``: the step that ends an episode returns its last observation and
-      ``label``/``prediction``/``is_success`` in ``info``; the next step resets those
-      sub-envs (their actions are ignored, reward 0).
+        * ``SAME_STEP`` (default; what SB3 and fixed-horizon trainers want): the step that ends
+          an episode already returns the first observation of the next one;
+          ``info["final_obs"]`` (object array of per-env dicts) and ``info["final_info"]``
+          (with ``label``, ``prediction``, ``is_success``) hold the end of the old one.
+        * ``NEXT_STEP``: the step that ends an episode returns its last observation and
+          ``label``/``prediction``/``is_success`` in ``info``; the next step resets those
+          sub-envs (their actions are ignored, reward 0).
 
-    Infos are batched the Gymnasium way: an array per key plus a boolean ``_key`` mask.
-    ``reset`` and every reset inside ``step`` report ``image_index``.
+        Infos are batched the Gymnasium way: an array per key plus a boolean ``_key`` mask.
+        ``reset`` and every reset inside ``step`` report ``image_index``.
 
-    ## Backends
+        ## Backends
 
-    ``backend="numpy"`` (default) returns NumPy arrays. ``backend="torch"`` keeps the
-    dataset, canvases and glimpses on ``device`` (e.g. ``"cuda"``) and returns torch tensors
-    there (rewards float32, terminations bool; info arrays are tensors too); actions must
-    be floating-point torch tensors on that device. Only the random draws of new episodes
-    (a few numbers each) are made on the host. Both backends give the same observations for
-    the same seed (to float tolerance).
+        ``backend="numpy"`` (default) returns NumPy arrays. ``backend="torch"`` keeps the
+        dataset, canvases and glimpses on ``device`` (e.g. ``"cuda"``) and returns torch tensors
+        there (rewards float32, terminations bool; info arrays are tensors too); actions must
+        be floating-point torch tensors on that device. Only the random draws of new episodes
+        (a few numbers each) are made on the host. Both backends give the same observations for
+        the same seed (to float tolerance).
 
-    ## Arguments
+        ## Arguments
 
-    ``env_cls`` (the variant; :func:`gymnasium.make_vec` fills it in), ``num_envs``,
-    ``max_episode_steps`` (truncate after that many steps if below ``n_glimpses``),
-    ``backend``, ``device``, ``autoreset_mode``, and every keyword argument of the single
-    env (``split``, ``n_glimpses``, ``glimpse_size``, ``n_scales``, ``start``, ``reward``,
-    ``sequential``, ``data_dir``, ``render_mode``). Unknown ones raise ``TypeError``.
+        ``env_cls`` (the variant; :func:`gymnasium.make_vec` fills it in), ``num_envs``,
+        ``max_episode_steps`` (truncate after that many steps, as Gymnasium's ``TimeLimit``:
+    at ``n_glimpses`` both flags are set; truncated episodes report no result),
+        ``backend``, ``device``, ``autoreset_mode``, and every keyword argument of the single
+        env (``split``, ``n_glimpses``, ``glimpse_size``, ``n_scales``, ``start``, ``reward``,
+        ``sequential``, ``data_dir``, ``render_mode``). Unknown ones raise ``TypeError``.
 
-    ## Version History
+        ## Version History
 
-    * v0: Initial version.
+        * v0: Initial version.
     """
 
     def __init__(
@@ -109,7 +110,12 @@ class GlimpseVectorEnv(VectorEnv):
         self.metadata = {**env_cls.metadata, "autoreset_mode": mode}
         self.render_mode = self.task.render_mode
         self.max_episode_steps = max_episode_steps
-        self._horizon = min(self.task.n_glimpses, max_episode_steps or self.task.n_glimpses)
+        if max_episode_steps is not None and (
+            isinstance(max_episode_steps, bool) or int(max_episode_steps) < 1
+        ):
+            raise ValueError(
+                f"max_episode_steps must be a positive integer, got {max_episode_steps!r}"
+            )
 
         self.single_observation_space = self.task.observation_space
         self.single_action_space = self.task.action_space
@@ -130,6 +136,13 @@ class GlimpseVectorEnv(VectorEnv):
         self._path: list[Any] = []  # locations (N, 2) per step, for rendering
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def canvases(self) -> np.ndarray:
+        """uint8 ``(N, H, W)`` canvases of the current episodes, on the host (for pictures)."""
+        if self._batch is None:
+            raise ResetNeeded("No episodes yet: call reset() first.")
+        return _host(self._batch.canvases)
+
     @property
     def env_cls(self) -> type[GlimpseEnv]:
         """The single-env class this vector env batches."""
@@ -224,14 +237,8 @@ class GlimpseVectorEnv(VectorEnv):
             self._episodes += 1
             info = self._new_episodes()
             obs = self.task.observe(self._batch.tables, self._locations)
-            zeros = self._flags(False)
-            return (
-                obs,
-                zeros.to(torch.float32) if self.backend == "torch" else np.zeros(self.num_envs),
-                zeros,
-                self._flags(False),
-                info,
-            )
+            no = self._flags(False)
+            return obs, self._zero_rewards(), no, self._flags(False), info
         obs, rewards, terminated, truncated, predictions = self._advance(actions)
         if not (terminated or truncated):
             return obs, rewards, self._flags(False), self._flags(False), {}
@@ -259,18 +266,27 @@ class GlimpseVectorEnv(VectorEnv):
         self._locations = locations
         self._t += 1
         terminated = self._t >= self.task.n_glimpses
-        truncated = not terminated and self._t >= self._horizon
+        truncated = self.max_episode_steps is not None and self._t >= self.max_episode_steps
         rewards, predictions = self.task.rewards(actions[:, 2:], self._batch.labels, terminated)
         obs = self.task.observe(self._batch.tables, locations)
         if self.render_mode:
             self._path.append(locations)
         return obs, rewards, terminated, truncated, predictions
 
+    def _zero_rewards(self) -> Any:
+        if self.backend == "torch":
+            return torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)
+        return np.zeros(self.num_envs)
+
     def _final_info(self, predictions: Any, terminated: bool) -> dict[str, Any]:
-        """``label``/``prediction``/``is_success`` of episodes that just ended (all of them)."""
+        """``label``/``prediction``/``is_success`` of episodes that just terminated (all of
+        them); empty when they were truncated before their last glimpse, as for a single env
+        under ``TimeLimit``."""
+        if not terminated:
+            return {}
         labels = self._batch.labels
         mask = self._flags(True)
-        success = (predictions == labels) & self._flags(terminated)
+        success = predictions == labels
         return {
             "label": labels,
             "_label": mask,

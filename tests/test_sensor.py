@@ -15,7 +15,6 @@ import torch
 from glimpse_env.sensor import (
     SummedAreaTable,
     extract_glimpses,
-    glimpse_top_left,
     summed_area_table,
 )
 
@@ -158,8 +157,10 @@ def test_non_square_image_uses_width_for_x_and_height_for_y() -> None:
     image = np.arange(20 * 33, dtype=np.float64).reshape(1, 20, 33)
     out = extract_glimpses(image, loc(0, 0), 8, 1)[0, 0]
     np.testing.assert_allclose(out, image[0, 6:14, 13:21], rtol=1e-6)
-    x0, y0 = glimpse_top_left(loc(0, 0), (20, 33), [8])
-    assert (int(x0[0, 0]), int(y0[0, 0])) == (13, 6)
+    # Transposed image, transposed location: the transposed glimpse.
+    out_t = extract_glimpses(image.transpose(0, 2, 1).copy(), loc(0.3, -0.6), 8, 2)[0]
+    out_n = extract_glimpses(image, loc(-0.6, 0.3), 8, 2)[0]
+    np.testing.assert_allclose(out_t, out_n.transpose(0, 2, 1), rtol=1e-6)
 
 
 def test_far_off_image_location_reads_zeros() -> None:
@@ -269,16 +270,6 @@ def test_torch_matches_numpy(dtype: str) -> None:
     np.testing.assert_allclose(out_t.numpy(), out_np, rtol=1e-5, atol=atol)
     out_sat = extract_glimpses(summed_area_table(images_t), locs_t, 12, 3)
     torch.testing.assert_close(out_sat, out_t)
-
-
-def test_glimpse_top_left_agrees_across_backends() -> None:
-    rng = np.random.default_rng(3)
-    locs = rng.uniform(-1.5, 1.5, size=(200, 2)).astype(np.float32)
-    x_np, y_np = glimpse_top_left(locs, (60, 60), [12, 24, 48])
-    x_t, y_t = glimpse_top_left(torch.as_tensor(locs), (60, 60), [12, 24, 48])
-    assert x_np.shape == (3, 200) and x_np.dtype == np.int32
-    np.testing.assert_array_equal(x_t.numpy(), x_np)
-    np.testing.assert_array_equal(y_t.numpy(), y_np)
 
 
 # --------------------------------------------------------------------------- errors

@@ -1,0 +1,127 @@
+"""``glimpse render CHECKPOINT --env ID --out glimpses.gif``: learned glimpse sequences."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "render",
+        help="animated GIF and PNG grid of a trained agent's glimpses on test images",
+        description=(
+            "Run a trained agent (deterministic: mean locations) on the first test images and "
+            "draw, for each, the canvas with the glimpse boxes and path so far and what the "
+            "sensor saw; one GIF frame per glimpse, plus a PNG grid of the final frames."
+        ),
+    )
+    parser.add_argument("checkpoint", nargs="?", help="run folder or checkpoint file")
+    parser.add_argument(
+        "--pretrained", metavar="ENV_ID", help="render the weights shipped for ENV_ID"
+    )
+    parser.add_argument("--env", default=None, help="env id (default: the one it was trained on)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--n", type=int, default=8, help="number of images")
+    parser.add_argument("--columns", type=int, default=2, help="frames per row")
+    parser.add_argument("--out", default="glimpses.gif", help="GIF to write (PNG grid beside it)")
+    parser.add_argument("--fps", type=float, default=1.5)
+    parser.add_argument("--mode", default="deterministic", choices=("deterministic", "sample"))
+    parser.add_argument("--data-dir", default=None, help="MNIST folder")
+    parser.set_defaults(func=run)
+
+
+def render_policy(
+    policy: Any,
+    env_id: str,
+    split: str = "test",
+    n: int = 8,
+    deterministic: bool = True,
+    env_kwargs: dict[str, Any] | None = None,
+) -> list[list[np.ndarray]]:
+    """Frames of ``n`` test episodes: ``frames[t][i]`` after glimpse ``t + 1`` of image ``i``.
+
+    The last frame of each episode is labelled with the true and predicted class.
+    """
+    import gymnasium as gym
+    from gymnasium.vector import AutoresetMode
+
+    from glimpse_env.rendering import render_frame
+
+    kwargs = {**(env_kwargs or {})}
+    for key in ("split", "sequential", "autoreset_mode"):
+        kwargs.pop(key, None)
+    envs = gym.make_vec(
+        env_id,
+        num_envs=n,
+        split=split,
+        sequential=True,
+        autoreset_mode=AutoresetMode.NEXT_STEP,
+        **kwargs,
+    )
+    task = envs.unwrapped.task
+    obs, _ = envs.reset(seed=0)
+    canvases = envs.unwrapped.canvases
+    state = policy.initial_state(n)
+    paths = [np.asarray(obs["location"])]
+    while True:
+        actions, state = policy.act(obs, state, deterministic)
+        obs, _, terminated, truncated, info = envs.step(actions)
+        if np.all(terminated | truncated):
+            break
+        paths.append(np.asarray(obs["location"]))
+    labels, predictions = np.asarray(info["label"]), np.asarray(info["prediction"])
+    path = np.stack(paths, axis=1)  # (n, T, 2)
+    horizon = path.shape[1]
+    frames = []
+    for t in range(horizon):
+        last = t == horizon - 1
+        frames.append(
+            [
+                render_frame(
+                    canvases[i],
+                    path[i, : t + 1],
+                    task.glimpse_size,
+                    task.n_scales,
+                    label=int(labels[i]) if last else None,
+                    prediction=int(predictions[i]) if last else None,
+                )
+                for i in range(n)
+            ]
+        )
+    envs.close()
+    return frames
+
+
+def run(args: argparse.Namespace) -> int:
+    from agents.policy import load_policy
+    from glimpse_env.rendering import grid, save_gif, save_png
+
+    if (args.checkpoint is None) == (args.pretrained is None):
+        raise SystemExit("give either a CHECKPOINT or --pretrained ENV_ID")
+    if args.pretrained is not None:
+        from agents.pretrained import pretrained_path
+
+        path = pretrained_path(args.pretrained)
+    else:
+        path = args.checkpoint
+    policy = load_policy(path).policy
+    env_kwargs = dict(policy.env_kwargs)
+    if args.data_dir is not None:
+        env_kwargs["data_dir"] = args.data_dir
+    frames = render_policy(
+        policy,
+        args.env or policy.env_id,
+        split=args.split,
+        n=args.n,
+        deterministic=args.mode == "deterministic",
+        env_kwargs=env_kwargs,
+    )
+    tiles = [grid(step, args.columns) for step in frames]
+    out = save_gif(tiles, args.out, fps=args.fps)
+    png = save_png(tiles[-1], Path(args.out).with_suffix(".png"))
+    print(f"wrote {out} ({len(tiles)} frames) and {png}")
+    return 0
