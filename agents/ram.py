@@ -16,18 +16,23 @@ Attention", NIPS 2014), named as in the paper:
 glimpse (whatever the environment's retina produced) and the location the glimpse was
 taken at, which keeps it independent of the environment's image size.
 
-Gradient routing (see ``/work/shared/reference/RAM.md``, "Pitfalls"):
+Gradient routing (the pitfalls that broke public reproductions):
 
 * The location network reads a *detached* ``h_t`` (by default), and the sampled location
   is detached before it is fed back, so the location network is trained by REINFORCE
   only and REINFORCE does not reach the core / glimpse networks through it.
 * The baseline network reads a detached ``h_t``: it learns only from its squared error.
+
+Training speed: with a :class:`RolloutTape`, :meth:`RecurrentAttentionModel.step` runs
+without autograd and :meth:`RecurrentAttentionModel.replay` backpropagates through time
+with one matrix product per layer over all T steps (hand-written, checked against
+autograd in the tests), instead of T small autograd steps.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 import gymnasium as gym
@@ -108,7 +113,8 @@ class StepOutput:
             deterministic), clamped to ``[-1, 1]`` and detached.
         location_log_prob: (N,) log-density of the *unclamped* sample under the Gaussian
             policy, summed over the L coordinates; differentiable w.r.t. the location
-            network only.
+            network only (and the core / glimpse networks when
+            ``detach_location_input=False``).
         location_mean: (N, L) mean of the Gaussian policy, ``tanh(Linear(h_t))``.
         logits: (N, C) class logits from the action network.
         baseline: (N,) baseline ``b_t`` (differentiable w.r.t. the baseline network only).
@@ -123,49 +129,86 @@ class StepOutput:
     state: CoreState
 
 
-@dataclass
 class RolloutTape:
     """Activations recorded by no-grad :meth:`RecurrentAttentionModel.step` calls.
 
     A tape lets training skip autograd during the rollout: every step runs without
-    gradient and appends its activations (one (N, .) tensor per step to each list);
-    :meth:`RecurrentAttentionModel.replay` then returns differentiable outputs whose
-    backward pass runs over all T steps at once (batched matrix products, a hand-written
-    backpropagation through time) instead of step by step. Only the paper's ReLU RNN
-    core supports it (:attr:`RecurrentAttentionModel.supports_tape`). The gradients are
-    those autograd computes for :meth:`RecurrentAttentionModel.step` (tested).
+    gradient and stores its activations; :meth:`RecurrentAttentionModel.replay` then
+    returns differentiable outputs whose backward pass runs over all T steps at once
+    (batched matrix products, a hand-written backpropagation through time) instead of
+    step by step. Only the paper's ReLU RNN core supports it
+    (:attr:`RecurrentAttentionModel.supports_tape`). The gradients are those autograd
+    computes through :meth:`RecurrentAttentionModel.step` (tested).
+
+    Recorded activations (each (T, N, .) once stacked; see :meth:`stacked`):
+    ``glimpses`` (flattened rho_t), ``locations`` (glimpse-network input),
+    ``what`` (h_g), ``where`` (h_l), ``features`` (g_t), ``hidden`` (h_t), ``samples``
+    (unclamped location samples), ``means`` (location means), ``baselines``.
 
     Attributes:
-        std: location std used at every step of the tape.
-        h0: (N, H) initial core state.
-        glimpses: per step (N, D) flattened glimpse rho_t.
-        locations: per step (N, L) location fed to the glimpse network.
-        what: per step (N, glimpse_hidden) ``h_g``.
-        where: per step (N, location_hidden) ``h_l``.
-        features: per step (N, glimpse_out) ``g_t``.
-        hidden: per step (N, H) ``h_t``.
-        samples: per step (N, L) unclamped location sample (the mean if deterministic).
-        means: per step (N, L) location mean.
-        logits: per step (N, C) class logits.
-        baselines: per step (N,) baselines.
+        horizon: number of steps T if known: activations are then written straight into
+            preallocated (T, N, .) buffers (no stacking copies); None: kept in lists.
+        std: location std used at every step (set by the first step).
+        h0: (N, H) initial core state (set by the first step).
+        logits: (N, C) class logits of the latest step.
+        steps: number of recorded steps.
     """
 
-    std: float
-    h0: Tensor | None = None
-    glimpses: list[Tensor] = field(default_factory=list)
-    locations: list[Tensor] = field(default_factory=list)
-    what: list[Tensor] = field(default_factory=list)
-    where: list[Tensor] = field(default_factory=list)
-    features: list[Tensor] = field(default_factory=list)
-    hidden: list[Tensor] = field(default_factory=list)
-    samples: list[Tensor] = field(default_factory=list)
-    means: list[Tensor] = field(default_factory=list)
-    logits: list[Tensor] = field(default_factory=list)
-    baselines: list[Tensor] = field(default_factory=list)
+    def __init__(self, horizon: int | None = None) -> None:
+        """Create an empty tape.
+
+        Args:
+            horizon: number of steps T, when known in advance.
+        """
+        self.horizon = horizon
+        self.std = 0.0
+        self.h0: Tensor | None = None
+        self.logits: Tensor | None = None
+        self.steps = 0
+        self._lists: dict[str, list[Tensor]] = {}
+        self._buffers: dict[str, Tensor] = {}
 
     def __len__(self) -> int:
-        """Number of recorded steps T."""
-        return len(self.hidden)
+        """Number of recorded steps."""
+        return self.steps
+
+    def slot(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """Uninitialised storage for activation ``name`` of the current step.
+
+        Args:
+            name: activation name.
+            shape: its per-step shape, e.g. (N, H).
+            like: a tensor with the wanted dtype and device.
+
+        Returns:
+            A tensor of ``shape`` to write the activation into.
+
+        Raises:
+            ValueError: past the tape's horizon.
+        """
+        if self.horizon is None:
+            out = like.new_empty(shape)
+            self._lists.setdefault(name, []).append(out)
+            return out
+        if self.steps >= self.horizon:
+            raise ValueError(f"the tape holds {self.horizon} steps")
+        buffer = self._buffers.get(name)
+        if buffer is None:
+            buffer = self._buffers[name] = like.new_empty((self.horizon, *shape))
+        return buffer[self.steps]
+
+    def stacked(self, name: str) -> Tensor:
+        """(T, N, .) activation ``name`` over the recorded steps.
+
+        Args:
+            name: activation name.
+
+        Returns:
+            The stacked tensor.
+        """
+        if self.horizon is None:
+            return torch.stack(self._lists[name])
+        return self._buffers[name][: self.steps]
 
 
 @dataclass
@@ -176,7 +219,7 @@ class ReplayOutput:
         location_log_probs: (T, N) log pi(l_t) of the recorded samples.
         location_means: (T, N, L) location means.
         baselines: (T, N) baselines.
-        logits: (T, N, C) class logits.
+        logits: (N, C) class logits of the final step (the judged one).
     """
 
     location_log_probs: Tensor
@@ -273,12 +316,12 @@ class CoreNetwork(nn.Module):
             return h, torch.zeros_like(h)
         return h
 
-    def forward(self, g: Tensor, state: CoreState) -> tuple[Tensor, CoreState]:
+    def forward(self, g: Tensor, state: CoreState | None) -> tuple[Tensor, CoreState]:
         """Advance one step.
 
         Args:
             g: (N, input_size) glimpse feature ``g_t``.
-            state: previous state (see :data:`CoreState`).
+            state: previous state (see :data:`CoreState`); None: zeros.
 
         Returns:
             ``(h_t, new_state)`` with ``h_t`` (N, H).
@@ -521,7 +564,10 @@ class RecurrentAttentionModel(nn.Module):
                 f"action space {action_space} leaves no class scores after "
                 f"{config.location_dim} location entries"
             )
-        if isinstance(observation_space, gym.spaces.Dict) and LOCATION_KEY in observation_space:
+        if (
+            isinstance(observation_space, gym.spaces.Dict)
+            and LOCATION_KEY in observation_space.spaces
+        ):
             loc_shape = observation_space[LOCATION_KEY].shape
             if loc_shape != (config.location_dim,):
                 raise ValueError(
@@ -546,7 +592,7 @@ class RecurrentAttentionModel(nn.Module):
         self,
         glimpse: Tensor,
         location: Tensor,
-        state: CoreState,
+        state: CoreState | None,
         *,
         deterministic: bool = False,
         std: float | None = None,
@@ -558,7 +604,8 @@ class RecurrentAttentionModel(nn.Module):
         Args:
             glimpse: (N, *) glimpse features (flattened to (N, D)).
             location: (N, L) location glimpse t was taken at.
-            state: core state after glimpse t-1.
+            state: core state after glimpse t-1; None: the zero initial state (same as
+                :meth:`initial_state`, without the matrix product by zeros).
             deterministic: use the mean location instead of sampling.
             std: location policy std (default ``config.location_std``).
             generator: random generator for the location sample.
@@ -620,7 +667,7 @@ class RecurrentAttentionModel(nn.Module):
         self,
         glimpse: Tensor,
         location: Tensor,
-        state: CoreState,
+        state: CoreState | None,
         deterministic: bool,
         std: float | None,
         generator: torch.Generator | None,
@@ -632,32 +679,41 @@ class RecurrentAttentionModel(nn.Module):
         std = self.location_network.std if std is None else float(std)
         if len(tape) == 0:
             tape.std = std
-            tape.h0 = state  # type: ignore[assignment]
+            tape.h0 = state  # None: zeros
         elif std != tape.std:
             raise ValueError("the location std must stay the same over a tape")
-        gn = self.glimpse_network
-        x = glimpse.reshape(glimpse.shape[0], -1)
-        what = F.relu(gn.fc_glimpse(x))
-        where = F.relu(gn.fc_location(location))
-        g = gn.fc_what(what).add_(gn.fc_where(where)).relu_()
-        h, _ = self.core_network(g, state)
-        mean = torch.tanh(self.location_network.fc(h))
-        sample = LocationNetwork.sample(mean, std, deterministic=deterministic, generator=generator)
+        gn, loc = self.glimpse_network, self.location_network
+        cell = self.core_network.cell
+        assert isinstance(cell, nn.RNNCell) and (state is None or isinstance(state, Tensor))
+        n = glimpse.shape[0]
+        like = gn.fc_glimpse.weight  # dtype and device of the activations
+        x = tape.slot("glimpses", (n, self.glimpse_dim), like).copy_(glimpse.reshape(n, -1))
+        location = tape.slot("locations", tuple(location.shape), like).copy_(location)
+        # Same operations as the modules' forward, written into the tape's storage.
+        what = tape.slot("what", (n, gn.fc_glimpse.out_features), like)
+        torch.addmm(gn.fc_glimpse.bias, x, gn.fc_glimpse.weight.t(), out=what).relu_()
+        where = tape.slot("where", (n, gn.fc_location.out_features), like)
+        torch.addmm(gn.fc_location.bias, location, gn.fc_location.weight.t(), out=where).relu_()
+        g = tape.slot("features", (n, gn.fc_what.out_features), like)
+        torch.addmm(gn.fc_what.bias, what, gn.fc_what.weight.t(), out=g)
+        g.add_(gn.fc_where(where)).relu_()
+        h = tape.slot("hidden", (n, cell.hidden_size), like)
+        torch.addmm(cell.bias_ih, g, cell.weight_ih.t(), out=h)
+        if state is None:  # h_0 = 0
+            h.add_(cell.bias_hh).relu_()
+        else:
+            h.add_(F.linear(state, cell.weight_hh, cell.bias_hh)).relu_()
+        mean = tape.slot("means", (n, loc.fc.out_features), like)
+        torch.addmm(loc.fc.bias, h, loc.fc.weight.t(), out=mean).tanh_()
+        sample = tape.slot("samples", tuple(mean.shape), like)
+        sample.copy_(
+            LocationNetwork.sample(mean, std, deterministic=deterministic, generator=generator)
+        )
+        baseline = tape.slot("baselines", (n,), like)
+        baseline.copy_(self.baseline_network(h))
         logits = self.action_network(h)
-        baseline = self.baseline_network(h)
-        for name, value in (
-            ("glimpses", x),
-            ("locations", location),
-            ("what", what),
-            ("where", where),
-            ("features", g),
-            ("hidden", h),
-            ("samples", sample),
-            ("means", mean),
-            ("logits", logits),
-            ("baselines", baseline),
-        ):
-            getattr(tape, name).append(value)
+        tape.logits = logits
+        tape.steps += 1
         return StepOutput(
             location=sample.clamp(-1.0, 1.0),
             location_log_prob=LocationNetwork.log_prob(sample, mean, std),
@@ -680,26 +736,26 @@ class RecurrentAttentionModel(nn.Module):
         Returns:
             The :class:`ReplayOutput`.
         """
-        if len(tape) == 0:
+        if len(tape) == 0 or tape.logits is None:
             raise ValueError("empty tape")
         acts = _StackedTape(
-            glimpses=torch.stack(tape.glimpses),
-            locations=torch.stack(tape.locations),
-            what=torch.stack(tape.what),
-            where=torch.stack(tape.where),
-            features=torch.stack(tape.features),
-            hidden=torch.stack(tape.hidden),
-            means=torch.stack(tape.means),
+            glimpses=tape.stacked("glimpses"),
+            locations=tape.stacked("locations"),
+            what=tape.stacked("what"),
+            where=tape.stacked("where"),
+            features=tape.stacked("features"),
+            hidden=tape.stacked("hidden"),
+            means=tape.stacked("means"),
             h0=tape.h0 if isinstance(tape.h0, Tensor) else None,
             detach_location_input=self.location_network.detach_input,
         )
         means, baselines, logits = _TapeReplay.apply(
             acts,
-            torch.stack(tape.baselines),
-            torch.stack(tape.logits),
+            tape.stacked("baselines"),
+            tape.logits,
             *self._tape_parameters(),
         )
-        samples = torch.stack(tape.samples)
+        samples = tape.stacked("samples")
         return ReplayOutput(
             location_log_probs=LocationNetwork.log_prob(samples, means, tape.std),
             location_means=means,
@@ -721,6 +777,22 @@ class _StackedTape:
     means: Tensor
     h0: Tensor | None
     detach_location_input: bool
+
+
+def _relu_backward(grad: Tensor, output: Tensor, out: Tensor | None = None) -> Tensor:
+    """``grad * (output > 0)`` for ``output = ReLU(x)``, in one kernel (as autograd does).
+
+    Args:
+        grad: gradient with respect to the ReLU's output.
+        output: the ReLU's output.
+        out: optional tensor to write the result into.
+
+    Returns:
+        The gradient with respect to the ReLU's input.
+    """
+    if out is None:
+        return torch.ops.aten.threshold_backward(grad, output, 0.0)
+    return torch.ops.aten.threshold_backward.grad_input(grad, output, 0.0, grad_input=out)
 
 
 def _flat(x: Tensor) -> Tensor:
@@ -758,34 +830,41 @@ class _TapeReplay(torch.autograd.Function):
                 return [None, None]
             return [d_out.t() @ inputs, d_out.sum(0)]
 
-        # Heads: location mean tanh(W_loc h + b_loc), logits W_act h + b_act, baseline.
+        # Heads: location mean tanh(W_loc h + b_loc) at every step, final logits
+        # W_act h_T + b_act, baselines (which read a detached h_t: no gradient into h).
         d_loc = None if d_means is None else _flat(d_means * (1.0 - a.means.square()))
+        # dLoss/dh_t from the heads: every step through the location network (only when
+        # it reads an undetached h_t), the final step through the action network.
+        d_hidden = None
         if d_loc is not None and not a.detach_location_input:
             d_hidden = (d_loc @ w_loc).view_as(hidden)
-        d_act = None if d_logits is None else _flat(d_logits)
-        if d_act is not None:
-            from_action = (d_act @ w_act).view_as(hidden)
-            d_hidden = from_action if d_hidden is None else d_hidden.add_(from_action)
+        d_h_final = None if d_hidden is None else d_hidden[-1]
+        if d_logits is not None:
+            from_action = d_logits @ w_act  # (N, H)
+            d_h_final = from_action if d_h_final is None else d_h_final + from_action
         d_base = None if d_baselines is None else d_baselines.reshape(-1, 1)
         heads = [
             *linear_grads(d_loc, h_flat),
-            *linear_grads(d_act, h_flat),
+            *linear_grads(d_logits, hidden[-1]),
             *linear_grads(d_base, h_flat),
         ]
 
         body: list[Tensor | None]
-        if d_hidden is None:  # nothing reaches the core or the glimpse network
+        if d_h_final is None:  # nothing reaches the core or the glimpse network
             body = [None] * 12
         else:
             # Backpropagation through time of h_t = ReLU(W_ih g_t + b_ih + W_hh h_{t-1} + b_hh):
             # the only sequential part; everything else is one matrix product over T * N.
             d_pre = torch.empty_like(hidden)
-            active = hidden > 0
-            d_h = d_hidden[-1]
+            d_h = d_h_final
             for t in range(hidden.shape[0] - 1, -1, -1):
-                torch.mul(d_h, active[t], out=d_pre[t])
+                _relu_backward(d_h, hidden[t], out=d_pre[t])
                 if t > 0:
-                    d_h = torch.addmm(d_hidden[t - 1], d_pre[t], w_hh)
+                    d_h = (
+                        torch.mm(d_pre[t], w_hh)
+                        if d_hidden is None
+                        else torch.addmm(d_hidden[t - 1], d_pre[t], w_hh)
+                    )
             d_pre_flat = _flat(d_pre)
             g_flat = _flat(a.features)
             grad_w_hh = _flat(d_pre[1:]).t() @ _flat(hidden[:-1])
@@ -793,10 +872,10 @@ class _TapeReplay(torch.autograd.Function):
                 grad_w_hh.addmm_(d_pre[0].t(), a.h0)
             grad_b_core = d_pre_flat.sum(0)
             # Glimpse network: g = ReLU(W_what h_g + b_what + W_where h_l + b_where).
-            d_g = (d_pre_flat @ w_ih).mul_(g_flat > 0)
+            d_g = _relu_backward(d_pre_flat @ w_ih, g_flat)
             what, where = _flat(a.what), _flat(a.where)
-            d_what = (d_g @ w_what).mul_(what > 0)
-            d_where = (d_g @ w_where).mul_(where > 0)
+            d_what = _relu_backward(d_g @ w_what, what)
+            d_where = _relu_backward(d_g @ w_where, where)
             grad_b_g = d_g.sum(0)
             body = [
                 d_what.t() @ _flat(a.glimpses),

@@ -49,7 +49,13 @@ import torch.nn.functional as F
 from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor
 
-from agents.ram import LOCATION_KEY, RAMConfig, RecurrentAttentionModel
+from agents.ram import (
+    LOCATION_KEY,
+    CoreState,
+    RAMConfig,
+    RecurrentAttentionModel,
+    RolloutTape,
+)
 
 __all__ = [
     "LossOutput",
@@ -197,9 +203,7 @@ def reinforce_loss(
     Returns:
         The :class:`LossOutput` (``action_loss`` is 0).
     """
-    location_term, advantage, baseline_mse = _location_terms(
-        location_log_probs, baselines, rewards
-    )
+    location_term, advantage, baseline_mse = _location_terms(location_log_probs, baselines, rewards)
     reinforce = (location_term - class_log_probs * advantage[-1]).mean()
     total = reinforce_weight * reinforce + baseline_weight * baseline_mse
     return LossOutput(total, torch.zeros_like(total), reinforce, baseline_mse)
@@ -262,7 +266,7 @@ class _ObservationAdapter:
         """(N, ...) array -> float32 tensor on the device, and whether it may alias numpy."""
         if isinstance(x, Tensor):
             return x.to(self.device, torch.float32, non_blocking=True), False
-        source = torch.from_numpy(np.asarray(x))
+        source = torch.from_numpy(np.ascontiguousarray(x))
         out = source.to(self.device, torch.float32)
         return out, out.data_ptr() == source.data_ptr()
 
@@ -329,6 +333,14 @@ def _final_info_value(info: Mapping[str, Any], key: str) -> np.ndarray | None:
     return None
 
 
+@torch.no_grad()
+def _sample_class(logits: Tensor, generator: torch.Generator | None) -> Tensor:
+    """(N,) classes sampled from ``softmax(logits)`` (N, C) by inverting the CDF."""
+    cdf = torch.softmax(logits, -1).cumsum_(-1)
+    u = torch.rand(logits.shape[0], 1, generator=generator, device=logits.device)
+    return (cdf < u).sum(-1).clamp_(max=logits.shape[-1] - 1)
+
+
 def _check_fixed_horizon(done: np.ndarray, step: int) -> None:
     """Raise if some but not all sub-environments finished at ``step``."""
     if done.any() and not done.all():
@@ -350,10 +362,14 @@ def collect_rollout(
     std: float | None = None,
     generator: torch.Generator | None = None,
     horizon: int | None = None,
+    use_tape: bool = True,
 ) -> tuple[Rollout, Any]:
     """Play one batch of episodes (one per sub-environment) from ``obs``.
 
-    Gradients are recorded unless called under :func:`torch.no_grad`.
+    Gradients are recorded unless called under :func:`torch.no_grad`. With ``use_tape``
+    (and the model's RNN core), the steps run without autograd and record a
+    :class:`~agents.ram.RolloutTape`, replayed once at the end: same values and
+    gradients, but the backward pass is batched over time (much less per-step overhead).
 
     Args:
         model: the agent.
@@ -368,6 +384,8 @@ def collect_rollout(
         generator: random generator for the location and class samples.
         horizon: known episode length T; the fixed-horizon check then runs once after
             the loop (no per-step host sync for torch backends). None: detect it.
+        use_tape: record a tape instead of an autograd graph when gradients are on and
+            the model supports it.
 
     Returns:
         ``(rollout, next_obs)`` where ``next_obs`` is the observation returned by the
@@ -382,7 +400,7 @@ def collect_rollout(
         adapter = _ObservationAdapter(envs.single_observation_space, device)
     n = envs.num_envs
     n_classes = model.n_classes
-    state = model.initial_state(n, device)
+    state: CoreState | None = None  # zero initial state
     previous_location = torch.zeros(n, model.config.location_dim, device=device)
     log_probs: list[Tensor] = []
     baselines: list[Tensor] = []
@@ -393,21 +411,27 @@ def collect_rollout(
     env_device: torch.device | None = None
     logits = chosen = torch.empty(0)
     max_steps = horizon if horizon is not None else _MAX_EPISODE_STEPS
+    tape = (
+        RolloutTape(horizon)
+        if use_tape and torch.is_grad_enabled() and model.supports_tape
+        else None
+    )
     while step < max_steps:
         glimpse, location, env_device = adapter(obs)
         if location is None:
             location = previous_location
         out = model.step(
-            glimpse, location, state, deterministic=deterministic, std=std, generator=generator
+            glimpse,
+            location,
+            state,
+            deterministic=deterministic,
+            std=std,
+            generator=generator,
+            tape=tape,
         )
         state = out.state
         logits = out.logits
-        if sample_class:
-            with torch.no_grad():
-                probs = torch.softmax(logits, -1)
-                chosen = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        else:
-            chosen = logits.detach().argmax(-1)
+        chosen = _sample_class(logits, generator) if sample_class else logits.detach().argmax(-1)
         scores = torch.full((n, n_classes), -1.0, device=device)
         scores.scatter_(1, chosen.unsqueeze(1), 1.0)
         action = torch.cat([out.location, scores], 1)
@@ -443,10 +467,16 @@ def collect_rollout(
         reward_t = torch.from_numpy(np.stack(rewards).astype(np.float32, copy=False)).to(device)
     labels = _final_info_value(info, "label")
     success = _final_info_value(info, "is_success")
+    if tape is not None:
+        replayed = model.replay(tape)
+        location_log_probs, baselines_t = replayed.location_log_probs, replayed.baselines
+        logits = replayed.logits
+    else:
+        location_log_probs, baselines_t = torch.stack(log_probs), torch.stack(baselines)
     class_log_probs = torch.log_softmax(logits, -1).gather(1, chosen.unsqueeze(1)).squeeze(1)
     rollout = Rollout(
-        location_log_probs=torch.stack(log_probs),
-        baselines=torch.stack(baselines),
+        location_log_probs=location_log_probs,
+        baselines=baselines_t,
         logits=logits,
         class_log_probs=class_log_probs,
         predictions=chosen,
@@ -614,6 +644,10 @@ class ReinforceConfig:
     max_grad_norm: float | None = None
     """Clip the global gradient norm (None: no clipping)."""
 
+    fast_backward: bool = True
+    """Record a :class:`~agents.ram.RolloutTape` and backpropagate through time in
+    batched matrix products (RNN core only; same gradients as plain autograd)."""
+
     seed: int = 0
     """Seeds the model initialisation, the sampling generator and the first env reset."""
 
@@ -659,8 +693,10 @@ class ReinforceTrainer:
         self.model = model.to(self.device)
         params = self.model.parameters()
         if config.optimizer == "adam":
+            # The fused kernel (CPU and CUDA) saves ~1 ms per step over the per-tensor loop.
+            fused = self.device.type in ("cpu", "cuda")
             self.optimizer: torch.optim.Optimizer = torch.optim.Adam(
-                params, lr=config.lr, weight_decay=config.weight_decay
+                params, lr=config.lr, weight_decay=config.weight_decay, fused=fused
             )
         elif config.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(
@@ -720,6 +756,7 @@ class ReinforceTrainer:
             std=std,
             generator=self.generator,
             horizon=self._horizon,
+            use_tape=self.config.fast_backward,
         )
         if not self._same_step:
             self._obs = None
@@ -856,6 +893,16 @@ class ReinforceTrainer:
 
     # ---- checkpointing ---------------------------------------------------------------
 
+    def set_observation(self, obs: Any) -> None:
+        """Continue from ``obs``, the current first observations of the envs' episodes.
+
+        For exact resumption when the caller restored the environments' own state (e.g.
+        :meth:`glimpse_env.vector.GlimpseVectorEnv.set_state`) after :meth:`load_state_dict`:
+        the next batch then starts from these episodes instead of a reseeded reset.
+        """
+        self._obs = obs
+        self._reset_seed = None
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: model, optimiser, iteration (schedule step), RNG.
 
@@ -869,6 +916,7 @@ class ReinforceTrainer:
             "generator": self.generator.get_state(),
             "horizon": self._horizon,
             "labels_available": self._labels_available,
+            "seed": self.config.seed,
             "config": asdict(self.config),
         }
 
@@ -876,8 +924,8 @@ class ReinforceTrainer:
         """Restore :meth:`state_dict` output.
 
         The environments' own state cannot be captured through the vector API, so the
-        envs are reset on the next batch with a seed derived from ``(config.seed,
-        iteration)``: resuming from the same checkpoint always reproduces the same run,
+        envs are reset on the next batch with a seed derived from the checkpoint's
+        ``(seed, iteration)``: resuming from the same checkpoint always reproduces the same run,
         though its episodes differ from the ones the uninterrupted run would have seen.
 
         Args:
@@ -890,4 +938,4 @@ class ReinforceTrainer:
         self._horizon = state.get("horizon")
         self._labels_available = state.get("labels_available")
         self._obs = None
-        self._reset_seed = _derived_seed(self.config.seed, self.iteration)
+        self._reset_seed = _derived_seed(int(state.get("seed", self.config.seed)), self.iteration)

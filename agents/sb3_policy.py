@@ -13,9 +13,11 @@ Memory. A glimpse episode is partially observed: one glimpse says little about t
 * **Plain PPO** has no memory, so it gets an explicit one: :class:`GlimpseHistory`, an
   SB3 ``VecEnvWrapper`` whose observation is every glimpse (and location) seen so far in
   the episode, in ``T`` fixed slots, zero-padded, with a mask of the filled slots.
-  :class:`GlimpseHistoryFeatures` applies the glimpse network to each slot and
-  concatenates the slot features (in order) with the mask. Without the wrapper PPO sees
-  only the current glimpse and would have to name the class from the last one alone.
+  :class:`GlimpseHistoryFeatures` applies the glimpse network to each filled slot and
+  combines the slot features with the mask: their masked mean (default; a bag of
+  glimpses, each ``g_t`` already encoding where it was taken) or their concatenation in
+  slot order. Without the wrapper PPO sees only the current glimpse and would have to
+  name the class from the last one alone.
 
 Evaluation. :class:`SB3Policy` adapts a trained SB3 model to the :class:`agents.policy.Policy`
 protocol (batched observations of the native vector env; the LSTM state or the glimpse
@@ -99,21 +101,24 @@ class GlimpseFeatures(BaseFeaturesExtractor):
 class GlimpseHistoryFeatures(BaseFeaturesExtractor):
     """The RAM glimpse network applied to every slot of a :class:`GlimpseHistory` observation.
 
-    For each slot ``t`` the *same* glimpse network gives ``g_t`` (256 units), multiplied by
-    the slot's mask so empty slots contribute exactly 0. The slots are then combined:
+    For each filled slot ``t`` the *same* glimpse network gives ``g_t`` (256 units); empty
+    slots (mask 0) give exactly 0 (the network is not run on them). The slots are then
+    combined:
 
-    * ``"concat"`` (default): ``[g_1, ..., g_T, mask]``, ``T * 256 + T`` features. Slot
-      order is kept (the policy knows which glimpse came when, and from the mask how many
-      it has seen); the MLP head on top does the integrating a recurrent core would do.
-    * ``"mean"``: ``[mean of the filled g_t, mask]``, ``256 + T`` features: order-free
-      (a bag of glimpses), fewer parameters in the head.
+    * ``"mean"`` (default): ``[mean of the filled g_t, mask]``, ``256 + T`` features.
+      Order-free (a bag of glimpses; each ``g_t`` encodes its location, and the mask says
+      how many have been seen), like a sum-pooling core; the MLP head on top does the
+      rest. Cheap, and it learned faster than ``"concat"`` on GlimpseMNIST-v0.
+    * ``"concat"``: ``[g_1, ..., g_T, mask]``, ``T * 256 + T`` features. Slot order is
+      kept (the policy knows which glimpse came when), at the price of a 7x wider
+      input to the policy and value heads.
 
     Args:
         observation_space: the ``Dict(glimpses, locations, mask)`` of :func:`history_space`.
         glimpse_hidden: units of ``h_g``.
         location_hidden: units of ``h_l``.
         glimpse_features: units of ``g_t``.
-        combine: ``"concat"`` or ``"mean"``.
+        combine: ``"mean"`` or ``"concat"``.
     """
 
     def __init__(
@@ -122,7 +127,7 @@ class GlimpseHistoryFeatures(BaseFeaturesExtractor):
         glimpse_hidden: int = 128,
         location_hidden: int = 128,
         glimpse_features: int = 256,
-        combine: str = "concat",
+        combine: str = "mean",
     ) -> None:
         if combine not in ("concat", "mean"):
             raise ValueError(f"combine must be 'concat' or 'mean', got {combine!r}")
@@ -147,8 +152,15 @@ class GlimpseHistoryFeatures(BaseFeaturesExtractor):
         locations = observations[LOCATIONS_KEY]
         mask = observations[MASK_KEY]
         b, t = glimpses.shape[0], self.n_slots
-        g = self.glimpse_net(glimpses.reshape(b * t, -1), locations.reshape(b * t, -1))
-        g = g.reshape(b, t, -1) * mask[:, :, None]
+        # The glimpse network runs on the filled slots only (on average about half of
+        # them); empty slots get exactly 0, the same as running it and masking.
+        filled = mask.reshape(b * t) > 0
+        g_filled = self.glimpse_net(
+            glimpses.reshape(b * t, -1)[filled], locations.reshape(b * t, -1)[filled]
+        )
+        g = g_filled.new_zeros((b * t, g_filled.shape[1]))
+        g[filled] = g_filled
+        g = g.reshape(b, t, -1)
         if self.combine == "concat":
             pooled = g.reshape(b, -1)
         else:
@@ -361,7 +373,10 @@ class SB3Policy:
     def act(
         self, obs: dict[str, np.ndarray], state: Any, deterministic: bool
     ) -> tuple[np.ndarray, Any]:
-        """Actions float32 ``(N, 2 + C)`` for batched ``obs`` and the next state."""
+        """Actions float32 ``(N, 2 + C)`` for batched ``obs`` and the next state.
+
+        A :class:`GlimpseHistoryBuffer` state is updated in place (and returned).
+        """
         obs = {k: np.asarray(v) for k, v in obs.items()}
         if self.recurrent:
             actions, lstm = self.model.predict(

@@ -228,6 +228,31 @@ class GlimpseVectorEnv(VectorEnv):
         info = self._new_episodes()
         return self.task.observe(self._batch.tables, self._locations), info
 
+    def get_state(self) -> dict[str, Any]:
+        """The episode stream's position, for exact resumption of a training run.
+
+        Only valid at an episode boundary (after ``reset`` or an autoreset step).
+        """
+        if self._batch is None or self._t != 0 or self._needs_reset:
+            raise RuntimeError("get_state() is only defined at the start of episodes")
+        return {
+            "keys": self._keys.copy(),
+            "episodes": self._episodes.copy(),
+            "np_random": self.np_random.bit_generator.state,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Restore :meth:`get_state` output and return the current episodes' observations.
+
+        The episodes are drawn again from the same keys and episode numbers, so the
+        observations equal those the env had returned when the state was taken.
+        """
+        self._keys = np.asarray(state["keys"], dtype=np.uint64).copy()
+        self._episodes = np.asarray(state["episodes"], dtype=np.int64).copy()
+        self.np_random.bit_generator.state = state["np_random"]
+        self._new_episodes()
+        return self.task.observe(self._batch.tables, self._locations)
+
     def step(self, actions: Any) -> tuple[dict[str, Any], Any, Any, Any, dict[str, Any]]:
         """Step every sub-env with ``actions (N, 2 + C)``; see the class docstring."""
         if self._batch is None:

@@ -94,6 +94,9 @@ class PPOTrainConfig:
         final_eval_images: images of the final evaluation (``eval.json``); ``None`` = the
             whole split, 0 = skip it.
         torch_threads: ``torch.set_num_threads`` value; ``None`` leaves torch's default.
+        time_budget_s: stop training after this many seconds of this process's training
+            loop (periodic evaluations included; the unfinished rollout is dropped), then
+            checkpoint and evaluate as usual; ``None`` = no limit.
     """
 
     agent: str = "ppo"
@@ -113,6 +116,7 @@ class PPOTrainConfig:
     eval_split: str = "test"
     final_eval_images: int | None = None
     torch_threads: int | None = None
+    time_budget_s: float | None = None
 
     def resolved_hyperparams(self) -> SB3Hyperparams:
         """The hyperparameters, from the preset when not given."""
@@ -189,6 +193,13 @@ def register(subparsers: Any) -> None:
     )
     run_group.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's choice)"
+    )
+    run_group.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop training after this wall-clock time (then checkpoint and evaluate)",
     )
     hp_group = parser.add_argument_group(
         "hyperparameters (default: the preset of the algorithm and env; "
@@ -279,6 +290,7 @@ def run(args: argparse.Namespace) -> int:
         "eval_split": args.eval_split,
         "final_eval_images": args.final_eval_images,
         "torch_threads": args.threads,
+        "time_budget_s": args.time_budget,
     }
     if args.resume is not None:
         config = _resume_config(Path(args.resume), overrides, run_control, args.data_dir)
@@ -307,15 +319,18 @@ def _resume_config(
 ) -> PPOTrainConfig:
     """The saved configuration of ``run_dir`` with the allowed changes applied."""
     config = load_config(run_dir)
-    changed = sorted(k for k in overrides if k != "total_steps")
+    saved = config.resolved_hyperparams()
+    changed = sorted(
+        k for k, v in overrides.items() if k != "total_steps" and v != getattr(saved, k)
+    )
     if changed:
         raise SystemExit(
             f"--resume continues a run with its saved hyperparameters; only --total-steps "
-            f"may change, got {['--' + k.replace('_', '-') for k in changed]}"
+            f"may change, got other values for {['--' + k.replace('_', '-') for k in changed]}"
         )
-    hyperparams = config.resolved_hyperparams()
+    hyperparams = saved
     if "total_steps" in overrides:
-        hyperparams = dataclasses.replace(hyperparams, total_steps=overrides["total_steps"])
+        hyperparams = dataclasses.replace(saved, total_steps=overrides["total_steps"])
     return dataclasses.replace(
         config,
         hyperparams=hyperparams,
@@ -518,7 +533,8 @@ def _make_callbacks(
             self.last_line = self.t0
 
         def _on_step(self) -> bool:
-            return True
+            budget = config.time_budget_s
+            return budget is None or time.perf_counter() - self.t0 < budget
 
         def _on_rollout_start(self) -> None:
             # Called before each rollout, i.e. right after the previous update.

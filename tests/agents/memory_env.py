@@ -134,3 +134,52 @@ class MemoryVectorEnv(VectorEnv):
             else:
                 self._pending_reset |= done
         return self._observation(location), rewards, done, np.zeros_like(done), info
+
+
+class TorchMemoryVectorEnv(MemoryVectorEnv):
+    """:class:`MemoryVectorEnv` with a torch backend: torch observations, torch actions."""
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Reset; observations as torch tensors."""
+        import torch
+
+        obs, info = super().reset(seed=seed, options=options)
+        return {k: torch.from_numpy(v) for k, v in obs.items()}, info
+
+    def step(self, actions: Any) -> tuple[Any, ...]:
+        """Step with a torch action; everything returned as torch tensors."""
+        import torch
+
+        assert isinstance(actions, torch.Tensor), type(actions)
+        obs, rewards, terminated, truncated, info = super().step(actions.numpy())
+        return (
+            {k: torch.from_numpy(v) for k, v in obs.items()},
+            torch.from_numpy(rewards),
+            torch.from_numpy(terminated),
+            torch.from_numpy(truncated),
+            info,
+        )
+
+
+class BoxMemoryVectorEnv(MemoryVectorEnv):
+    """:class:`MemoryVectorEnv` whose observation is the glimpse alone (a Box, no location)."""
+
+    def __init__(self, num_envs: int, **kwargs: Any) -> None:
+        """Build it (arguments of :class:`MemoryVectorEnv`)."""
+        super().__init__(num_envs, **kwargs)
+        self.single_observation_space = self.single_observation_space["glimpse"]
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset; the observation is the glimpse array."""
+        obs, info = super().reset(seed=seed, options=options)
+        return obs["glimpse"], info
+
+    def step(self, actions: np.ndarray) -> tuple[Any, ...]:
+        """Step; the observation is the glimpse array."""
+        obs, *rest = super().step(actions)
+        return (obs["glimpse"], *rest)

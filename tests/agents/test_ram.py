@@ -1,0 +1,280 @@
+"""Tests of the RAM modules (agents/ram.py)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from agents.ram import (
+    ActionNetwork,
+    BaselineNetwork,
+    CoreNetwork,
+    GlimpseNetwork,
+    LocationNetwork,
+    RAMConfig,
+    RecurrentAttentionModel,
+    RolloutTape,
+    count_parameters,
+)
+
+N = 5
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny models: one intra-op thread is as fast, and immune to a busy second core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _grad_norm(module: torch.nn.Module) -> float:
+    return sum(float(p.grad.abs().sum()) for p in module.parameters() if p.grad is not None)
+
+
+def test_glimpse_network_shapes() -> None:
+    net = GlimpseNetwork(glimpse_dim=3 * 8 * 8)
+    g = net(torch.rand(N, 3, 8, 8), torch.rand(N, 2) * 2 - 1)
+    assert g.shape == (N, 256)
+    assert (g >= 0).all()
+    assert net.fc_glimpse.out_features == 128 and net.fc_location.out_features == 128
+
+
+@pytest.mark.parametrize("core", ["rnn", "lstm", "gru"])
+def test_core_network_shapes(core: str) -> None:
+    net = CoreNetwork(256, 256, core)
+    state = net.initial_state(N)
+    h, new_state = net(torch.rand(N, 256), state)
+    assert h.shape == (N, 256)
+    if core == "lstm":
+        assert isinstance(new_state, tuple) and all(s.shape == (N, 256) for s in new_state)
+    else:
+        assert new_state is h
+    if core == "rnn":
+        assert (h >= 0).all()  # ReLU RNN
+
+
+def test_core_network_rejects_unknown_cell() -> None:
+    with pytest.raises(ValueError, match="core"):
+        CoreNetwork(4, 4, "transformer")
+
+
+def test_rnn_core_is_the_papers_relu_rnn() -> None:
+    net = CoreNetwork(6, 4, "rnn")
+    g, h_prev = torch.rand(N, 6), torch.rand(N, 4)
+    cell = net.cell
+    expected = F.relu(
+        F.linear(h_prev, cell.weight_hh, cell.bias_hh) + F.linear(g, cell.weight_ih, cell.bias_ih)
+    )
+    torch.testing.assert_close(net(g, h_prev)[0], expected)
+
+
+def test_location_network_shapes_and_log_prob() -> None:
+    torch.manual_seed(0)
+    net = LocationNetwork(256, 2, std=0.3)
+    h = torch.randn(N, 256) * 5
+    location, log_prob, mean = net(h)
+    assert location.shape == (N, 2) and log_prob.shape == (N,) and mean.shape == (N, 2)
+    assert not location.requires_grad  # fed back detached
+    assert location.abs().max() <= 1.0 and mean.abs().max() < 1.0
+    # log-prob of an unclamped sample equals torch.distributions' value
+    sample = LocationNetwork.sample(mean, 0.3, generator=torch.Generator().manual_seed(1))
+    expected = torch.distributions.Normal(mean, 0.3).log_prob(sample).sum(-1)
+    torch.testing.assert_close(LocationNetwork.log_prob(sample, mean, 0.3), expected)
+    # deterministic: the mean itself
+    location, _, mean = net(h, deterministic=True)
+    torch.testing.assert_close(location, mean.detach())
+
+
+def test_location_network_reads_detached_state() -> None:
+    h = torch.randn(N, 256, requires_grad=True)
+    _, log_prob, _ = LocationNetwork(256, 2)(h)
+    log_prob.sum().backward()
+    assert h.grad is None
+    h2 = torch.randn(N, 256, requires_grad=True)
+    _, log_prob, _ = LocationNetwork(256, 2, detach_input=False)(h2)
+    log_prob.sum().backward()
+    assert h2.grad is not None and h2.grad.abs().sum() > 0
+
+
+def test_action_and_baseline_shapes() -> None:
+    h = torch.randn(N, 256, requires_grad=True)
+    assert ActionNetwork(256, 7)(h).shape == (N, 7)
+    b = BaselineNetwork(256)(h)
+    assert b.shape == (N,)
+    b.sum().backward()
+    assert h.grad is None  # the baseline reads a detached h_t
+
+
+def test_model_step_shapes() -> None:
+    model = RecurrentAttentionModel(glimpse_dim=64, n_classes=10)
+    state = model.initial_state(N)
+    out = model.step(torch.rand(N, 1, 8, 8), torch.zeros(N, 2), state, std=0.2)
+    assert out.location.shape == (N, 2)
+    assert out.location_log_prob.shape == (N,)
+    assert out.location_mean.shape == (N, 2)
+    assert out.logits.shape == (N, 10)
+    assert out.baseline.shape == (N,)
+    assert isinstance(out.state, torch.Tensor) and out.state.shape == (N, 256)
+    assert not out.location.requires_grad
+
+
+def test_model_lstm_state() -> None:
+    model = RecurrentAttentionModel(4, 3, RAMConfig(core="lstm", core_hidden=32))
+    state = model.initial_state(N)
+    out = model.step(torch.rand(N, 4), torch.zeros(N, 2), state)
+    assert isinstance(out.state, tuple) and out.state[0].shape == (N, 32)
+    out = model.step(torch.rand(N, 4), out.location, out.state)
+    assert out.logits.shape == (N, 3)
+
+
+def test_from_spaces_dict() -> None:
+    obs_space = gym.spaces.Dict(
+        glimpse=gym.spaces.Box(0, 1, (3, 12, 12), np.float32),
+        location=gym.spaces.Box(-1, 1, (2,), np.float32),
+    )
+    action_space = gym.spaces.Box(-1, 1, (2 + 10,), np.float32)
+    model = RecurrentAttentionModel.from_spaces(obs_space, action_space)
+    assert model.glimpse_dim == 3 * 12 * 12
+    assert model.n_classes == 10
+    assert model.glimpse_network.fc_glimpse.in_features == 432
+    assert model.action_network.fc.out_features == 10
+
+
+def test_from_spaces_box_and_extra_keys() -> None:
+    box = gym.spaces.Box(0, 1, (2, 5, 5), np.float32)
+    action_space = gym.spaces.Box(-1, 1, (2 + 3,), np.float32)
+    assert RecurrentAttentionModel.from_spaces(box, action_space).glimpse_dim == 50
+    extra = gym.spaces.Dict(
+        glimpse=box, step=gym.spaces.Box(0, 1, (1,), np.float32)
+    )  # no location key
+    model = RecurrentAttentionModel.from_spaces(extra, action_space)
+    assert model.glimpse_dim == 51 and model.n_classes == 3
+
+
+def test_from_spaces_rejects_bad_spaces() -> None:
+    obs = gym.spaces.Box(0, 1, (4,), np.float32)
+    with pytest.raises(ValueError):
+        RecurrentAttentionModel.from_spaces(obs, gym.spaces.Box(-1, 1, (2,), np.float32))
+    with pytest.raises(ValueError):
+        RecurrentAttentionModel.from_spaces(obs, gym.spaces.Discrete(3))
+    bad_location = gym.spaces.Dict(glimpse=obs, location=gym.spaces.Box(-1, 1, (3,)))
+    with pytest.raises(ValueError, match="location"):
+        RecurrentAttentionModel.from_spaces(bad_location, gym.spaces.Box(-1, 1, (5,)))
+
+
+def test_parameter_count_matches_the_paper_sized_model() -> None:
+    # 8x8 one-scale glimpse, 10 classes: the seed blog's RAM count (28x28 MNIST).
+    model = RecurrentAttentionModel(64, 10)
+    assert count_parameters(model) == 209_677
+    # 12x12, 3 scales: 60x60 cluttered model (the seed blog reports 256,781).
+    assert count_parameters(RecurrentAttentionModel(3 * 144, 10)) == 209_677 + (432 - 64) * 128
+    model.action_network.fc.weight.requires_grad_(False)
+    assert count_parameters(model) == 209_677 - 2560
+    assert count_parameters(model, trainable_only=False) == 209_677
+
+
+def _unroll(
+    model: RecurrentAttentionModel, use_tape: bool, preallocate: bool = False
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Unroll T=4 steps on fixed inputs, return a mixed loss and the parameter grads."""
+    gen = torch.Generator().manual_seed(3)
+    data = torch.Generator().manual_seed(4)
+    t_steps, n = 4, 6
+    glimpses = torch.rand(t_steps, n, 16, generator=data, dtype=torch.float64)
+    locations = torch.rand(t_steps, n, 2, generator=data, dtype=torch.float64) * 2 - 1
+    labels = torch.randint(0, 3, (n,), generator=data)
+    returns = torch.rand(n, generator=data, dtype=torch.float64)
+    # a random initial state with preallocation, the zero state (None) without
+    state = (
+        torch.rand(n, model.config.core_hidden, generator=data, dtype=torch.float64)
+        if preallocate
+        else None
+    )
+    tape = RolloutTape(t_steps if preallocate else None) if use_tape else None
+    outs = []
+    for t in range(t_steps):
+        out = model.step(glimpses[t], locations[t], state, std=0.2, generator=gen, tape=tape)
+        state = out.state
+        outs.append(out)
+    if tape is not None:
+        replay = model.replay(tape)
+        log_probs, baselines, logits = replay.location_log_probs, replay.baselines, replay.logits
+    else:
+        log_probs = torch.stack([o.location_log_prob for o in outs])
+        baselines = torch.stack([o.baseline for o in outs])
+        logits = outs[-1].logits
+    loss = (
+        F.cross_entropy(logits, labels)
+        + 0.5 * torch.log_softmax(logits, -1)[:, 2].mean()
+        - (log_probs[:-1] * (returns - baselines[:-1]).detach()).sum(0).mean()
+        + (baselines - returns).square().mean()
+    )
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    grads = {
+        name: p.grad.clone() if p.grad is not None else torch.zeros_like(p)
+        for name, p in model.named_parameters()
+    }
+    return loss.detach(), grads
+
+
+@pytest.mark.parametrize("preallocate", [True, False])
+@pytest.mark.parametrize("detach", [True, False])
+def test_tape_replay_matches_autograd(detach: bool, preallocate: bool) -> None:
+    """The batched hand-written BPTT gives autograd's gradients (float64, exact)."""
+    torch.manual_seed(0)
+    model = RecurrentAttentionModel(
+        16, 3, RAMConfig(core_hidden=32, glimpse_out=24, detach_location_input=detach)
+    ).double()
+    loss_a, grads_a = _unroll(model, use_tape=False, preallocate=preallocate)
+    loss_t, grads_t = _unroll(model, use_tape=True, preallocate=preallocate)
+    torch.testing.assert_close(loss_t, loss_a, rtol=1e-12, atol=1e-12)
+    for name, grad in grads_a.items():
+        torch.testing.assert_close(grads_t[name], grad, rtol=1e-9, atol=1e-12, msg=name)
+    assert all(float(g.abs().sum()) > 0 for g in grads_a.values())
+
+
+@pytest.mark.parametrize("core", ["rnn", "lstm", "gru"])
+def test_none_state_is_the_zero_initial_state(core: str) -> None:
+    model = RecurrentAttentionModel(4, 3, RAMConfig(core=core, core_hidden=8))
+    glimpse, location = torch.rand(N, 4), torch.rand(N, 2)
+    a = model.step(glimpse, location, None, deterministic=True)
+    b = model.step(glimpse, location, model.initial_state(N), deterministic=True)
+    torch.testing.assert_close(a.logits, b.logits)
+    torch.testing.assert_close(a.location, b.location)
+    if model.supports_tape:
+        c = model.step(glimpse, location, None, deterministic=True, tape=RolloutTape())
+        torch.testing.assert_close(c.logits, b.logits)
+        torch.testing.assert_close(c.baseline, b.baseline)
+
+
+def test_tape_requires_rnn_core() -> None:
+    model = RecurrentAttentionModel(4, 2, RAMConfig(core="gru", core_hidden=8))
+    assert not model.supports_tape
+    with pytest.raises(ValueError, match="rnn"):
+        model.step(torch.rand(2, 4), torch.zeros(2, 2), model.initial_state(2), tape=RolloutTape())
+
+
+def test_step_gradient_routing() -> None:
+    """CE on the logits never reaches the location or baseline networks."""
+    torch.manual_seed(0)
+    model = RecurrentAttentionModel(16, 3)
+    state = model.initial_state(N)
+    location = torch.zeros(N, 2)
+    for _ in range(3):
+        out = model.step(torch.rand(N, 16), location, state)
+        state, location = out.state, out.location
+    F.cross_entropy(out.logits, torch.zeros(N, dtype=torch.long)).backward()
+    assert _grad_norm(model.location_network) == 0.0
+    assert _grad_norm(model.baseline_network) == 0.0
+    for module in (model.action_network, model.core_network, model.glimpse_network):
+        assert _grad_norm(module) > 0.0
+    assert not math.isnan(_grad_norm(model))

@@ -1,0 +1,343 @@
+"""``glimpse train ram``: the Recurrent Attention Model trained with REINFORCE.
+
+The loop reads top to bottom: build the vector env and the trainer, (maybe) resume, then
+per iteration play one batch of episodes and take one optimiser step; log, validate and
+checkpoint every so often; finally evaluate on the test split and write ``eval.json``.
+
+Run folder: ``config.json`` (the resolved config), ``meta.json`` (what ``glimpse eval``
+reads), ``checkpoint.pt`` (written atomically; ``--resume RUN_DIR`` continues from it to
+the same result as an uninterrupted run), ``metrics.csv`` and ``tb/`` (TensorBoard),
+``eval.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+#: Presets: the paper's RAM rows (Tables 1-2). Each maps to an env and its settings; the
+#: optimisation settings are this project's (see README for what they reach).
+PRESETS: dict[str, dict[str, Any]] = {
+    **{f"mnist-{t}": {"env": "GlimpseMNIST-v0", "n_glimpses": t} for t in (2, 3, 4, 5, 6, 7)},
+    **{f"translated-{t}": {"env": "GlimpseTranslatedMNIST-v0", "n_glimpses": t} for t in (4, 6, 8)},
+    **{f"cluttered60-{t}": {"env": "GlimpseClutteredMNIST-v0", "n_glimpses": t} for t in (4, 6, 8)},
+    **{
+        f"cluttered100-{t}": {"env": "GlimpseClutteredMNIST100-v0", "n_glimpses": t}
+        for t in (4, 6, 8)
+    },
+}
+
+
+@dataclass
+class RAMTrainConfig:
+    """Everything ``glimpse train ram`` can be told (each field is a ``--flag``)."""
+
+    env: str = "GlimpseMNIST-v0"
+    """Environment id."""
+    n_glimpses: int | None = None
+    """Glimpses per episode (None: the env's default, the paper's setting)."""
+    split: str = "train"
+    """Training split (``train`` = first 50,000 digits; ``val`` is used for validation)."""
+    start: str = "random"
+    """First glimpse location: ``random`` (paper) or ``center``."""
+    batch_size: int = 128
+    """Episodes per optimiser step (= sub-envs of the vector env)."""
+    epochs: float = 100.0
+    """Length of the run in passes over the training split (sets the iteration count)."""
+    optimizer: str = "adam"
+    """``adam`` or ``sgd`` (momentum 0.9, as the paper)."""
+    lr: float = 1e-3
+    """Initial learning rate."""
+    lr_schedule: str = "cosine"
+    """``constant``, ``linear`` or ``cosine`` anneal to 0 over the run."""
+    weight_decay: float = 0.0
+    """L2 weight decay."""
+    std: float = 0.15
+    """Location policy standard deviation (in [-1, 1] units)."""
+    std_end: float | None = None
+    """Anneal the std linearly to this value over the run (None: constant)."""
+    core: str = "rnn"
+    """Core network: ``rnn`` (paper), ``lstm`` or ``gru``."""
+    glimpse_hidden: int = 128
+    """Units of h_g."""
+    location_hidden: int = 128
+    """Units of h_l."""
+    glimpse_out: int = 256
+    """Units of g_t."""
+    core_hidden: int = 256
+    """Units of the core state h_t."""
+    hybrid: bool = True
+    """Hybrid loss (paper: cross-entropy for the classifier); ``--no-hybrid``: pure REINFORCE."""
+    max_grad_norm: float | None = None
+    """Clip the gradient norm (None: no clipping)."""
+    eval_every: int = 2000
+    """Validate every this many iterations."""
+    eval_images: int = 10000
+    """Validation images per validation (deterministic, one rollout each)."""
+    log_every: int = 100
+    """Write a metrics row every this many iterations."""
+    checkpoint_every: int = 1000
+    """Write the checkpoint every this many iterations."""
+    stop_after: int | None = None
+    """Stop (as if killed) after this many iterations of this invocation (for tests)."""
+    seed: int = 0
+    """Seed of the model, the sampling and the env."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu`` or ``cuda``; CUDA uses the env's torch backend."""
+    threads: int | None = None
+    """torch CPU threads (None: torch's default)."""
+    data_dir: str | None = None
+    """MNIST folder (default: $GLIMPSE_ENV_DATA or the user cache)."""
+    run_dir: str | None = None
+    """Run folder (default: runs/ram-<env>-<time>)."""
+    progress: bool = True
+    """Progress bar (else a log line per ``log_every``)."""
+    extra_env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Further env keyword arguments."""
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of the training env (without the split)."""
+        kwargs: dict[str, Any] = {"start": self.start, **self.extra_env_kwargs}
+        if self.n_glimpses is not None:
+            kwargs["n_glimpses"] = self.n_glimpses
+        if self.data_dir is not None:
+            kwargs["data_dir"] = self.data_dir
+        return kwargs
+
+
+def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
+    """Train (or resume) a RAM agent; returns the run folder."""
+    import gymnasium as gym
+    import torch
+    from tqdm.auto import tqdm
+
+    import glimpse_env  # noqa: F401
+    from agents.checkpoints import load_checkpoint, save_checkpoint, write_json
+    from agents.policy import evaluate_policy
+    from agents.ram import RAMConfig, count_parameters
+    from agents.ram_policy import RAMPolicy, model_payload
+    from agents.reinforce import ReinforceConfig, ReinforceTrainer
+    from train.common import MetricLogger, make_run_dir, resolve_device
+
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    run_dir = make_run_dir(resume or cfg.run_dir, "ram", cfg.env)
+    checkpoint_file = run_dir / "checkpoint.pt"
+
+    # Environments: the training batch (torch backend on CUDA keeps the loop on the GPU).
+    backend = {"backend": "torch", "device": device} if device.type == "cuda" else {}
+    envs = gym.make_vec(
+        cfg.env, num_envs=cfg.batch_size, split=cfg.split, **cfg.env_kwargs(), **backend
+    )
+    n_train = len(envs.unwrapped.task.data)
+    total = max(1, round(cfg.epochs * n_train / cfg.batch_size))
+    model_cfg = RAMConfig(
+        glimpse_hidden=cfg.glimpse_hidden,
+        location_hidden=cfg.location_hidden,
+        glimpse_out=cfg.glimpse_out,
+        core_hidden=cfg.core_hidden,
+        core=cfg.core,
+        location_std=cfg.std,
+    )
+    trainer = ReinforceTrainer(
+        envs,
+        ReinforceConfig(
+            model=model_cfg,
+            total_iterations=total,
+            optimizer=cfg.optimizer,
+            lr=cfg.lr,
+            lr_schedule=cfg.lr_schedule,
+            weight_decay=cfg.weight_decay,
+            std_start=cfg.std,
+            std_end=cfg.std_end,
+            hybrid=cfg.hybrid,
+            max_grad_norm=cfg.max_grad_norm,
+            seed=cfg.seed,
+        ),
+        device=device,
+    )
+    meta = {
+        "agent": "ram",
+        "env_id": cfg.env,
+        "env_kwargs": cfg.env_kwargs(),
+        "checkpoint": checkpoint_file.name,
+        "parameters": count_parameters(trainer.model),
+        "iterations": total,
+    }
+
+    # Resume: trainer state plus the env's episode stream, so the run continues exactly.
+    elapsed = 0.0
+    if resume is not None:
+        state = load_checkpoint(checkpoint_file, map_location=device)
+        trainer.load_state_dict(state["trainer"])
+        trainer.set_observation(envs.unwrapped.set_state(state["env_state"]))
+        elapsed = float(state.get("elapsed", 0.0))
+    else:
+        write_json(run_dir / "config.json", asdict(cfg))
+        write_json(run_dir / "meta.json", meta)
+    start = trainer.iteration
+    logger = MetricLogger(run_dir, resume_step=start * cfg.batch_size if resume else None)
+
+    def policy() -> RAMPolicy:
+        std = trainer.current_std()
+        return RAMPolicy(trainer.model, cfg.env, meta["env_kwargs"], std=std, device=device)
+
+    def save() -> None:
+        save_checkpoint(
+            checkpoint_file,
+            {
+                **meta,
+                **model_payload(trainer.model, model_cfg),
+                "trainer": trainer.state_dict(),
+                "env_state": envs.unwrapped.get_state(),
+                "elapsed": elapsed + time.perf_counter() - t0,
+            },
+        )
+
+    print(
+        f"RAM ({meta['parameters']:,} parameters) on {cfg.env}: {total:,} iterations of "
+        f"{cfg.batch_size} episodes ({cfg.epochs:g} epochs), device {device}; run folder {run_dir}"
+    )
+    t0 = time.perf_counter()
+    bar = tqdm(total=total, initial=start, disable=not cfg.progress, unit="it", dynamic_ncols=True)
+    running_acc, val_acc = None, None
+    stop = total if cfg.stop_after is None else min(total, start + cfg.stop_after)
+    for iteration in range(start + 1, stop + 1):
+        metrics = trainer.train_iteration()
+        acc = metrics.get("accuracy", metrics["reward"])
+        running_acc = acc if running_acc is None else 0.98 * running_acc + 0.02 * acc
+        bar.update(1)
+        images = iteration * cfg.batch_size
+        if iteration % cfg.eval_every == 0 or iteration == total:
+            result = evaluate_policy(policy(), split="val", n_images=cfg.eval_images, num_envs=1000)
+            val_acc = result["accuracy"]
+            metrics["val_accuracy"] = val_acc
+        if iteration % cfg.log_every == 0 or "val_accuracy" in metrics:
+            seconds = elapsed + time.perf_counter() - t0
+            logger.log(images, {**metrics, "train_accuracy_ema": running_acc, "wall_s": seconds})
+            postfix = {
+                "acc": f"{running_acc:.3f}",
+                "val": "-" if val_acc is None else f"{val_acc:.4f}",
+            }
+            bar.set_postfix(postfix)
+            if not cfg.progress:
+                print(
+                    f"it {iteration}/{total} images {images} acc {running_acc:.4f} val {val_acc}",
+                    flush=True,
+                )
+        if iteration % cfg.checkpoint_every == 0 or iteration == stop:
+            save()
+    bar.close()
+    logger.close()
+    if stop < total:
+        print(f"stopped after iteration {stop} (--stop-after); resume with --resume {run_dir}")
+        return run_dir
+
+    # Final evaluation: test split, one rollout per image, deterministic and sampled.
+    wall = elapsed + time.perf_counter() - t0
+    results = {
+        mode: evaluate_policy(policy(), split="test", mode=mode, num_envs=1000)
+        for mode in ("deterministic", "sample")
+    }
+    summary = {
+        "env_id": cfg.env,
+        "test_error_rate": results["deterministic"]["error_rate"],
+        "test_error_rate_sampled": results["sample"]["error_rate"],
+        "results": results,
+        "parameters": meta["parameters"],
+        "iterations": total,
+        "images_seen": total * cfg.batch_size,
+        "train_wall_s": wall,
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "config": asdict(cfg),
+    }
+    write_json(run_dir / "eval.json", summary)
+    print(
+        f"test error {100 * summary['test_error_rate']:.2f}% (deterministic), "
+        f"{100 * summary['test_error_rate_sampled']:.2f}% (one sampled rollout); "
+        f"{wall / 60:.1f} min; wrote {run_dir / 'eval.json'}"
+    )
+    return run_dir
+
+
+# ------------------------------------------------------------------------ command line
+def register(subparsers: Any) -> None:
+    from train.train_cmd import add_common_run_args
+
+    parser = subparsers.add_parser(
+        "ram",
+        help="the Recurrent Attention Model with REINFORCE (hybrid loss)",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a row of the paper's tables")
+    add_common_run_args(parser)
+    skip = {"seed", "device", "data_dir", "run_dir", "progress", "extra_env_kwargs"}
+    docs = _field_docs()
+    for f in fields(RAMTrainConfig):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = _field_type(f)
+        if kind is bool:
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=docs.get(f.name)
+            )
+        else:
+            parser.add_argument(
+                flag, type=kind, default=None, help=f"{docs.get(f.name, '')} (default: {f.default})"
+            )
+    parser.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> RAMTrainConfig:
+    """Defaults, then the preset, then explicit flags."""
+    values: dict[str, Any] = {}
+    if getattr(args, "preset", None):
+        values.update(PRESETS[args.preset])
+    for f in fields(RAMTrainConfig):
+        v = getattr(args, f.name, None)
+        if v is not None and f.name not in ("progress",):
+            values[f.name] = v
+    values["progress"] = not args.no_progress
+    return RAMTrainConfig(**values)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.resume:
+        saved = json.loads((Path(args.resume) / "config.json").read_text())
+        cfg = RAMTrainConfig(**saved)
+        cfg = dataclasses.replace(cfg, progress=not args.no_progress, stop_after=args.stop_after)
+        train_ram(cfg, resume=args.resume)
+    else:
+        train_ram(config_from_args(args))
+    return 0
+
+
+def _field_type(f: dataclasses.Field) -> type:
+    text = str(f.type)
+    for name, kind in (("bool", bool), ("int", int), ("float", float)):
+        if text.startswith(name):
+            return kind
+    return str
+
+
+def _field_docs() -> dict[str, str]:
+    """Field docstrings of :class:`RAMTrainConfig` (the string under each field)."""
+    import ast
+    import itertools
+    import inspect
+
+    tree = ast.parse(inspect.getsource(RAMTrainConfig))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, nxt in itertools.pairwise(body):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
+            docs[node.target.id] = str(nxt.value.value)  # type: ignore[union-attr]
+    return docs
