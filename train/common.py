@@ -67,17 +67,28 @@ class MetricLogger:
                 self._tb = None
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
+        """Append one row; a metric seen for the first time adds a column (earlier rows blank)."""
         row = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
-        if self._fields is None:
-            self._fields = list(row)
-            with self.path.open("w", newline="") as f:
-                csv.DictWriter(f, fieldnames=self._fields).writeheader()
+        if self._fields is None or not set(row) <= set(self._fields):
+            self._widen([*(self._fields or []), *(k for k in row if k not in (self._fields or []))])
         with self.path.open("a", newline="") as f:
-            csv.DictWriter(f, fieldnames=self._fields, extrasaction="ignore").writerow(row)
+            csv.DictWriter(f, fieldnames=self._fields).writerow(row)
         if self._tb is not None:
             for k, v in row.items():
                 if k != "step" and isinstance(v, (int, float)):
                     self._tb.add_scalar(k, v, step)
+
+    def _widen(self, fields: list[str]) -> None:
+        """Rewrite the CSV with the header ``fields`` (rows so far keep their values)."""
+        rows: list[dict[str, str]] = []
+        if self._fields is not None and self.path.is_file():
+            with self.path.open() as f:
+                rows = list(csv.DictReader(f))
+        self._fields = fields
+        with self.path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
 
     def close(self) -> None:
         if self._tb is not None:

@@ -79,12 +79,15 @@ class RAMTrainConfig:
     """Validate every this many iterations."""
     eval_images: int = 10000
     """Validation images per validation (deterministic, one rollout each)."""
+    test_images: int | None = None
+    """Test images of the final evaluation (None: the whole test split)."""
     log_every: int = 100
     """Write a metrics row every this many iterations."""
     checkpoint_every: int = 1000
     """Write the checkpoint every this many iterations."""
     stop_after: int | None = None
-    """Stop (as if killed) after this many iterations of this invocation (for tests)."""
+    """Stop abruptly after this many iterations of this invocation, as if killed (no
+    checkpoint is written at the stop); for testing ``--resume``."""
     seed: int = 0
     """Seed of the model, the sampling and the env."""
     device: str = "auto"
@@ -172,12 +175,13 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
     }
 
     # Resume: trainer state plus the env's episode stream, so the run continues exactly.
-    elapsed = 0.0
+    elapsed, running_acc = 0.0, None
     if resume is not None:
         state = load_checkpoint(checkpoint_file, map_location=device)
         trainer.load_state_dict(state["trainer"])
         trainer.set_observation(envs.unwrapped.set_state(state["env_state"]))
         elapsed = float(state.get("elapsed", 0.0))
+        running_acc = state.get("running_accuracy")
     else:
         write_json(run_dir / "config.json", asdict(cfg))
         write_json(run_dir / "meta.json", meta)
@@ -188,7 +192,7 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
         std = trainer.current_std()
         return RAMPolicy(trainer.model, cfg.env, meta["env_kwargs"], std=std, device=device)
 
-    def save() -> None:
+    def save(running_acc: float | None) -> None:
         save_checkpoint(
             checkpoint_file,
             {
@@ -197,6 +201,7 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
                 "trainer": trainer.state_dict(),
                 "env_state": envs.unwrapped.get_state(),
                 "elapsed": elapsed + time.perf_counter() - t0,
+                "running_accuracy": running_acc,
             },
         )
 
@@ -206,7 +211,7 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
     )
     t0 = time.perf_counter()
     bar = tqdm(total=total, initial=start, disable=not cfg.progress, unit="it", dynamic_ncols=True)
-    running_acc, val_acc = None, None
+    val_acc = None
     stop = total if cfg.stop_after is None else min(total, start + cfg.stop_after)
     for iteration in range(start + 1, stop + 1):
         metrics = trainer.train_iteration()
@@ -215,7 +220,9 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
         bar.update(1)
         images = iteration * cfg.batch_size
         if iteration % cfg.eval_every == 0 or iteration == total:
-            result = evaluate_policy(policy(), split="val", n_images=cfg.eval_images, num_envs=1000)
+            result = evaluate_policy(
+                policy(), split="val", n_images=cfg.eval_images, num_envs=min(1000, cfg.eval_images)
+            )
             val_acc = result["accuracy"]
             metrics["val_accuracy"] = val_acc
         if iteration % cfg.log_every == 0 or "val_accuracy" in metrics:
@@ -231,18 +238,20 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
                     f"it {iteration}/{total} images {images} acc {running_acc:.4f} val {val_acc}",
                     flush=True,
                 )
-        if iteration % cfg.checkpoint_every == 0 or iteration == stop:
-            save()
+        if iteration % cfg.checkpoint_every == 0 or iteration == total:
+            save(running_acc)
     bar.close()
     logger.close()
     if stop < total:
-        print(f"stopped after iteration {stop} (--stop-after); resume with --resume {run_dir}")
+        print(f"stopped at iteration {stop} (--stop-after); resume with --resume {run_dir}")
         return run_dir
 
     # Final evaluation: test split, one rollout per image, deterministic and sampled.
     wall = elapsed + time.perf_counter() - t0
     results = {
-        mode: evaluate_policy(policy(), split="test", mode=mode, num_envs=1000)
+        mode: evaluate_policy(
+            policy(), split="test", n_images=cfg.test_images, mode=mode, num_envs=1000
+        )
         for mode in ("deterministic", "sample")
     }
     summary = {
@@ -331,8 +340,8 @@ def _field_type(f: dataclasses.Field) -> type:
 def _field_docs() -> dict[str, str]:
     """Field docstrings of :class:`RAMTrainConfig` (the string under each field)."""
     import ast
-    import itertools
     import inspect
+    import itertools
 
     tree = ast.parse(inspect.getsource(RAMTrainConfig))
     body = tree.body[0].body  # type: ignore[attr-defined]

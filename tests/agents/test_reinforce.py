@@ -277,7 +277,7 @@ def test_state_dict_resume_is_exact() -> None:
         buffer.seek(0)
         resumed = _trainer(MemoryVectorEnv(16, horizon=3), lr_schedule="linear", std_end=0.05)
         resumed.config.seed = seed
-        resumed.load_state_dict(torch.load(buffer, weights_only=False))
+        resumed.load_state_dict(torch.load(buffer, weights_only=True))
         assert resumed.iteration == 4
         assert resumed.current_lr() == trainer.current_lr()
         assert resumed.current_std() == trainer.current_std()

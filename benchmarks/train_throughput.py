@@ -1,0 +1,65 @@
+"""RAM training throughput; writes ``benchmarks/results/train_throughput.json``.
+
+Usage::
+
+    GLIMPSE_ENV_DATA=/path/to/mnist python benchmarks/train_throughput.py [--threads 2]
+
+Training images per second of the RAM agent on GlimpseMNIST-v0 (7 glimpses of 8x8, paper
+sizes, batch 128): forward, backward and Adam step, env stepping included (the native
+vector env), as ``images_per_second``. Best of a few timed windows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import torch
+
+import glimpse_env  # noqa: F401
+from agents.reinforce import ReinforceConfig, ReinforceTrainer
+
+RESULTS = Path(__file__).resolve().parent / "results" / "train_throughput.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--iterations", type=int, default=200, help="per timed window")
+    parser.add_argument("--windows", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    envs = gym.make_vec("GlimpseMNIST-v0", num_envs=args.batch_size)
+    trainer = ReinforceTrainer(envs, ReinforceConfig(total_iterations=10**6, lr=1e-3))
+    for _ in range(20):  # warm-up
+        trainer.train_iteration()
+    rates = []
+    for _ in range(args.windows):
+        start = time.perf_counter()
+        for _ in range(args.iterations):
+            trainer.train_iteration()
+        rates.append(args.iterations * args.batch_size / (time.perf_counter() - start))
+    result = {
+        "images_per_second": max(rates),
+        "windows_images_per_second": rates,
+        "batch_size": args.batch_size,
+        "glimpses": 7,
+        "env_id": "GlimpseMNIST-v0",
+        "torch_threads": args.threads,
+        "load_average": os.getloadavg(),
+        "torch": torch.__version__,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
