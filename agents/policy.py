@@ -67,20 +67,21 @@ def register_loader(agent: str, loader: Loader) -> None:
     _LOADERS[agent] = loader
 
 
+#: Modules that register loaders, with the optional package each needs (None: always).
+_LOADER_MODULES: tuple[tuple[str, str | None], ...] = (
+    ("agents.ram_policy", None),
+    ("agents.sb3_policy", "stable_baselines3"),
+)
+
+
 def _ensure_loaders() -> None:
     """Import the agent modules that register loaders (optional ones only if installed)."""
     import importlib
+    import importlib.util
 
-    for module in ("agents.ram_policy", "agents.sb3_policy", "agents.baselines"):
-        try:
+    for module, needs in _LOADER_MODULES:
+        if needs is None or importlib.util.find_spec(needs) is not None:
             importlib.import_module(module)
-        except ImportError as exc:  # the optional extra (e.g. sb3) is not installed
-            if (
-                module not in str(exc)
-                and "stable_baselines3" not in str(exc)
-                and "sb3_contrib" not in str(exc)
-            ):
-                raise
 
 
 def read_meta(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:

@@ -1,0 +1,1 @@
+"""Command-line entry points: the ``glimpse`` command (``train/cli.py``) and its subcommands."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
 
@@ -32,7 +33,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.policy import evaluate_policy, load_policy
+    from agents.policy import evaluate_policy, load_policy, read_meta
 
     if (args.checkpoint is None) == (args.pretrained is None):
         raise SystemExit("give either a CHECKPOINT or --pretrained ENV_ID")
@@ -42,22 +43,25 @@ def run(args: argparse.Namespace) -> int:
         path = pretrained_path(args.pretrained)
     else:
         path = args.checkpoint
-    loaded = load_policy(path, device=args.device)
-    env_kwargs = dict(loaded.policy.env_kwargs)
-    if args.data_dir is not None:
-        env_kwargs["data_dir"] = args.data_dir
-    result = evaluate_policy(
-        loaded.policy,
-        env_id=args.env,
-        split=args.split,
-        n_images=args.n_images,
-        mode=args.mode,
-        num_envs=args.num_envs,
-        env_kwargs=env_kwargs,
-        progress=not args.json,
-    )
-    result["checkpoint"] = str(loaded.path)
-    result["agent"] = loaded.meta.get("agent")
+    if read_meta(path)[1].get("agent") == "baseline":
+        result = _evaluate_baseline(path, args)
+    else:
+        loaded = load_policy(path, device=args.device)
+        env_kwargs = dict(loaded.policy.env_kwargs)
+        if args.data_dir is not None:
+            env_kwargs["data_dir"] = args.data_dir
+        result = evaluate_policy(
+            loaded.policy,
+            env_id=args.env,
+            split=args.split,
+            n_images=args.n_images,
+            mode=args.mode,
+            num_envs=args.num_envs,
+            env_kwargs=env_kwargs,
+            progress=not args.json,
+        )
+        result["checkpoint"] = str(loaded.path)
+        result["agent"] = loaded.meta.get("agent")
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
@@ -67,3 +71,27 @@ def run(args: argparse.Namespace) -> int:
             f"({result['n_images'] - result['n_correct']}/{result['n_images']} wrong)"
         )
     return 0
+
+
+def _evaluate_baseline(path: str | os.PathLike, args: argparse.Namespace) -> dict[str, Any]:
+    """A supervised baseline sees whole canvases: classify the split's fixed canvases once each."""
+    from agents.baselines import evaluate_baseline, load_baseline
+
+    if args.mode != "deterministic":
+        raise SystemExit("a supervised baseline has no sampled mode: use --mode deterministic")
+    loaded = load_baseline(path, device=args.device)
+    env_kwargs = loaded.env_kwargs
+    if args.data_dir is not None:
+        env_kwargs["data_dir"] = args.data_dir
+    result = evaluate_baseline(
+        loaded.model,
+        args.env or loaded.env_id,
+        split=args.split,
+        n_images=args.n_images,
+        env_kwargs=env_kwargs,
+        batch_size=args.num_envs,
+        progress=not args.json,
+    )
+    result["checkpoint"] = str(loaded.path)
+    result["agent"] = "baseline"
+    return result

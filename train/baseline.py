@@ -1,0 +1,370 @@
+"""``glimpse train baseline``: the paper's supervised FC / Conv baselines on whole canvases.
+
+The loop reads top to bottom: build the canvas source (the env, unwrapped) and the model,
+(maybe) resume, then per iteration draw a fresh batch of training canvases and take one
+optimiser step on the cross-entropy; log, validate and checkpoint every so often; finally
+evaluate on the test split and write ``eval.json``.
+
+Training canvases come from the env's own episode stream (``draw_episodes`` with the env's
+seeded keys, as the vector env draws them for a glimpse agent): iteration ``t`` draws
+episode ``t`` of sub-envs ``seed + i``, so every batch is new (digits drawn at random, and
+on translated/cluttered variants a new position and clutter) and a function of ``t`` alone.
+Validation and test use the fixed ``val`` / ``test`` canvases a glimpse agent is tested on
+(:func:`agents.baselines.evaluate_baseline`).
+
+Run folder: ``config.json``, ``meta.json`` (what ``glimpse eval`` reads), ``checkpoint.pt``
+(written atomically; ``--resume RUN_DIR`` continues from it to the same result as an
+uninterrupted run), ``metrics.csv`` and ``tb/`` (TensorBoard), ``eval.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class BaselineTrainConfig:
+    """Everything ``glimpse train baseline`` can be told (each field is a ``--flag``)."""
+
+    arch: str = "fc256"
+    """``fc64``, ``fc256`` (2 hidden ReLU layers) or ``conv`` (8 @ 10x10 stride 5, FC 256)."""
+    env: str = "GlimpseMNIST-v0"
+    """Environment id (its canvases are the input)."""
+    split: str = "train"
+    """Training split (``train`` = first 50,000 digits; ``val`` is used for validation)."""
+    batch_size: int = 128
+    """Canvases per optimiser step."""
+    epochs: float = 20.0
+    """Length of the run in passes over the training split (sets the iteration count)."""
+    optimizer: str = "adam"
+    """``adam`` or ``sgd`` (momentum 0.9)."""
+    lr: float = 1e-3
+    """Initial learning rate."""
+    lr_schedule: str = "cosine"
+    """``constant``, ``linear`` or ``cosine`` anneal to 0 over the run."""
+    weight_decay: float = 0.0
+    """L2 weight decay."""
+    eval_every: int | None = None
+    """Validate every this many iterations (None: once per epoch)."""
+    eval_images: int = 10000
+    """Validation images per validation."""
+    test_images: int | None = None
+    """Test images of the final evaluation (None: the whole test split)."""
+    log_every: int = 100
+    """Write a metrics row every this many iterations."""
+    checkpoint_every: int = 1000
+    """Write the checkpoint every this many iterations."""
+    stop_after: int | None = None
+    """Stop abruptly after this many iterations of this invocation, as if killed (no
+    checkpoint is written at the stop); for testing ``--resume``."""
+    seed: int = 0
+    """Seed of the model's initialisation and of the training canvases."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
+    threads: int | None = None
+    """torch CPU threads (None: torch's default)."""
+    data_dir: str | None = None
+    """MNIST folder (default: $GLIMPSE_ENV_DATA or the user cache)."""
+    run_dir: str | None = None
+    """Run folder (default: runs/baseline-<env>-<time>)."""
+    progress: bool = True
+    """Progress bar (else a log line per ``log_every``)."""
+    extra_env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Further env keyword arguments."""
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of the canvas env (without the split)."""
+        kwargs: dict[str, Any] = {**self.extra_env_kwargs}
+        if self.data_dir is not None:
+            kwargs["data_dir"] = self.data_dir
+        return kwargs
+
+
+#: Flags restricted to a set of values.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "arch": ("fc64", "fc256", "conv"),
+    "split": ("train", "train_full"),
+    "optimizer": ("adam", "sgd"),
+    "lr_schedule": ("constant", "linear", "cosine"),
+}
+
+
+def lr_factor(schedule: str, iteration: int, total: int) -> float:
+    """Learning-rate multiplier after ``iteration`` of ``total`` optimiser steps."""
+    progress = min(1.0, iteration / total)
+    if schedule == "constant":
+        return 1.0
+    if schedule == "linear":
+        return 1.0 - progress
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    raise ValueError(f"lr_schedule must be one of {_CHOICES['lr_schedule']}, got {schedule!r}")
+
+
+def train_baseline(cfg: BaselineTrainConfig, resume: str | None = None) -> Path:
+    """Train (or resume) a supervised baseline.
+
+    Args:
+        cfg: the run's configuration.
+        resume: a run folder to continue from its ``checkpoint.pt`` (then ``cfg`` must be
+            the one saved in its ``config.json``).
+
+    Returns:
+        The run folder.
+    """
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    from agents.baselines import (
+        build_baseline,
+        canvases_to_tensor,
+        count_parameters,
+        evaluate_baseline,
+        make_canvas_env,
+        model_payload,
+    )
+    from agents.checkpoints import load_checkpoint, save_checkpoint, write_json
+    from train.common import MetricLogger, make_run_dir, resolve_device
+
+    for name, choices in _CHOICES.items():
+        if getattr(cfg, name) not in choices:
+            raise SystemExit(f"--{name.replace('_', '-')} must be one of {choices}")
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    run_dir = make_run_dir(resume or cfg.run_dir, "baseline", cfg.env)
+    checkpoint_file = run_dir / "checkpoint.pt"
+
+    # The canvas source: the env's episode stream, one fresh batch of canvases per iteration.
+    env = make_canvas_env(cfg.env, cfg.split, cfg.env_kwargs())
+    image_size = env.canvas_size
+    n_train = len(env.data)
+    total = max(1, round(cfg.epochs * n_train / cfg.batch_size))
+    eval_every = cfg.eval_every or max(1, round(n_train / cfg.batch_size))
+    keys = env.new_keys(cfg.seed, cfg.batch_size)
+    no_offsets = np.zeros(cfg.batch_size, dtype=np.int64)
+
+    # Model and optimiser.
+    torch.manual_seed(cfg.seed)
+    model = build_baseline(cfg.arch, image_size).to(device)
+    if cfg.optimizer == "adam":
+        optimizer: torch.optim.Optimizer = torch.optim.Adam(
+            model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+    else:
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay
+        )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda it: lr_factor(cfg.lr_schedule, it, total)
+    )
+    meta = {
+        "agent": "baseline",
+        "arch": cfg.arch,
+        "env_id": cfg.env,
+        "env_kwargs": cfg.env_kwargs(),
+        "checkpoint": checkpoint_file.name,
+        "parameters": count_parameters(model),
+        "image_size": image_size,
+        "iterations": total,
+    }
+
+    # Resume: model and optimiser state; the canvas stream is a function of the iteration.
+    start, elapsed, running_acc = 0, 0.0, None
+    if resume is not None:
+        state = load_checkpoint(checkpoint_file, map_location=device)
+        model.load_state_dict(state["model_state"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start = int(state["iteration"])
+        elapsed = float(state.get("elapsed", 0.0))
+        running_acc = state.get("running_accuracy")
+    else:
+        write_json(run_dir / "config.json", asdict(cfg))
+        write_json(run_dir / "meta.json", meta)
+    logger = MetricLogger(run_dir, resume_step=start * cfg.batch_size if resume else None)
+
+    def save(iteration: int, running_acc: float | None) -> None:
+        save_checkpoint(
+            checkpoint_file,
+            {
+                **meta,
+                **model_payload(model, cfg.arch, image_size),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "iteration": iteration,
+                "elapsed": elapsed + time.perf_counter() - t0,
+                "running_accuracy": running_acc,
+            },
+        )
+
+    def validate() -> float:
+        result = evaluate_baseline(
+            model, cfg.env, "val", cfg.eval_images, meta["env_kwargs"], device=device
+        )
+        return float(result["accuracy"])
+
+    print(
+        f"baseline {cfg.arch} ({meta['parameters']:,} parameters) on {cfg.env} "
+        f"({image_size}x{image_size}): {total:,} iterations of {cfg.batch_size} canvases "
+        f"({cfg.epochs:g} epochs), device {device}; run folder {run_dir}"
+    )
+    t0 = time.perf_counter()
+    bar = tqdm(total=total, initial=start, disable=not cfg.progress, unit="it", dynamic_ncols=True)
+    val_acc = None
+    stop = total if cfg.stop_after is None else min(total, start + cfg.stop_after)
+    model.train()
+    for iteration in range(start + 1, stop + 1):
+        # One fresh batch: episode (iteration - 1) of each of the batch's key streams.
+        episodes = np.full(cfg.batch_size, iteration - 1, dtype=np.int64)
+        batch = env.draw_episodes(keys, episodes, no_offsets, cfg.batch_size)
+        images = canvases_to_tensor(batch.canvases, device)
+        labels = torch.as_tensor(np.asarray(batch.labels), device=device)
+
+        logits = model(images)
+        loss = F.cross_entropy(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+
+        acc = float((logits.argmax(dim=1) == labels).float().mean())
+        running_acc = acc if running_acc is None else 0.98 * running_acc + 0.02 * acc
+        bar.update(1)
+        metrics: dict[str, Any] = {
+            "loss": loss.item(),
+            "accuracy": acc,
+            "lr": scheduler.get_last_lr()[0],
+        }
+        if iteration % eval_every == 0 or iteration == total:
+            val_acc = validate()
+            metrics["val_accuracy"] = val_acc
+        if iteration % cfg.log_every == 0 or "val_accuracy" in metrics:
+            seconds = elapsed + time.perf_counter() - t0
+            seen = iteration * cfg.batch_size
+            logger.log(seen, {**metrics, "train_accuracy_ema": running_acc, "wall_s": seconds})
+            bar.set_postfix(
+                {"acc": f"{running_acc:.3f}", "val": "-" if val_acc is None else f"{val_acc:.4f}"}
+            )
+            if not cfg.progress:
+                print(
+                    f"it {iteration}/{total} images {seen} loss {metrics['loss']:.4f} "
+                    f"acc {running_acc:.4f} val {val_acc}",
+                    flush=True,
+                )
+        if iteration % cfg.checkpoint_every == 0 or iteration == total:
+            save(iteration, running_acc)
+    bar.close()
+    logger.close()
+    env.close()
+    if stop < total:
+        print(f"stopped at iteration {stop} (--stop-after); resume with --resume {run_dir}")
+        return run_dir
+
+    # Final evaluation: the fixed test canvases, one pass each.
+    wall = elapsed + time.perf_counter() - t0
+    result = evaluate_baseline(
+        model, cfg.env, "test", cfg.test_images, meta["env_kwargs"], device=device
+    )
+    summary = {
+        "agent": "baseline",
+        "arch": cfg.arch,
+        "env_id": cfg.env,
+        "test_error_rate": result["error_rate"],
+        "val_error_rate": None if val_acc is None else 1.0 - val_acc,
+        "results": {"deterministic": result},
+        "parameters": meta["parameters"],
+        "iterations": total,
+        "images_seen": total * cfg.batch_size,
+        "train_wall_s": wall,
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "config": asdict(cfg),
+    }
+    write_json(run_dir / "eval.json", summary)
+    print(
+        f"test error {100 * summary['test_error_rate']:.2f}% "
+        f"({result['n_images'] - result['n_correct']}/{result['n_images']} wrong); "
+        f"{wall / 60:.1f} min; wrote {run_dir / 'eval.json'}"
+    )
+    return run_dir
+
+
+# ------------------------------------------------------------------------ command line
+def register(subparsers: Any) -> None:
+    """Add ``baseline`` to the ``glimpse train`` subcommands."""
+    from train.train_cmd import add_common_run_args
+
+    parser = subparsers.add_parser(
+        "baseline",
+        help="the paper's supervised FC / Conv baselines on whole canvases",
+        description=__doc__.split("\n\n")[0],
+    )
+    add_common_run_args(parser)
+    skip = {"seed", "device", "data_dir", "run_dir", "progress", "extra_env_kwargs"}
+    docs = _field_docs()
+    for f in fields(BaselineTrainConfig):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{docs.get(f.name, '')} (default: {f.default})"
+        parser.add_argument(
+            flag, type=_field_type(f), default=None, choices=_CHOICES.get(f.name), help=help_text
+        )
+    parser.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> BaselineTrainConfig:
+    """Defaults, then explicit flags."""
+    values: dict[str, Any] = {}
+    for f in fields(BaselineTrainConfig):
+        v = getattr(args, f.name, None)
+        if v is not None and f.name != "progress":
+            values[f.name] = v
+    values["progress"] = not args.no_progress
+    return BaselineTrainConfig(**values)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``glimpse train baseline`` (a new run, or ``--resume RUN_DIR``)."""
+    if args.resume:
+        saved = json.loads((Path(args.resume) / "config.json").read_text())
+        cfg = BaselineTrainConfig(**saved)
+        cfg = dataclasses.replace(cfg, progress=not args.no_progress, stop_after=args.stop_after)
+        train_baseline(cfg, resume=args.resume)
+    else:
+        train_baseline(config_from_args(args))
+    return 0
+
+
+def _field_type(f: dataclasses.Field) -> type:
+    """The argparse type of a config field (``int | None`` -> ``int``)."""
+    text = str(f.type)
+    for name, kind in (("int", int), ("float", float)):
+        if text.startswith(name):
+            return kind
+    return str
+
+
+def _field_docs() -> dict[str, str]:
+    """Field docstrings of :class:`BaselineTrainConfig` (the string under each field)."""
+    import ast
+    import inspect
+    import itertools
+
+    tree = ast.parse(inspect.getsource(BaselineTrainConfig))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, nxt in itertools.pairwise(body):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
+            docs[node.target.id] = str(nxt.value.value)  # type: ignore[union-attr]
+    return docs
