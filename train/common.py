@@ -103,6 +103,35 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def add_checkpoint_arguments(parser: Any, verb: str) -> None:
+    """``CHECKPOINT`` (a run folder or file) or ``--pretrained ENV_ID``, for eval/render."""
+    parser.add_argument("checkpoint", nargs="?", help="run folder or checkpoint file")
+    parser.add_argument(
+        "--pretrained", metavar="ENV_ID", help=f"{verb} the weights shipped for ENV_ID"
+    )
+    parser.add_argument("--env", default=None, help="env id (default: the one it was trained on)")
+    parser.add_argument("--data-dir", default=None, help="MNIST folder")
+
+
+def checkpoint_from_args(args: Any) -> Path:
+    """The checkpoint named by ``CHECKPOINT`` or ``--pretrained`` (exactly one is needed)."""
+    if (args.checkpoint is None) == (args.pretrained is None):
+        raise SystemExit("give either a CHECKPOINT or --pretrained ENV_ID")
+    if args.pretrained is not None:
+        from agents.pretrained import pretrained_path
+
+        return pretrained_path(args.pretrained)
+    return Path(args.checkpoint)
+
+
+def env_kwargs_for(trained_kwargs: dict[str, Any], data_dir: str | None) -> dict[str, Any]:
+    """The env keyword arguments an agent was trained with, pointed at ``data_dir`` if given."""
+    kwargs = dict(trained_kwargs)
+    if data_dir is not None:
+        kwargs["data_dir"] = data_dir
+    return kwargs
+
+
 def dump_config(path: Path, config: dict[str, Any]) -> None:
     """Write the resolved configuration as JSON (atomically)."""
     from agents.checkpoints import write_json

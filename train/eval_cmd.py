@@ -7,6 +7,8 @@ import json
 import os
 from typing import Any
 
+from train.common import add_checkpoint_arguments, checkpoint_from_args, env_kwargs_for
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -17,17 +19,12 @@ def register(subparsers: Any) -> None:
             "(deterministic, the default) or sampled ones; never averaged over rollouts."
         ),
     )
-    parser.add_argument("checkpoint", nargs="?", help="run folder or checkpoint file")
-    parser.add_argument(
-        "--pretrained", metavar="ENV_ID", help="evaluate the weights shipped for ENV_ID"
-    )
-    parser.add_argument("--env", default=None, help="env id (default: the one it was trained on)")
+    add_checkpoint_arguments(parser, "evaluate")
     parser.add_argument("--split", default="test", choices=("test", "val", "train", "train_full"))
     parser.add_argument("--mode", default="deterministic", choices=("deterministic", "sample"))
     parser.add_argument("--n-images", type=int, default=None, help="first N images (default: all)")
     parser.add_argument("--num-envs", type=int, default=500, help="episodes stepped together")
     parser.add_argument("--device", default="cpu", help="torch device for the agent")
-    parser.add_argument("--data-dir", default=None, help="MNIST folder")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -35,21 +32,12 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from agents.policy import evaluate_policy, load_policy, read_meta
 
-    if (args.checkpoint is None) == (args.pretrained is None):
-        raise SystemExit("give either a CHECKPOINT or --pretrained ENV_ID")
-    if args.pretrained is not None:
-        from agents.pretrained import pretrained_path
-
-        path = pretrained_path(args.pretrained)
-    else:
-        path = args.checkpoint
+    path = checkpoint_from_args(args)
     if read_meta(path)[1].get("agent") == "baseline":
         result = _evaluate_baseline(path, args)
     else:
         loaded = load_policy(path, device=args.device)
-        env_kwargs = dict(loaded.policy.env_kwargs)
-        if args.data_dir is not None:
-            env_kwargs["data_dir"] = args.data_dir
+        env_kwargs = env_kwargs_for(loaded.policy.env_kwargs, args.data_dir)
         result = evaluate_policy(
             loaded.policy,
             env_id=args.env,
@@ -80,9 +68,7 @@ def _evaluate_baseline(path: str | os.PathLike, args: argparse.Namespace) -> dic
     if args.mode != "deterministic":
         raise SystemExit("a supervised baseline has no sampled mode: use --mode deterministic")
     loaded = load_baseline(path, device=args.device)
-    env_kwargs = loaded.env_kwargs
-    if args.data_dir is not None:
-        env_kwargs["data_dir"] = args.data_dir
+    env_kwargs = env_kwargs_for(loaded.env_kwargs, args.data_dir)
     result = evaluate_baseline(
         loaded.model,
         args.env or loaded.env_id,

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from train.common import add_checkpoint_arguments, checkpoint_from_args, env_kwargs_for
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -19,18 +21,13 @@ def register(subparsers: Any) -> None:
             "sensor saw; one GIF frame per glimpse, plus a PNG grid of the final frames."
         ),
     )
-    parser.add_argument("checkpoint", nargs="?", help="run folder or checkpoint file")
-    parser.add_argument(
-        "--pretrained", metavar="ENV_ID", help="render the weights shipped for ENV_ID"
-    )
-    parser.add_argument("--env", default=None, help="env id (default: the one it was trained on)")
+    add_checkpoint_arguments(parser, "render")
     parser.add_argument("--split", default="test")
     parser.add_argument("--n", type=int, default=8, help="number of images")
     parser.add_argument("--columns", type=int, default=2, help="frames per row")
     parser.add_argument("--out", default="glimpses.gif", help="GIF to write (PNG grid beside it)")
     parser.add_argument("--fps", type=float, default=1.5)
     parser.add_argument("--mode", default="deterministic", choices=("deterministic", "sample"))
-    parser.add_argument("--data-dir", default=None, help="MNIST folder")
     parser.set_defaults(func=run)
 
 
@@ -100,18 +97,9 @@ def run(args: argparse.Namespace) -> int:
     from agents.policy import load_policy
     from glimpse_env.rendering import grid, save_gif, save_png
 
-    if (args.checkpoint is None) == (args.pretrained is None):
-        raise SystemExit("give either a CHECKPOINT or --pretrained ENV_ID")
-    if args.pretrained is not None:
-        from agents.pretrained import pretrained_path
-
-        path = pretrained_path(args.pretrained)
-    else:
-        path = args.checkpoint
+    path = checkpoint_from_args(args)
     policy = load_policy(path).policy
-    env_kwargs = dict(policy.env_kwargs)
-    if args.data_dir is not None:
-        env_kwargs["data_dir"] = args.data_dir
+    env_kwargs = env_kwargs_for(policy.env_kwargs, args.data_dir)
     frames = render_policy(
         policy,
         args.env or policy.env_id,
