@@ -45,19 +45,19 @@ class RAMTrainConfig:
     """Training split (``train`` = first 50,000 digits; ``val`` is used for validation)."""
     start: str = "random"
     """First glimpse location: ``random`` (paper) or ``center``."""
-    batch_size: int = 128
+    batch_size: int = 64
     """Episodes per optimiser step (= sub-envs of the vector env)."""
-    epochs: float = 100.0
+    epochs: float = 150.0
     """Length of the run in passes over the training split (sets the iteration count)."""
     optimizer: str = "adam"
     """``adam`` or ``sgd`` (momentum 0.9, as the paper)."""
-    lr: float = 1e-3
+    lr: float = 5e-4
     """Initial learning rate."""
     lr_schedule: str = "cosine"
     """``constant``, ``linear`` or ``cosine`` anneal to 0 over the run."""
     weight_decay: float = 0.0
     """L2 weight decay."""
-    std: float = 0.15
+    std: float = 0.12
     """Location policy standard deviation (in [-1, 1] units)."""
     std_end: float | None = None
     """Anneal the std linearly to this value over the run (None: constant)."""
@@ -75,15 +75,15 @@ class RAMTrainConfig:
     """Hybrid loss (paper: cross-entropy for the classifier); ``--no-hybrid``: pure REINFORCE."""
     max_grad_norm: float | None = None
     """Clip the gradient norm (None: no clipping)."""
-    eval_every: int = 2000
+    eval_every: int = 8000
     """Validate every this many iterations."""
     eval_images: int = 10000
     """Validation images per validation (deterministic, one rollout each)."""
     test_images: int | None = None
     """Test images of the final evaluation (None: the whole test split)."""
-    log_every: int = 100
+    log_every: int = 1000
     """Write a metrics row every this many iterations."""
-    checkpoint_every: int = 1000
+    checkpoint_every: int = 2000
     """Write the checkpoint every this many iterations."""
     stop_after: int | None = None
     """Stop abruptly after this many iterations of this invocation, as if killed (no
