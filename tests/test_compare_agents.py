@@ -1,0 +1,78 @@
+"""``benchmarks/compare_agents.py`` end to end with a tiny budget."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("glimpse_data")
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "compare_agents.py"
+
+
+def _load_script(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """Import the script as a module (registered while the test runs: dataclasses need it)."""
+    spec = importlib.util.spec_from_file_location("compare_agents", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compare_agents_tiny_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = _load_script(monkeypatch)
+    out_dir, runs_dir = tmp_path / "results", tmp_path / "runs"
+    argv = [
+        "--env-steps", "3000",
+        "--eval-points", "2",
+        "--eval-images", "100",
+        "--final-eval-images", "200",
+        "--threads", "1",
+        "--out-dir", str(out_dir),
+        "--runs-dir", str(runs_dir),
+    ]  # fmt: skip
+    assert script.main(argv) == 0
+
+    for name in ("compare_agents.json", "compare_agents.png", "compare_agents.md"):
+        assert (out_dir / name).is_file() and (out_dir / name).stat().st_size > 0
+    report = json.loads((out_dir / "compare_agents.json").read_text())
+    assert report["env_steps_budget"] == 3000
+    assert report["curve_evaluation"]["images"] == 100
+    assert report["curve_evaluation"]["split"] == "test"
+    assert set(report["results"]) == {"ram", "ppo", "recurrent_ppo"}
+    for agent, by_reward in report["results"].items():
+        run = by_reward["sparse"]["0"]
+        assert {
+            "env_steps",
+            "final_test_error",
+            "wall_clock_s",
+            "parameters",
+            "curve",
+        } <= set(run), agent
+        assert run["env_steps"] >= 3000
+        assert run["final_test_images"] == 200
+        assert 0.0 <= run["final_test_error"] <= 1.0
+        assert run["parameters"] > 10_000
+        assert run["wall_clock_s"] > 0
+        steps = [s for s, _ in run["curve"]]
+        assert steps[0] == 0 and steps[-1] == run["env_steps"], agent
+        assert steps == sorted(steps) and len(steps) >= 2
+        assert all(0.0 <= a <= 1.0 for _, a in run["curve"])
+        assert Path(run["run_dir"]).is_relative_to(runs_dir)
+    assert len(report["summary"]) == 3
+    table = (out_dir / "compare_agents.md").read_text()
+    assert "| agent | reward | env steps | final test error |" in table
+    assert "| agent | reward |" in capsys.readouterr().out
+
+    # A second invocation reuses the finished runs instead of training again.
+    assert script.main([*argv, "--reuse", "--agents", "ram"]) == 0
+    again = json.loads((out_dir / "compare_agents.json").read_text())
+    assert again["results"]["ram"] == report["results"]["ram"]
