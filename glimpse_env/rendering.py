@@ -31,6 +31,7 @@ def render_frame(
     *,
     label: int | None = None,
     prediction: int | None = None,
+    caption: str | None = None,
 ) -> np.ndarray:
     """Draw one frame of an episode.
 
@@ -41,6 +42,7 @@ def render_frame(
         n_scales: number of scales.
         label: true class to print, if given.
         prediction: predicted class to print, if given.
+        caption: text for the bottom-left corner (e.g. ``"glimpse 3/7"``).
 
     Returns:
         uint8 ``(PANEL_SIZE, 2 * PANEL_SIZE, 3)`` RGB image: the canvas with boxes and path on
@@ -64,6 +66,8 @@ def render_frame(
         draw.rectangle(box, outline=SCALE_COLOURS[s % len(SCALE_COLOURS)], width=2)
     if label is not None or prediction is not None:
         draw.text((4, 4), f"label {label}  pred {prediction}", fill=(255, 255, 255))
+    if caption:
+        draw.text((4, PANEL_SIZE - 14), caption, fill=(255, 255, 255))
 
     glimpses = extract_glimpses(canvas[None], path[-1:], glimpse_size, n_scales)[0]
     right = Image.new("RGB", (PANEL_SIZE, PANEL_SIZE))

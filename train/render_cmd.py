@@ -85,6 +85,7 @@ def render_policy(
                     task.n_scales,
                     label=int(labels[i]) if last else None,
                     prediction=int(predictions[i]) if last else None,
+                    caption=f"glimpse {t + 1}/{horizon}",
                 )
                 for i in range(n)
             ]
