@@ -315,16 +315,22 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             last: whether this is the episode's last step (the one whose scores are judged).
 
         Returns:
-            ``(rewards (N,), predictions int64 (N,))``: float64 on NumPy, float32 on torch.
+            ``(rewards (N,), predictions int64 (N,))``: float64 on NumPy, float32 on torch;
+            ``predictions`` is ``None`` where nothing is judged (sparse reward, not last).
         """
+        sparse_zero = self.reward_type == "sparse" and not last
         if _xp.is_torch(scores):
             import torch
 
+            if sparse_zero:
+                return torch.zeros(len(labels), device=scores.device), None
             predictions = scores.argmax(dim=1)
             if self.reward_type == "dense":
                 logp = torch.log_softmax(scores.to(torch.float32), dim=1)
                 return logp.gather(1, labels[:, None])[:, 0], predictions
             return (predictions == labels).to(torch.float32) * float(last), predictions
+        if sparse_zero:
+            return np.zeros(len(labels)), None
         predictions = scores.argmax(axis=1)
         if self.reward_type == "dense":
             return log_softmax(scores)[np.arange(len(labels)), labels], predictions
