@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 import glimpse_env  # noqa: F401  (registers the ids)
+from agents.policy import evaluation_result
 from agents.ram import count_parameters
 from glimpse_env.envs import N_CLASSES, GlimpseEnv
 
@@ -263,16 +264,7 @@ def evaluate_baseline(
         correct += int(np.sum(predictions == labels))
     model.train(was_training)
     env.close()
-    accuracy = correct / total if total else 0.0
-    return {
-        "error_rate": 1.0 - accuracy,
-        "accuracy": accuracy,
-        "n_images": total,
-        "n_correct": correct,
-        "env_id": env_id,
-        "split": split,
-        "mode": "deterministic",
-    }
+    return evaluation_result(correct, total, env_id, split, "deterministic")
 
 
 # ---------------------------------------------------------------------------- checkpoints

@@ -191,12 +191,19 @@ def evaluate_policy(
         bar.update(1)
     bar.close()
     envs.close()
-    accuracy = correct / total
+    return evaluation_result(correct, total, env_id, split, mode)
+
+
+def evaluation_result(
+    n_correct: int, n_images: int, env_id: str, split: str, mode: str
+) -> dict[str, Any]:
+    """The result dict every evaluation returns (``glimpse eval --json`` prints it)."""
+    accuracy = n_correct / n_images if n_images else 0.0
     return {
         "error_rate": 1.0 - accuracy,
         "accuracy": accuracy,
-        "n_images": total,
-        "n_correct": correct,
+        "n_images": n_images,
+        "n_correct": n_correct,
         "env_id": env_id,
         "split": split,
         "mode": mode,
