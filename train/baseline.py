@@ -20,11 +20,9 @@ uninterrupted run), ``metrics.csv`` and ``tb/`` (TensorBoard), ``eval.json``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +300,7 @@ def train_baseline(cfg: BaselineTrainConfig, resume: str | None = None) -> Path:
 # ------------------------------------------------------------------------ command line
 def register(subparsers: Any) -> None:
     """Add ``baseline`` to the ``glimpse train`` subcommands."""
+    from train.common import add_config_flags
     from train.train_cmd import add_common_run_args
 
     parser = subparsers.add_parser(
@@ -311,60 +310,14 @@ def register(subparsers: Any) -> None:
     )
     add_common_run_args(parser)
     skip = {"seed", "device", "data_dir", "run_dir", "progress", "extra_env_kwargs"}
-    docs = _field_docs()
-    for f in fields(BaselineTrainConfig):
-        if f.name in skip:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f"{docs.get(f.name, '')} (default: {f.default})"
-        parser.add_argument(
-            flag, type=_field_type(f), default=None, choices=_CHOICES.get(f.name), help=help_text
-        )
+    add_config_flags(parser, BaselineTrainConfig, skip, _CHOICES)
     parser.set_defaults(func=run)
 
 
-def config_from_args(args: argparse.Namespace) -> BaselineTrainConfig:
-    """Defaults, then explicit flags."""
-    values: dict[str, Any] = {}
-    for f in fields(BaselineTrainConfig):
-        v = getattr(args, f.name, None)
-        if v is not None and f.name != "progress":
-            values[f.name] = v
-    values["progress"] = not args.no_progress
-    return BaselineTrainConfig(**values)
-
-
 def run(args: argparse.Namespace) -> int:
+    from train.common import config_from_args
+
     """Run ``glimpse train baseline`` (a new run, or ``--resume RUN_DIR``)."""
-    if args.resume:
-        saved = json.loads((Path(args.resume) / "config.json").read_text())
-        cfg = BaselineTrainConfig(**saved)
-        cfg = dataclasses.replace(cfg, progress=not args.no_progress, stop_after=args.stop_after)
-        train_baseline(cfg, resume=args.resume)
-    else:
-        train_baseline(config_from_args(args))
+    preset = None
+    train_baseline(config_from_args(args, BaselineTrainConfig, preset), resume=args.resume)
     return 0
-
-
-def _field_type(f: dataclasses.Field) -> type:
-    """The argparse type of a config field (``int | None`` -> ``int``)."""
-    text = str(f.type)
-    for name, kind in (("int", int), ("float", float)):
-        if text.startswith(name):
-            return kind
-    return str
-
-
-def _field_docs() -> dict[str, str]:
-    """Field docstrings of :class:`BaselineTrainConfig` (the string under each field)."""
-    import ast
-    import inspect
-    import itertools
-
-    tree = ast.parse(inspect.getsource(BaselineTrainConfig))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, nxt in itertools.pairwise(body):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
-            docs[node.target.id] = str(nxt.value.value)  # type: ignore[union-attr]
-    return docs

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
+import dataclasses
 import json
 import os
 import time
@@ -130,6 +132,80 @@ def env_kwargs_for(trained_kwargs: dict[str, Any], data_dir: str | None) -> dict
     if data_dir is not None:
         kwargs["data_dir"] = data_dir
     return kwargs
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Docstrings of a dataclass's fields (the string literal under each field), one line each.
+
+    Used for ``--help``, so each field's documentation is written once, in the config class.
+    """
+    import ast
+    import inspect
+    import itertools
+
+    try:
+        tree = ast.parse(inspect.getsource(cls))
+    except (OSError, TypeError):  # source not available (e.g. frozen app)
+        return {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, nxt in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+        ):
+            docs[node.target.id] = " ".join(str(nxt.value.value).split()).replace("%", "%%")
+    return docs
+
+
+def add_config_flags(
+    parser: Any, cls: type, skip: set[str], choices: dict[str, tuple[str, ...]] | None = None
+) -> None:
+    """One ``--flag`` per field of the config dataclass ``cls`` (except ``skip``).
+
+    Flags default to ``None`` (= keep the config's default); booleans get ``--x/--no-x``.
+    """
+    docs = field_docs(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        text = str(f.type)
+        if text.startswith("bool"):
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=docs.get(f.name)
+            )
+            continue
+        kind = int if text.startswith("int") else float if text.startswith("float") else str
+        parser.add_argument(
+            flag,
+            type=kind,
+            default=None,
+            choices=(choices or {}).get(f.name),
+            help=f"{docs.get(f.name, '')} (default: {f.default})",
+        )
+
+
+def config_from_args(args: Any, cls: type, base: dict[str, Any] | None = None) -> Any:
+    """A config: ``cls`` defaults, then ``base`` (e.g. a preset), then the flags given.
+
+    With ``--resume RUN_DIR`` the run's saved ``config.json`` is the starting point instead,
+    and only ``--no-progress`` / ``--stop-after`` apply.
+    """
+    if args.resume:
+        saved = json.loads((Path(args.resume) / "config.json").read_text())
+        return dataclasses.replace(
+            cls(**saved), progress=not args.no_progress, stop_after=args.stop_after
+        )
+    values: dict[str, Any] = dict(base or {})
+    for f in dataclasses.fields(cls):
+        v = getattr(args, f.name, None)
+        if v is not None and f.name != "progress":
+            values[f.name] = v
+    values["progress"] = not args.no_progress
+    return cls(**values)
 
 
 def dump_config(path: Path, config: dict[str, Any]) -> None:

@@ -133,6 +133,7 @@ class PPOTrainConfig:
 def register(subparsers: Any) -> None:
     """Add ``glimpse train ppo`` to the ``glimpse train`` subparsers."""
     from glimpse_env import ENV_IDS
+    from train.common import field_docs
     from train.train_cmd import add_common_run_args
 
     parser = subparsers.add_parser(
@@ -206,13 +207,14 @@ def register(subparsers: Any) -> None:
         "shown: the GlimpseMNIST-v0 presets)"
     )
     presets = {a: get_preset(a, "GlimpseMNIST-v0") for a in ("ppo", "recurrent_ppo")}
+    docs = field_docs(SB3Hyperparams)
     for f in dataclasses.fields(SB3Hyperparams):
         if f.name == "extra":
             continue
         flag = "--" + f.name.replace("_", "-")
         shown = {a: _show(getattr(p, f.name)) for a, p in presets.items()}
         help_text = (
-            f"{_field_doc(f.name)} [ppo: {shown['ppo']}; recurrent: {shown['recurrent_ppo']}]"
+            f"{docs.get(f.name, '')} [ppo: {shown['ppo']}; recurrent: {shown['recurrent_ppo']}]"
         )
         if f.type in ("bool", bool):
             hp_group.add_argument(
@@ -244,29 +246,6 @@ def _show(value: Any) -> str:
 
 def _int_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split(",") if x.strip())
-
-
-def _field_doc(name: str) -> str:
-    """First sentence of a hyperparameter's attribute docstring (for ``--help``)."""
-    import ast
-    import inspect
-    import itertools
-
-    try:
-        tree = ast.parse(inspect.getsource(SB3Hyperparams))
-    except (OSError, TypeError):  # pragma: no cover - source not available
-        return ""
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    for node, nxt in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and node.target.id == name
-            and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)
-        ):
-            return " ".join(str(nxt.value.value).split()).replace("%", "%%")
-    return ""
 
 
 def _hyperparam_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -13,10 +13,8 @@ the same result as an uninterrupted run), ``metrics.csv`` and ``tb/`` (TensorBoa
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -278,6 +276,7 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
 
 # ------------------------------------------------------------------------ command line
 def register(subparsers: Any) -> None:
+    from train.common import add_config_flags
     from train.train_cmd import add_common_run_args
 
     parser = subparsers.add_parser(
@@ -288,65 +287,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a row of the paper's tables")
     add_common_run_args(parser)
     skip = {"seed", "device", "data_dir", "run_dir", "progress", "extra_env_kwargs"}
-    docs = _field_docs()
-    for f in fields(RAMTrainConfig):
-        if f.name in skip:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        kind = _field_type(f)
-        if kind is bool:
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=None, help=docs.get(f.name)
-            )
-        else:
-            parser.add_argument(
-                flag, type=kind, default=None, help=f"{docs.get(f.name, '')} (default: {f.default})"
-            )
+    add_config_flags(parser, RAMTrainConfig, skip)
     parser.set_defaults(func=run)
 
 
-def config_from_args(args: argparse.Namespace) -> RAMTrainConfig:
-    """Defaults, then the preset, then explicit flags."""
-    values: dict[str, Any] = {}
-    if getattr(args, "preset", None):
-        values.update(PRESETS[args.preset])
-    for f in fields(RAMTrainConfig):
-        v = getattr(args, f.name, None)
-        if v is not None and f.name not in ("progress",):
-            values[f.name] = v
-    values["progress"] = not args.no_progress
-    return RAMTrainConfig(**values)
-
-
 def run(args: argparse.Namespace) -> int:
-    if args.resume:
-        saved = json.loads((Path(args.resume) / "config.json").read_text())
-        cfg = RAMTrainConfig(**saved)
-        cfg = dataclasses.replace(cfg, progress=not args.no_progress, stop_after=args.stop_after)
-        train_ram(cfg, resume=args.resume)
-    else:
-        train_ram(config_from_args(args))
+    from train.common import config_from_args
+
+    preset = {**PRESETS[args.preset]} if getattr(args, "preset", None) else None
+    train_ram(config_from_args(args, RAMTrainConfig, preset), resume=args.resume)
     return 0
-
-
-def _field_type(f: dataclasses.Field) -> type:
-    text = str(f.type)
-    for name, kind in (("bool", bool), ("int", int), ("float", float)):
-        if text.startswith(name):
-            return kind
-    return str
-
-
-def _field_docs() -> dict[str, str]:
-    """Field docstrings of :class:`RAMTrainConfig` (the string under each field)."""
-    import ast
-    import inspect
-    import itertools
-
-    tree = ast.parse(inspect.getsource(RAMTrainConfig))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, nxt in itertools.pairwise(body):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
-            docs[node.target.id] = str(nxt.value.value)  # type: ignore[union-attr]
-    return docs
