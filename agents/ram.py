@@ -142,27 +142,42 @@ class RolloutTape:
 
     Recorded activations (each (T, N, .) once stacked; see :meth:`stacked`):
     ``glimpses`` (flattened rho_t), ``locations`` (glimpse-network input),
-    ``what`` (h_g), ``where`` (h_l), ``features`` (g_t), ``hidden`` (h_t), ``samples``
-    (unclamped location samples), ``means`` (location means), ``baselines``.
+    ``what_where`` ([h_g, h_l]), ``core_input`` ([g_t, h_{t-1}]), ``hidden`` (h_t),
+    ``samples`` (unclamped location samples), ``means`` (location means), ``baselines``.
+    The concatenations let each layer pair run as one matrix product, forward and
+    backward.
+
+    With ``compute_dtype=torch.bfloat16`` the glimpse and core networks (the matrix
+    products that dominate the cost) run and are recorded in bfloat16 from bfloat16 copies
+    of the float32 weights, and their backward pass too; the heads (location mean and
+    sample, log-probabilities, logits, baseline) and every parameter gradient stay float32.
+    On CPUs with native bfloat16 arithmetic (AVX512-BF16, AMX) this about halves the time
+    of those products; the values differ from float32 by bfloat16 rounding (about 3
+    significant digits).
 
     Attributes:
         horizon: number of steps T if known: activations are then written straight into
             preallocated (T, N, .) buffers (no stacking copies); None: kept in lists.
+        compute_dtype: dtype of the glimpse/core activations (None: the parameters').
         std: location std used at every step (set by the first step).
-        h0: (N, H) initial core state (set by the first step).
         logits: (N, C) class logits of the latest step.
         steps: number of recorded steps.
     """
 
-    def __init__(self, horizon: int | None = None) -> None:
+    def __init__(
+        self, horizon: int | None = None, compute_dtype: torch.dtype | None = None
+    ) -> None:
         """Create an empty tape.
 
         Args:
             horizon: number of steps T, when known in advance.
+            compute_dtype: dtype of the glimpse and core networks' activations and
+                products (None: the parameters' dtype; ``torch.bfloat16``: mixed precision).
         """
         self.horizon = horizon
+        self.compute_dtype = compute_dtype
+        self._weights: dict[str, Tensor] = {}
         self.std = 0.0
-        self.h0: Tensor | None = None
         self.logits: Tensor | None = None
         self.steps = 0
         self._lists: dict[str, list[Tensor]] = {}
@@ -196,6 +211,24 @@ class RolloutTape:
         if buffer is None:
             buffer = self._buffers[name] = like.new_empty((self.horizon, *shape))
         return buffer[self.steps]
+
+    def weight(self, key: str, *params: Tensor) -> Tensor:
+        """Parameters concatenated along dim 1, in the compute dtype, built once per tape.
+
+        Args:
+            key: name of the result (the same key returns the cached tensor).
+            params: parameters with the same leading dimension (or one bias vector).
+
+        Returns:
+            A detached tensor (the parameters do not change during a rollout).
+        """
+        cached = self._weights.get(key)
+        if cached is None:
+            cached = params[0].detach() if len(params) == 1 else torch.cat(params, 1)
+            if self.compute_dtype is not None:
+                cached = cached.to(self.compute_dtype)
+            self._weights[key] = cached
+        return cached
 
     def stacked(self, name: str) -> Tensor:
         """(T, N, .) activation ``name`` over the recorded steps.
@@ -676,42 +709,52 @@ class RecurrentAttentionModel(nn.Module):
         """:meth:`step` without autograd, recording activations on ``tape``."""
         if not self.supports_tape:
             raise ValueError(f"RolloutTape needs the 'rnn' core, not {self.config.core!r}")
-        std = self.location_network.std if std is None else float(std)
-        if len(tape) == 0:
-            tape.std = std
-            tape.h0 = state  # None: zeros
-        elif std != tape.std:
-            raise ValueError("the location std must stay the same over a tape")
         gn, loc = self.glimpse_network, self.location_network
         cell = self.core_network.cell
         assert isinstance(cell, nn.RNNCell) and (state is None or isinstance(state, Tensor))
-        n = glimpse.shape[0]
-        like = gn.fc_glimpse.weight  # dtype and device of the activations
-        x = tape.slot("glimpses", (n, self.glimpse_dim), like).copy_(glimpse.reshape(n, -1))
-        location = tape.slot("locations", tuple(location.shape), like).copy_(location)
-        # Same operations as the modules' forward, written into the tape's storage.
-        what = tape.slot("what", (n, gn.fc_glimpse.out_features), like)
-        torch.addmm(gn.fc_glimpse.bias, x, gn.fc_glimpse.weight.t(), out=what).relu_()
-        where = tape.slot("where", (n, gn.fc_location.out_features), like)
-        torch.addmm(gn.fc_location.bias, location, gn.fc_location.weight.t(), out=where).relu_()
-        g = tape.slot("features", (n, gn.fc_what.out_features), like)
-        torch.addmm(gn.fc_what.bias, what, gn.fc_what.weight.t(), out=g)
-        g.add_(gn.fc_where(where)).relu_()
-        h = tape.slot("hidden", (n, cell.hidden_size), like)
-        torch.addmm(cell.bias_ih, g, cell.weight_ih.t(), out=h)
+        head = loc.fc.weight  # dtype of the heads and the location input (the parameters')
+        # its dtype is that of the glimpse and core activations (the compute dtype)
+        w_glimpse = tape.weight("glimpse", gn.fc_glimpse.weight)
+        std = self.location_network.std if std is None else float(std)
+        if len(tape) == 0:
+            tape.std = std
+        elif std != tape.std:
+            raise ValueError("the location std must stay the same over a tape")
+        n, n_what, n_g = glimpse.shape[0], gn.fc_glimpse.out_features, gn.fc_what.out_features
+        x = tape.slot("glimpses", (n, self.glimpse_dim), w_glimpse).copy_(glimpse.reshape(n, -1))
+        location = tape.slot("locations", tuple(location.shape), head).copy_(location)
+        # The modules' forward, written into the tape's storage; each pair of layers that
+        # is summed runs as one product over the concatenated inputs.
+        hw = tape.slot("what_where", (n, n_what + gn.fc_location.out_features), w_glimpse)
+        torch.addmm(
+            tape.weight("b_glimpse", gn.fc_glimpse.bias), x, w_glimpse.t(), out=hw[:, :n_what]
+        )
+        hw[:, n_what:] = torch.addmm(gn.fc_location.bias, location, gn.fc_location.weight.t())
+        hw.relu_()
+        core_in = tape.slot("core_input", (n, n_g + cell.hidden_size), w_glimpse)
+        b_g = tape.weight("b_g", gn.fc_what.bias + gn.fc_where.bias)
+        w_g = tape.weight("w_g", gn.fc_what.weight, gn.fc_where.weight)
+        torch.addmm(b_g, hw, w_g.t(), out=core_in[:, :n_g]).relu_()
+        h = tape.slot("hidden", (n, cell.hidden_size), w_glimpse)
+        b_core = tape.weight("b_core", cell.bias_ih + cell.bias_hh)
+        w_core = tape.weight("w_core", cell.weight_ih, cell.weight_hh)
         if state is None:  # h_0 = 0
-            h.add_(cell.bias_hh).relu_()
+            core_in[:, n_g:] = 0.0
+            torch.addmm(b_core, core_in[:, :n_g], w_core[:, :n_g].t(), out=h)
         else:
-            h.add_(F.linear(state, cell.weight_hh, cell.bias_hh)).relu_()
-        mean = tape.slot("means", (n, loc.fc.out_features), like)
-        torch.addmm(loc.fc.bias, h, loc.fc.weight.t(), out=mean).tanh_()
-        sample = tape.slot("samples", tuple(mean.shape), like)
+            core_in[:, n_g:] = state
+            torch.addmm(b_core, core_in, w_core.t(), out=h)
+        h.relu_()
+        h_head = h.to(head.dtype)
+        mean = tape.slot("means", (n, loc.fc.out_features), head)
+        torch.addmm(loc.fc.bias, h_head, head.t(), out=mean).tanh_()
+        sample = tape.slot("samples", tuple(mean.shape), head)
         sample.copy_(
             LocationNetwork.sample(mean, std, deterministic=deterministic, generator=generator)
         )
-        baseline = tape.slot("baselines", (n,), like)
-        baseline.copy_(self.baseline_network(h))
-        logits = self.action_network(h)
+        baseline = tape.slot("baselines", (n,), head)
+        baseline.copy_(self.baseline_network(h_head))
+        logits = self.action_network(h_head)
         tape.logits = logits
         tape.steps += 1
         return StepOutput(
@@ -741,12 +784,10 @@ class RecurrentAttentionModel(nn.Module):
         acts = _StackedTape(
             glimpses=tape.stacked("glimpses"),
             locations=tape.stacked("locations"),
-            what=tape.stacked("what"),
-            where=tape.stacked("where"),
-            features=tape.stacked("features"),
+            what_where=tape.stacked("what_where"),
+            core_input=tape.stacked("core_input"),
             hidden=tape.stacked("hidden"),
             means=tape.stacked("means"),
-            h0=tape.h0 if isinstance(tape.h0, Tensor) else None,
             detach_location_input=self.location_network.detach_input,
         )
         means, baselines, logits = _TapeReplay.apply(
@@ -770,12 +811,10 @@ class _StackedTape:
 
     glimpses: Tensor
     locations: Tensor
-    what: Tensor
-    where: Tensor
-    features: Tensor
+    what_where: Tensor
+    core_input: Tensor
     hidden: Tensor
     means: Tensor
-    h0: Tensor | None
     detach_location_input: bool
 
 
@@ -818,17 +857,16 @@ class _TapeReplay(torch.autograd.Function):
     ) -> tuple[Tensor | None, ...]:
         a: _StackedTape = ctx.acts
         params = ctx.saved_tensors
-        w_what, w_where, w_ih, w_hh = params[4], params[6], params[8], params[10]
-        w_loc, w_act = params[12], params[14]
-        hidden = a.hidden  # (T, N, H)
-        h_flat = _flat(hidden)  # (T * N, H)
-        d_hidden: Tensor | None = None  # dLoss/dh_t from the heads, (T, N, H)
+        w_loc, w_act = params[12], params[14]  # heads: float32 (the parameters' dtype)
+        hidden = a.hidden  # (T, N, H), in the compute dtype
+        low, head = hidden.dtype, w_loc.dtype
+        h_flat = _flat(hidden).to(head)  # (T * N, H), for the heads
 
         def linear_grads(d_out: Tensor | None, inputs: Tensor) -> list[Tensor | None]:
             """[dW, db] of a Linear from d_out (T * N, out) and its inputs (T * N, in)."""
             if d_out is None:  # no gradient reaches it (as autograd: None)
                 return [None, None]
-            return [d_out.t() @ inputs, d_out.sum(0)]
+            return [(d_out.t() @ inputs).to(head), d_out.sum(0, dtype=head)]
 
         # Heads: location mean tanh(W_loc h + b_loc) at every step, final logits
         # W_act h_T + b_act, baselines (which read a detached h_t: no gradient into h).
@@ -837,60 +875,61 @@ class _TapeReplay(torch.autograd.Function):
         # it reads an undetached h_t), the final step through the action network.
         d_hidden = None
         if d_loc is not None and not a.detach_location_input:
-            d_hidden = (d_loc @ w_loc).view_as(hidden)
+            d_hidden = (d_loc @ w_loc).to(low).view_as(hidden)
         d_h_final = None if d_hidden is None else d_hidden[-1]
         if d_logits is not None:
-            from_action = d_logits @ w_act  # (N, H)
+            from_action = (d_logits @ w_act).to(low)  # (N, H)
             d_h_final = from_action if d_h_final is None else d_h_final + from_action
         d_base = None if d_baselines is None else d_baselines.reshape(-1, 1)
         heads = [
             *linear_grads(d_loc, h_flat),
-            *linear_grads(d_logits, hidden[-1]),
+            *linear_grads(d_logits, h_flat[-hidden.shape[1] :]),
             *linear_grads(d_base, h_flat),
         ]
-
-        body: list[Tensor | None]
         if d_h_final is None:  # nothing reaches the core or the glimpse network
-            body = [None] * 12
-        else:
-            # Backpropagation through time of h_t = ReLU(W_ih g_t + b_ih + W_hh h_{t-1} + b_hh):
-            # the only sequential part; everything else is one matrix product over T * N.
-            d_pre = torch.empty_like(hidden)
-            d_h = d_h_final
-            for t in range(hidden.shape[0] - 1, -1, -1):
-                _relu_backward(d_h, hidden[t], out=d_pre[t])
-                if t > 0:
-                    d_h = (
-                        torch.mm(d_pre[t], w_hh)
-                        if d_hidden is None
-                        else torch.addmm(d_hidden[t - 1], d_pre[t], w_hh)
-                    )
-            d_pre_flat = _flat(d_pre)
-            g_flat = _flat(a.features)
-            grad_w_hh = _flat(d_pre[1:]).t() @ _flat(hidden[:-1])
-            if a.h0 is not None:
-                grad_w_hh.addmm_(d_pre[0].t(), a.h0)
-            grad_b_core = d_pre_flat.sum(0)
-            # Glimpse network: g = ReLU(W_what h_g + b_what + W_where h_l + b_where).
-            d_g = _relu_backward(d_pre_flat @ w_ih, g_flat)
-            what, where = _flat(a.what), _flat(a.where)
-            d_what = _relu_backward(d_g @ w_what, what)
-            d_where = _relu_backward(d_g @ w_where, where)
-            grad_b_g = d_g.sum(0)
-            body = [
-                d_what.t() @ _flat(a.glimpses),
-                d_what.sum(0),
-                d_where.t() @ _flat(a.locations),
-                d_where.sum(0),
-                d_g.t() @ what,
-                grad_b_g,
-                d_g.t() @ where,
-                grad_b_g.clone(),
-                d_pre_flat.t() @ g_flat,
-                grad_b_core,
-                grad_w_hh,
-                grad_b_core.clone(),
-            ]
+            return (None, None, None, *([None] * 12), *heads)
+
+        # Backpropagation through time of h_t = ReLU(W_ih g_t + W_hh h_{t-1} + b_ih + b_hh):
+        # the only sequential part; everything else is one matrix product over T * N.
+        n_g = params[8].shape[1]
+        w_core = torch.cat([params[8], params[10]], 1).to(low)  # [W_ih, W_hh]
+        w_hh = w_core[:, n_g:]
+        d_pre = torch.empty_like(hidden)
+        d_h = d_h_final
+        for t in range(hidden.shape[0] - 1, -1, -1):
+            _relu_backward(d_h, hidden[t], out=d_pre[t])
+            if t > 0:
+                d_h = (
+                    torch.mm(d_pre[t], w_hh)
+                    if d_hidden is None
+                    else torch.addmm(d_hidden[t - 1], d_pre[t], w_hh)
+                )
+        d_pre_flat = _flat(d_pre)
+        # [dW_ih, dW_hh] in one product (the t = 0 block of h_{t-1} is h_0, zeros if None).
+        grad_w_core, grad_b_core = linear_grads(d_pre_flat, _flat(a.core_input))
+        assert grad_w_core is not None and grad_b_core is not None
+        # Glimpse network: g = ReLU(W_what h_g + W_where h_l + b_what + b_where).
+        core_in = _flat(a.core_input)
+        d_g = _relu_backward(d_pre_flat @ w_core[:, :n_g], core_in[:, :n_g])
+        w_g = torch.cat([params[4], params[6]], 1).to(low)  # [W_what, W_where]
+        what_where = _flat(a.what_where)
+        d_what_where = _relu_backward(d_g @ w_g, what_where)
+        grad_w_g, grad_b_g = linear_grads(d_g, what_where)
+        assert grad_w_g is not None and grad_b_g is not None
+        n_what = params[0].shape[0]
+        d_where = d_what_where[:, n_what:].to(head)
+        body = [
+            *linear_grads(d_what_where[:, :n_what], _flat(a.glimpses)),
+            *linear_grads(d_where, _flat(a.locations)),
+            grad_w_g[:, :n_what],
+            grad_b_g,
+            grad_w_g[:, n_what:],
+            grad_b_g.clone(),
+            grad_w_core[:, :n_g],
+            grad_b_core,
+            grad_w_core[:, n_g:],
+            grad_b_core.clone(),
+        ]
         grads = [*body, *heads]
         needs = ctx.needs_input_grad[3:]
         return (None, None, None, *(g if need else None for g, need in zip(grads, needs)))

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from agents.checkpoints import load_checkpoint
-from agents.policy import register_loader
+from agents.policy import Policy, register_loader
 from agents.ram import RAMConfig, RecurrentAttentionModel
-from agents.reinforce import _ObservationAdapter
+from agents.reinforce import RandomLocationPolicy, _ObservationAdapter
 
 
 class RAMPolicy:
@@ -75,11 +75,18 @@ def build_model(payload: dict[str, Any]) -> RecurrentAttentionModel:
     return model
 
 
-def load_ram_policy(path: Path, meta: dict[str, Any], device: str) -> RAMPolicy:
-    """Loader registered for ``agent == "ram"`` checkpoints."""
+def load_ram_policy(path: Path, meta: dict[str, Any], device: str) -> Policy:
+    """Loader registered for ``agent == "ram"`` checkpoints.
+
+    Runs of the random-glimpse ablation (``meta["location_policy"] == "random"``) load
+    with their seeded uniform locations, as they were trained and evaluated.
+    """
     payload = load_checkpoint(path, map_location=device)
     model = build_model(payload)
-    return RAMPolicy(model, meta["env_id"], meta.get("env_kwargs", {}), device=device)
+    policy = RAMPolicy(model, meta["env_id"], meta.get("env_kwargs", {}), device=device)
+    if meta.get("location_policy") == "random":
+        return RandomLocationPolicy(policy, seed=int(meta.get("location_seed", 0)))
+    return policy
 
 
 register_loader("ram", load_ram_policy)

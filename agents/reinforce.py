@@ -32,6 +32,15 @@ too: that is what trains the action, core and glimpse networks there.
 The location emitted at the final step T is never observed (the episode ends), so its
 log-probability is excluded from the REINFORCE term: it cannot affect the reward and
 would only add noise (and a spurious gradient on the location network).
+
+Random-glimpse ablation (``location_policy="random"``, the paper's "RAM, 8 random
+glimpses" rows): every location sent to the environment is drawn uniformly in
+``[-1, 1]^2`` from the trainer's seeded generator instead of the location network; the
+classifier, core and glimpse networks (and the baseline) train as usual, the location
+network gets no gradient and is never updated. Evaluation then uses the same random
+policy: "deterministic" means a fixed seeded draw (:func:`evaluate` reseeds it from its
+``seed``; :class:`RandomLocationPolicy` makes location ``t`` of image ``i`` a pure
+function of ``(seed, i, t)``, see :func:`random_locations`).
 """
 
 from __future__ import annotations
@@ -58,18 +67,41 @@ from agents.ram import (
 )
 
 __all__ = [
+    "LOCATION_POLICIES",
     "LossOutput",
+    "RandomLocationPolicy",
     "ReinforceConfig",
     "ReinforceTrainer",
     "Rollout",
     "collect_rollout",
     "evaluate",
     "hybrid_loss",
+    "random_locations",
     "reinforce_loss",
 ]
 
 #: Safety cap on the episode length while the horizon is still unknown.
 _MAX_EPISODE_STEPS = 10_000
+
+#: Where the glimpse locations come from: the location network (``"learned"``, the
+#: paper's RAM) or uniform random draws (``"random"``, the paper's random-glimpse rows).
+LOCATION_POLICIES: tuple[str, ...] = ("learned", "random")
+
+
+def _check_location_policy(location_policy: str) -> bool:
+    """Whether ``location_policy`` is ``"random"`` (raises on an unknown value)."""
+    if location_policy not in LOCATION_POLICIES:
+        raise ValueError(
+            f"location_policy must be one of {LOCATION_POLICIES}, got {location_policy!r}"
+        )
+    return location_policy == "random"
+
+
+def _seeded_generator(device: torch.device | str, seed: int) -> torch.Generator:
+    """A fresh generator on ``device`` seeded with ``seed``."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(seed))
+    return generator
 
 
 # --------------------------------------------------------------------------------------
@@ -363,6 +395,8 @@ def collect_rollout(
     generator: torch.Generator | None = None,
     horizon: int | None = None,
     use_tape: bool = True,
+    compute_dtype: torch.dtype | None = None,
+    location_policy: str = "learned",
 ) -> tuple[Rollout, Any]:
     """Play one batch of episodes (one per sub-environment) from ``obs``.
 
@@ -386,6 +420,13 @@ def collect_rollout(
             the loop (no per-step host sync for torch backends). None: detect it.
         use_tape: record a tape instead of an autograd graph when gradients are on and
             the model supports it.
+        compute_dtype: dtype of the tape's glimpse and core products (None: the
+            parameters'; see :class:`~agents.ram.RolloutTape`).
+        location_policy: ``"learned"`` (the location network) or ``"random"``: every
+            location sent to the env is uniform in ``[-1, 1]^L``, drawn from
+            ``generator``; the location network still runs (at its mean, no sample
+            drawn) but its outputs are not used, and the rollout's
+            ``location_log_probs`` are then meaningless (the trainer zeroes them).
 
     Returns:
         ``(rollout, next_obs)`` where ``next_obs`` is the observation returned by the
@@ -396,6 +437,7 @@ def collect_rollout(
     """
     param = next(model.parameters())
     device = param.device
+    random_policy = _check_location_policy(location_policy)
     if adapter is None:
         adapter = _ObservationAdapter(envs.single_observation_space, device)
     n = envs.num_envs
@@ -412,7 +454,7 @@ def collect_rollout(
     logits = chosen = torch.empty(0)
     max_steps = horizon if horizon is not None else _MAX_EPISODE_STEPS
     tape = (
-        RolloutTape(horizon)
+        RolloutTape(horizon, compute_dtype)
         if use_tape and torch.is_grad_enabled() and model.supports_tape
         else None
     )
@@ -424,7 +466,7 @@ def collect_rollout(
             glimpse,
             location,
             state,
-            deterministic=deterministic,
+            deterministic=deterministic or random_policy,
             std=std,
             generator=generator,
             tape=tape,
@@ -434,8 +476,14 @@ def collect_rollout(
         chosen = _sample_class(logits, generator) if sample_class else logits.detach().argmax(-1)
         scores = torch.full((n, n_classes), -1.0, device=device)
         scores.scatter_(1, chosen.unsqueeze(1), 1.0)
-        action = torch.cat([out.location, scores], 1)
-        previous_location = out.location
+        next_location = out.location
+        if random_policy:  # uniform in [-1, 1]^L, from the (seeded) generator
+            u = torch.rand(
+                next_location.shape, generator=generator, device=device, dtype=torch.float32
+            )
+            next_location = u.mul_(2.0).sub_(1.0).to(next_location.dtype)
+        action = torch.cat([next_location, scores], 1)
+        previous_location = next_location
         obs, reward, terminated, truncated, info = envs.step(_to_env_action(action, env_device))
         log_probs.append(out.location_log_prob)
         baselines.append(out.baseline)
@@ -503,6 +551,7 @@ def _run_episodes(
     deterministic: bool,
     std: float | None,
     generator: torch.Generator | None,
+    location_policy: str = "learned",
 ) -> tuple[dict[str, float], Any]:
     """Play at least ``n_episodes`` episodes from ``obs``; score the first ``n_episodes``."""
     adapter = _ObservationAdapter(envs.single_observation_space, next(model.parameters()).device)
@@ -522,6 +571,7 @@ def _run_episodes(
             deterministic=deterministic,
             std=std,
             generator=generator,
+            location_policy=location_policy,
         )
         horizon = rollout.horizon
         ret = rollout.returns.cpu().numpy()
@@ -556,6 +606,7 @@ def evaluate(
     seed: int | None = None,
     std: float | None = None,
     generator: torch.Generator | None = None,
+    location_policy: str = "learned",
 ) -> dict[str, float]:
     """Accuracy from one rollout per episode (never averaged over repeated rollouts).
 
@@ -571,11 +622,17 @@ def evaluate(
         seed: reset seed.
         std: location std for stochastic rollouts (default: the model's).
         generator: random generator for stochastic rollouts.
+        location_policy: ``"learned"`` or ``"random"`` (uniform locations, see
+            :func:`collect_rollout`). With ``"random"`` and ``deterministic``, the
+            locations come from a fresh generator seeded with ``seed`` (0 when None),
+            not from ``generator``: a fixed seeded draw, the same on every call.
 
     Returns:
         ``accuracy``, ``error_rate``, ``mean_return``, ``n_episodes``, ``horizon``,
         ``deterministic`` (1.0 or 0.0).
     """
+    if _check_location_policy(location_policy) and deterministic:
+        generator = _seeded_generator(next(model.parameters()).device, seed or 0)
     was_training = model.training
     model.eval()
     try:
@@ -588,10 +645,103 @@ def evaluate(
             deterministic=deterministic,
             std=std,
             generator=generator,
+            location_policy=location_policy,
         )
     finally:
         model.train(was_training)
     return metrics
+
+
+_GOLDEN_GAMMA = 0x9E3779B97F4A7C15
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser of a uint64 array (wrapping arithmetic)."""
+    x = x + np.uint64(_GOLDEN_GAMMA)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def random_locations(
+    seed: int, episodes: Any, step: int, dim: int = 2, stream: int = 0
+) -> np.ndarray:
+    """Uniform locations in ``[-1, 1)^dim``, a pure function of ``(seed, stream, episode, step)``.
+
+    Counter-based (a SplitMix64 hash of the indices), so the location of episode ``i`` at
+    step ``t`` does not depend on how episodes are batched: evaluating with 500 or 1000
+    envs at a time gives the same glimpses.
+
+    Args:
+        seed: the policy's seed.
+        episodes: (N,) non-negative episode indices (e.g. image indices of a split).
+        step: step index t (0: the location chosen after the first glimpse).
+        dim: location dimension L.
+        stream: independent stream (e.g. 0 for deterministic, 1 for sampled evaluation).
+
+    Returns:
+        (N, dim) float32 array.
+    """
+    with np.errstate(over="ignore"):
+        key = _splitmix64(np.array([int(seed) & (2**64 - 1)], dtype=np.uint64))
+        key = _splitmix64(key ^ np.uint64(int(stream) & (2**64 - 1)))
+        key = _splitmix64(key ^ np.uint64(int(step) & (2**64 - 1)))
+        ep = np.asarray(episodes, dtype=np.int64).astype(np.uint64).reshape(-1, 1)
+        h = _splitmix64(key ^ ep)
+        h = _splitmix64(h ^ np.arange(dim, dtype=np.uint64).reshape(1, -1))
+    u = (h >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return (2.0 * u - 1.0).astype(np.float32)
+
+
+class RandomLocationPolicy:
+    """Wraps an :class:`agents.policy.Policy`: its classes, but uniformly random locations.
+
+    Every location it emits is :func:`random_locations` of ``(seed, episode, step)``,
+    where the episode index counts the episodes this wrapper has started, in the order
+    of :meth:`initial_state` calls (for :func:`agents.policy.evaluate_policy`, which
+    visits a split in order, the episode index is the image index). Deterministic mode
+    uses stream 0 and sampled mode stream 1: both are fixed seeded draws, reproducible
+    and independent of the batch size. Use one wrapper per evaluation (or :meth:`reset`).
+    """
+
+    def __init__(self, policy: Any, seed: int = 0) -> None:
+        """Wrap ``policy``.
+
+        Args:
+            policy: the policy whose class scores are kept (e.g. a ``RAMPolicy``).
+            seed: seed of the random locations.
+        """
+        self.policy = policy
+        self.env_id: str = policy.env_id
+        self.env_kwargs: dict[str, Any] = policy.env_kwargs
+        self.seed = int(seed)
+        self._next_episode = 0
+
+    def reset(self) -> None:
+        """Start counting episodes from 0 again."""
+        self._next_episode = 0
+
+    def initial_state(self, num_envs: int) -> Any:
+        """The wrapped policy's state, with the episode indices and the step counter."""
+        first = self._next_episode
+        self._next_episode += num_envs
+        episodes = np.arange(first, first + num_envs)
+        return episodes, 0, self.policy.initial_state(num_envs)
+
+    def act(self, obs: Any, state: Any, deterministic: bool) -> tuple[Any, Any]:
+        """The wrapped policy's action with the location replaced by a random one."""
+        episodes, step, inner = state
+        action, inner = self.policy.act(obs, inner, deterministic)
+        loc = random_locations(self.seed, episodes, step, stream=0 if deterministic else 1)
+        if isinstance(action, Tensor):
+            action = action.clone()
+            action[:, : loc.shape[1]] = torch.as_tensor(
+                loc, dtype=action.dtype, device=action.device
+            )
+        else:
+            action = np.array(action, dtype=np.float32, copy=True)
+            action[:, : loc.shape[1]] = loc
+        return action, (episodes, step + 1, inner)
 
 
 # --------------------------------------------------------------------------------------
@@ -635,6 +785,12 @@ class ReinforceConfig:
     """Use the hybrid loss (cross-entropy) when the final ``info`` carries ``label``;
     otherwise (or when no labels arrive) pure REINFORCE with a sampled class."""
 
+    location_policy: Literal["learned", "random"] = "learned"
+    """``"learned"``: the location network picks the glimpses (RAM). ``"random"``: the
+    random-glimpse ablation: locations uniform in ``[-1, 1]^2`` from the trainer's seeded
+    generator, the location network gets no gradient (never updated), everything else
+    trains as usual; deterministic evaluation is a fixed seeded random draw."""
+
     reinforce_weight: float = 1.0
     """Weight of the REINFORCE term."""
 
@@ -648,8 +804,19 @@ class ReinforceConfig:
     """Record a :class:`~agents.ram.RolloutTape` and backpropagate through time in
     batched matrix products (RNN core only; same gradients as plain autograd)."""
 
+    precision: Literal["float32", "bfloat16"] = "float32"
+    """Compute dtype of the glimpse and core networks during training (with
+    ``fast_backward``): ``"bfloat16"`` runs their forward and backward matrix products in
+    bfloat16 from float32 master weights (gradients, heads, optimiser and evaluation stay
+    float32); about halves their cost on CPUs with native bfloat16 (AVX512-BF16, AMX)
+    and on GPUs, but is slower where bfloat16 is emulated."""
+
     seed: int = 0
     """Seeds the model initialisation, the sampling generator and the first env reset."""
+
+
+#: ``ReinforceConfig.precision`` -> the tape's compute dtype.
+_COMPUTE_DTYPES: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16}
 
 
 def _derived_seed(*values: int) -> int:
@@ -704,6 +871,11 @@ class ReinforceTrainer:
             )
         else:
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {config.optimizer!r}")
+        if config.precision not in _COMPUTE_DTYPES:
+            raise ValueError(
+                f"precision must be one of {sorted(_COMPUTE_DTYPES)}, got {config.precision!r}"
+            )
+        _check_location_policy(config.location_policy)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed)
         self.iteration = 0
@@ -757,6 +929,8 @@ class ReinforceTrainer:
             generator=self.generator,
             horizon=self._horizon,
             use_tape=self.config.fast_backward,
+            compute_dtype=_COMPUTE_DTYPES[self.config.precision],
+            location_policy=self.config.location_policy,
         )
         if not self._same_step:
             self._obs = None
@@ -792,10 +966,15 @@ class ReinforceTrainer:
         elif hybrid:
             self._labels_available = True
 
+        location_log_probs = rollout.location_log_probs
+        if cfg.location_policy == "random":
+            # The env saw random locations, not the location network's: no REINFORCE term,
+            # no gradient into (and no update of) the location network.
+            location_log_probs = torch.zeros_like(location_log_probs.detach())
         if hybrid:
             assert rollout.labels is not None
             losses = hybrid_loss(
-                rollout.location_log_probs,
+                location_log_probs,
                 rollout.baselines,
                 rollout.logits,
                 rollout.rewards,
@@ -805,7 +984,7 @@ class ReinforceTrainer:
             )
         else:
             losses = reinforce_loss(
-                rollout.location_log_probs,
+                location_log_probs,
                 rollout.baselines,
                 rollout.rewards,
                 rollout.class_log_probs,
@@ -857,13 +1036,15 @@ class ReinforceTrainer:
                 continues from where evaluation left them).
             n_episodes: episodes to score.
             deterministic: mean locations (otherwise one stochastic rollout per episode
-                at the current std).
+                at the current std). With ``location_policy="random"``: a fixed random
+                draw seeded with ``seed`` (``config.seed`` on the training envs).
             seed: reset seed for ``envs`` (ignored when evaluating on the training envs).
 
         Returns:
             The metrics of :func:`evaluate`.
         """
         std = self.current_std()
+        location_policy = self.config.location_policy
         if envs is not None and envs is not self.envs:
             return evaluate(
                 self.model,
@@ -873,7 +1054,11 @@ class ReinforceTrainer:
                 seed=seed,
                 std=std,
                 generator=self.generator,
+                location_policy=location_policy,
             )
+        generator = self.generator
+        if location_policy == "random" and deterministic:  # a fixed seeded draw
+            generator = _seeded_generator(self.device, self.config.seed)
         was_training = self.model.training
         self.model.eval()
         try:
@@ -884,7 +1069,8 @@ class ReinforceTrainer:
                 n_episodes,
                 deterministic=deterministic,
                 std=std,
-                generator=self.generator,
+                generator=generator,
+                location_policy=location_policy,
             )
         finally:
             self.model.train(was_training)

@@ -8,11 +8,18 @@ Run folder: ``config.json`` (the resolved config), ``meta.json`` (what ``glimpse
 reads), ``checkpoint.pt`` (written atomically; ``--resume RUN_DIR`` continues from it to
 the same result as an uninterrupted run), ``metrics.csv`` and ``tb/`` (TensorBoard),
 ``eval.json``.
+
+``--max-minutes M`` caps the training wall-clock: the run then ends cleanly after the
+iteration in progress (checkpoint, validation, final test evaluation) and ``eval.json``
+says ``"stopped_early": true`` with the iterations and epochs reached.
+``--location-policy random`` is the paper's random-glimpse ablation (presets
+``*-random8``): uniform random locations, a classifier trained on their glimpses.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +35,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         f"cluttered100-{t}": {"env": "GlimpseClutteredMNIST100-v0", "n_glimpses": t}
         for t in (4, 6, 8)
     },
+    # The paper's "RAM, 8 random glimpses" ablation (Table 2; the translated one is extra).
+    **{
+        f"{name}-random8": {"env": env, "n_glimpses": 8, "location_policy": "random"}
+        for name, env in (
+            ("translated", "GlimpseTranslatedMNIST-v0"),
+            ("cluttered60", "GlimpseClutteredMNIST-v0"),
+            ("cluttered100", "GlimpseClutteredMNIST100-v0"),
+        )
+    },
+}
+
+#: Flags restricted to a set of values.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "location_policy": ("learned", "random"),
+    "precision": ("float32", "bfloat16"),
 }
 
 
@@ -71,8 +93,17 @@ class RAMTrainConfig:
     """Units of the core state h_t."""
     hybrid: bool = True
     """Hybrid loss (paper: cross-entropy for the classifier); ``--no-hybrid``: pure REINFORCE."""
+    location_policy: str = "learned"
+    """``learned`` (RAM) or ``random``: the random-glimpse ablation: every location is
+    uniform in [-1, 1]^2 (the trainer's seeded generator), only the classifier, core and
+    glimpse networks train; evaluation uses a fixed seeded random draw per image and step
+    (deterministic and sampled modes are two independent draws)."""
     max_grad_norm: float | None = None
     """Clip the gradient norm (None: no clipping)."""
+    precision: str = "float32"
+    """``float32`` or ``bfloat16``: mixed precision for the glimpse and core networks'
+    training products (float32 weights, gradients and evaluation; faster on CPUs with
+    AVX512-BF16/AMX and on GPUs, slower where bfloat16 is emulated)."""
     eval_every: int = 8000
     """Validate every this many iterations."""
     eval_images: int = 10000
@@ -86,6 +117,10 @@ class RAMTrainConfig:
     stop_after: int | None = None
     """Stop abruptly after this many iterations of this invocation, as if killed (no
     checkpoint is written at the stop); for testing ``--resume``."""
+    max_minutes: float | None = None
+    """Cap on the training wall-clock in minutes (all invocations of the run together,
+    validation included): then stop cleanly after the current iteration (checkpoint,
+    validation, test evaluation; eval.json records it). None: no cap."""
     seed: int = 0
     """Seed of the model, the sampling and the env."""
     device: str = "auto"
@@ -111,6 +146,46 @@ class RAMTrainConfig:
         return kwargs
 
 
+def wrap_location_policy(policy: Any, meta: dict[str, Any]) -> Any:
+    """The policy a run is evaluated and rendered with.
+
+    Args:
+        policy: the run's policy (e.g. a ``RAMPolicy``).
+        meta: the run's ``meta.json``.
+
+    Returns:
+        ``policy`` itself, or, for a random-glimpse run (``"location_policy": "random"``),
+        an :class:`agents.reinforce.RandomLocationPolicy` around it seeded with the run's
+        ``location_seed`` (a policy already wrapped is returned as is).
+    """
+    from agents.reinforce import RandomLocationPolicy
+
+    if meta.get("location_policy", "learned") != "random" or isinstance(
+        policy, RandomLocationPolicy
+    ):
+        return policy
+    return RandomLocationPolicy(policy, seed=int(meta.get("location_seed", 0)))
+
+
+def load_run_policy(path: str | Path, device: str = "cpu") -> Any:
+    """Load a trained RAM run (folder or checkpoint) as the policy its ``eval.json`` used.
+
+    Like :func:`agents.policy.load_policy`, but random-glimpse runs get their seeded random
+    locations (:func:`wrap_location_policy`).
+
+    Args:
+        path: run folder or checkpoint.
+        device: torch device of the model.
+
+    Returns:
+        The policy.
+    """
+    from agents.policy import load_policy
+
+    loaded = load_policy(path, device=device)
+    return wrap_location_policy(loaded.policy, loaded.meta)
+
+
 def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
     """Train (or resume) a RAM agent; returns the run folder."""
     import gymnasium as gym
@@ -119,7 +194,7 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
 
     import glimpse_env  # noqa: F401
     from agents.checkpoints import load_checkpoint, save_checkpoint, write_json
-    from agents.policy import evaluate_policy
+    from agents.policy import Policy, evaluate_policy
     from agents.ram import RAMConfig, count_parameters
     from agents.ram_policy import RAMPolicy, model_payload
     from agents.reinforce import ReinforceConfig, ReinforceTrainer
@@ -158,7 +233,9 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
             std_start=cfg.std,
             std_end=cfg.std_end,
             hybrid=cfg.hybrid,
+            location_policy=cfg.location_policy,
             max_grad_norm=cfg.max_grad_norm,
+            precision=cfg.precision,
             seed=cfg.seed,
         ),
         device=device,
@@ -170,6 +247,8 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
         "checkpoint": checkpoint_file.name,
         "parameters": count_parameters(trainer.model),
         "iterations": total,
+        "location_policy": cfg.location_policy,
+        "location_seed": cfg.seed,
     }
 
     # Resume: trainer state plus the env's episode stream, so the run continues exactly.
@@ -186,9 +265,10 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
     start = trainer.iteration
     logger = MetricLogger(run_dir, resume_step=start * cfg.batch_size if resume else None)
 
-    def policy() -> RAMPolicy:
+    def policy() -> Policy:
         std = trainer.current_std()
-        return RAMPolicy(trainer.model, cfg.env, meta["env_kwargs"], std=std, device=device)
+        ram = RAMPolicy(trainer.model, cfg.env, meta["env_kwargs"], std=std, device=device)
+        return wrap_location_policy(ram, meta)
 
     def save(running_acc: float | None) -> None:
         save_checkpoint(
@@ -211,13 +291,19 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
     bar = tqdm(total=total, initial=start, disable=not cfg.progress, unit="it", dynamic_ncols=True)
     val_acc = None
     stop = total if cfg.stop_after is None else min(total, start + cfg.stop_after)
+    cap_s = None if cfg.max_minutes is None else 60.0 * cfg.max_minutes
+    stopped_early = False
     for iteration in range(start + 1, stop + 1):
         metrics = trainer.train_iteration()
         acc = metrics.get("accuracy", metrics["reward"])
         running_acc = acc if running_acc is None else 0.98 * running_acc + 0.02 * acc
         bar.update(1)
         images = iteration * cfg.batch_size
-        if iteration % cfg.eval_every == 0 or iteration == total:
+        # Wall-clock cap: this iteration is the last one (validated and checkpointed).
+        capped = (
+            cap_s is not None and iteration < total and elapsed + time.perf_counter() - t0 >= cap_s
+        )
+        if iteration % cfg.eval_every == 0 or iteration == total or capped:
             result = evaluate_policy(
                 policy(), split="val", n_images=cfg.eval_images, num_envs=min(1000, cfg.eval_images)
             )
@@ -236,11 +322,20 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
                     f"it {iteration}/{total} images {images} acc {running_acc:.4f} val {val_acc}",
                     flush=True,
                 )
-        if iteration % cfg.checkpoint_every == 0 or iteration == total:
+        if iteration % cfg.checkpoint_every == 0 or iteration == total or capped:
             save(running_acc)
+        if capped:
+            stopped_early = True
+            break
     bar.close()
     logger.close()
-    if stop < total:
+    done = trainer.iteration
+    if stopped_early:
+        print(
+            f"stopped at iteration {done:,} of {total:,} after {cfg.max_minutes:g} min "
+            f"(--max-minutes); checkpoint written, evaluating"
+        )
+    elif stop < total:
         print(f"stopped at iteration {stop} (--stop-after); resume with --resume {run_dir}")
         return run_dir
 
@@ -258,8 +353,13 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
         "test_error_rate_sampled": results["sample"]["error_rate"],
         "results": results,
         "parameters": meta["parameters"],
-        "iterations": total,
-        "images_seen": total * cfg.batch_size,
+        "location_policy": cfg.location_policy,
+        "iterations": done,
+        "iterations_planned": total,
+        "epochs": done * cfg.batch_size / n_train,
+        "stopped_early": stopped_early,
+        "max_minutes": cfg.max_minutes,
+        "images_seen": done * cfg.batch_size,
         "train_wall_s": wall,
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
@@ -287,7 +387,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a row of the paper's tables")
     add_common_run_args(parser)
     skip = {"seed", "device", "data_dir", "run_dir", "progress", "extra_env_kwargs"}
-    add_config_flags(parser, RAMTrainConfig, skip)
+    add_config_flags(parser, RAMTrainConfig, skip, _CHOICES)
     parser.set_defaults(func=run)
 
 
@@ -295,5 +395,8 @@ def run(args: argparse.Namespace) -> int:
     from train.common import config_from_args
 
     preset = {**PRESETS[args.preset]} if getattr(args, "preset", None) else None
-    train_ram(config_from_args(args, RAMTrainConfig, preset), resume=args.resume)
+    cfg = config_from_args(args, RAMTrainConfig, preset)
+    if args.resume and getattr(args, "max_minutes", None) is not None:
+        cfg = dataclasses.replace(cfg, max_minutes=args.max_minutes)  # a new cap on resume
+    train_ram(cfg, resume=args.resume)
     return 0

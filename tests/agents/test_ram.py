@@ -182,23 +182,27 @@ def test_parameter_count_matches_the_paper_sized_model() -> None:
 
 
 def _unroll(
-    model: RecurrentAttentionModel, use_tape: bool, preallocate: bool = False
+    model: RecurrentAttentionModel,
+    use_tape: bool,
+    preallocate: bool = False,
+    compute_dtype: torch.dtype | None = None,
+    n: int = 6,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Unroll T=4 steps on fixed inputs, return a mixed loss and the parameter grads."""
     gen = torch.Generator().manual_seed(3)
     data = torch.Generator().manual_seed(4)
-    t_steps, n = 4, 6
-    glimpses = torch.rand(t_steps, n, 16, generator=data, dtype=torch.float64)
-    locations = torch.rand(t_steps, n, 2, generator=data, dtype=torch.float64) * 2 - 1
+    t_steps, dtype = 4, model.action_network.fc.weight.dtype
+    glimpses = torch.rand(t_steps, n, 16, generator=data, dtype=dtype)
+    locations = torch.rand(t_steps, n, 2, generator=data, dtype=dtype) * 2 - 1
     labels = torch.randint(0, 3, (n,), generator=data)
-    returns = torch.rand(n, generator=data, dtype=torch.float64)
+    returns = torch.rand(n, generator=data, dtype=dtype)
     # a random initial state with preallocation, the zero state (None) without
     state = (
-        torch.rand(n, model.config.core_hidden, generator=data, dtype=torch.float64)
+        torch.rand(n, model.config.core_hidden, generator=data, dtype=dtype)
         if preallocate
         else None
     )
-    tape = RolloutTape(t_steps if preallocate else None) if use_tape else None
+    tape = RolloutTape(t_steps if preallocate else None, compute_dtype) if use_tape else None
     outs = []
     for t in range(t_steps):
         out = model.step(glimpses[t], locations[t], state, std=0.2, generator=gen, tape=tape)
@@ -240,6 +244,36 @@ def test_tape_replay_matches_autograd(detach: bool, preallocate: bool) -> None:
     for name, grad in grads_a.items():
         torch.testing.assert_close(grads_t[name], grad, rtol=1e-9, atol=1e-12, msg=name)
     assert all(float(g.abs().sum()) > 0 for g in grads_a.values())
+
+
+@pytest.mark.parametrize("preallocate", [True, False])
+def test_bfloat16_tape_approximates_float32_gradients(preallocate: bool) -> None:
+    """Mixed precision: float32 gradients within bfloat16 rounding of the float32 ones."""
+    torch.manual_seed(0)
+    model = RecurrentAttentionModel(16, 3, RAMConfig(core_hidden=32, glimpse_out=24))
+    loss_a, grads_a = _unroll(model, use_tape=False, preallocate=preallocate, n=64)
+    loss_b, grads_b = _unroll(
+        model, use_tape=True, preallocate=preallocate, compute_dtype=torch.bfloat16, n=64
+    )
+    torch.testing.assert_close(loss_b, loss_a, rtol=2e-2, atol=2e-2)
+    for name, grad in grads_a.items():
+        assert grads_b[name].dtype == torch.float32, name
+        error = float((grads_b[name] - grad).norm() / grad.norm())
+        assert error < 0.05, (name, error)
+
+
+def test_bfloat16_tape_records_bfloat16_activations() -> None:
+    model = RecurrentAttentionModel(16, 3, RAMConfig(core_hidden=32, glimpse_out=24))
+    tape = RolloutTape(2, torch.bfloat16)
+    state = None
+    with torch.no_grad():
+        for _ in range(2):
+            out = model.step(torch.rand(5, 16), torch.zeros(5, 2), state, tape=tape)
+            state = out.state
+    assert tape.stacked("hidden").dtype == torch.bfloat16
+    assert tape.stacked("means").dtype == torch.float32
+    assert out.logits.dtype == out.location.dtype == torch.float32
+    assert model.glimpse_network.fc_glimpse.weight.dtype == torch.float32
 
 
 @pytest.mark.parametrize("core", ["rnn", "lstm", "gru"])

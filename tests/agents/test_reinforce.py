@@ -7,6 +7,7 @@ import math
 import warnings
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 import torch
 from gymnasium.vector import AutoresetMode
@@ -14,11 +15,13 @@ from memory_env import BoxMemoryVectorEnv, MemoryVectorEnv, TorchMemoryVectorEnv
 
 from agents.ram import RAMConfig, RecurrentAttentionModel
 from agents.reinforce import (
+    RandomLocationPolicy,
     ReinforceConfig,
     ReinforceTrainer,
     collect_rollout,
     evaluate,
     hybrid_loss,
+    random_locations,
     reinforce_loss,
 )
 
@@ -366,3 +369,146 @@ def test_gru_core_trains_with_autograd() -> None:
     assert not trainer.model.supports_tape
     metrics = trainer.train_iteration()
     assert math.isfinite(metrics["loss"])
+
+
+# ----------------------------------------------------------------------------------------
+# Random-glimpse ablation (location_policy="random")
+# ----------------------------------------------------------------------------------------
+
+
+class _RecordingMemoryEnv(MemoryVectorEnv):
+    """:class:`MemoryVectorEnv` that records the locations of every action it is sent."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.sent: list[np.ndarray] = []
+
+    def step(self, actions: np.ndarray):  # type: ignore[no-untyped-def]
+        self.sent.append(np.array(actions)[:, :2])
+        return super().step(actions)
+
+
+def _random_trainer(envs: MemoryVectorEnv, seed: int = 0) -> ReinforceTrainer:
+    trainer = _trainer(envs, location_policy="random", weight_decay=1e-2, seed=seed)
+    with torch.no_grad():  # the location network would say ~(0.46, 0.46) +- std
+        trainer.model.location_network.fc.weight.zero_()
+        trainer.model.location_network.fc.bias.fill_(0.5)
+    return trainer
+
+
+def test_random_location_policy_trains_on_uniform_locations() -> None:
+    envs = _RecordingMemoryEnv(32, horizon=3)
+    trainer = _random_trainer(envs)
+    location_net = {k: v.clone() for k, v in trainer.model.location_network.state_dict().items()}
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    metrics = _train_until(trainer, 60)
+
+    # Locations: uniform in [-1, 1]^2, not the location network's ~0.46.
+    sent = np.concatenate(envs.sent)  # (60 * 3 * 32, 2)
+    assert sent.shape == (60 * 3 * 32, 2)
+    assert sent.min() >= -1.0 and sent.max() <= 1.0
+    assert np.abs(sent.mean(0)).max() < 0.05
+    assert np.abs(sent.var(0) - 1 / 3).max() < 0.03
+    for coord in sent.T:
+        counts = np.histogram(coord, bins=10, range=(-1, 1))[0] / len(coord)
+        assert counts.min() > 0.07 and counts.max() < 0.13
+    near_network = np.all(np.abs(sent - 0.46) < 0.2, axis=1)  # ~47% if it were used
+    assert near_network.mean() < 0.08  # uniform: 0.04
+
+    # The location network is never updated (not even by weight decay); the rest trains.
+    for key, value in trainer.model.location_network.state_dict().items():
+        assert torch.equal(value, location_net[key]), key
+    changed = [k for k, v in trainer.model.state_dict().items() if not torch.equal(v, before[k])]
+    assert {k for k in before if not k.startswith("location_network")} == set(changed)
+    assert metrics["reinforce_loss"] == 0.0 and metrics["hybrid"] == 1.0
+    # The class is in the first glimpse: the classifier learns it whatever the locations.
+    assert evaluate(trainer.model, MemoryVectorEnv(64, horizon=3), 256, seed=1)["accuracy"] > 0.95
+
+    # The draws come from the trainer's seeded generator: same seed, same locations.
+    again = _RecordingMemoryEnv(32, horizon=3)
+    _train_until(_random_trainer(again), 2)
+    assert np.array_equal(np.concatenate(again.sent), sent[: 2 * 3 * 32])
+    other = _RecordingMemoryEnv(32, horizon=3)
+    _train_until(_random_trainer(other, seed=1), 2)
+    assert not np.array_equal(np.concatenate(other.sent), sent[: 2 * 3 * 32])
+
+
+def test_random_location_policy_deterministic_evaluation_is_reproducible() -> None:
+    trainer = _random_trainer(MemoryVectorEnv(16, horizon=3))
+    _train_until(trainer, 3)
+    generator_state = trainer.generator.get_state()
+    runs = []
+    for _ in range(2):
+        envs = _RecordingMemoryEnv(8, horizon=3)
+        result = trainer.evaluate(envs, 40, seed=5)
+        runs.append((result, np.concatenate(envs.sent)))
+    assert runs[0][0] == runs[1][0]
+    assert np.array_equal(runs[0][1], runs[1][1])
+    # The trainer's own generator is not consumed by a deterministic evaluation.
+    assert torch.equal(trainer.generator.get_state(), generator_state)
+    # Same fixed draw through evaluate(); a fresh draw with another seed; not the network's.
+    envs = _RecordingMemoryEnv(8, horizon=3)
+    evaluate(trainer.model, envs, 40, seed=5, location_policy="random")
+    assert np.array_equal(np.concatenate(envs.sent), runs[0][1])
+    envs = _RecordingMemoryEnv(8, horizon=3)
+    evaluate(trainer.model, envs, 40, seed=6, location_policy="random")
+    assert not np.array_equal(np.concatenate(envs.sent), runs[0][1])
+    assert np.abs(runs[0][1].mean()) < 0.2
+    with pytest.raises(ValueError, match="location_policy"):
+        _trainer(location_policy="fixed")
+
+
+def test_random_locations_are_a_pure_function_of_episode_and_step() -> None:
+    a = random_locations(3, np.arange(10), step=2)
+    assert a.shape == (10, 2) and a.dtype == np.float32
+    assert np.array_equal(
+        a, np.concatenate([random_locations(3, range(4), 2), random_locations(3, range(4, 10), 2)])
+    )
+    for other in (
+        random_locations(4, np.arange(10), 2),
+        random_locations(3, np.arange(10), 3),
+        random_locations(3, np.arange(10), 2, stream=1),
+    ):
+        assert not np.array_equal(a, other)
+    many = random_locations(0, np.arange(20_000), 0)
+    assert many.min() >= -1.0 and many.max() < 1.0
+    assert np.abs(many.mean()) < 0.02 and abs(many.var() - 1 / 3) < 0.01
+
+
+class _ConstantPolicy:
+    """A policy that always looks at (0.5, 0.5) and names class 0."""
+
+    env_id = "none"
+    env_kwargs: dict[str, object] = {}  # noqa: RUF012
+
+    def __init__(self, torch_actions: bool = False) -> None:
+        self.torch_actions = torch_actions
+
+    def initial_state(self, num_envs: int) -> int:
+        return num_envs
+
+    def act(self, obs: object, state: int, deterministic: bool) -> tuple[object, int]:
+        action = np.full((state, 4), -1.0, np.float32)
+        action[:, :2] = 0.5
+        action[:, 2] = 1.0
+        return (torch.from_numpy(action) if self.torch_actions else action), state
+
+
+@pytest.mark.parametrize("torch_actions", [False, True])
+def test_random_location_policy_wrapper(torch_actions: bool) -> None:
+    whole = RandomLocationPolicy(_ConstantPolicy(torch_actions), seed=7)
+    split = RandomLocationPolicy(_ConstantPolicy(torch_actions), seed=7)
+    state = whole.initial_state(10)
+    parts = [split.initial_state(4), split.initial_state(6)]
+    for step in range(3):
+        action, state = whole.act(None, state, True)
+        action = np.asarray(action)
+        assert np.array_equal(action[:, 2:], np.tile([1.0, -1.0], (10, 1)))  # classes kept
+        assert np.array_equal(action[:, :2], random_locations(7, np.arange(10), step))
+        halves = []
+        for i, part in enumerate(parts):
+            out, parts[i] = split.act(None, part, True)
+            halves.append(np.asarray(out))
+        assert np.array_equal(np.concatenate(halves), action)  # batching does not matter
+    sampled, _ = whole.act(None, whole.initial_state(2), False)
+    assert np.array_equal(np.asarray(sampled)[:, :2], random_locations(7, [10, 11], 0, stream=1))

@@ -101,3 +101,83 @@ def test_eval_rejects_bad_arguments(tmp_path: Path) -> None:
         main(["eval"])  # neither a checkpoint nor --pretrained
     with pytest.raises(FileNotFoundError, match="not found"):
         main(["eval", str(tmp_path / "missing")])
+
+
+def test_max_minutes_stops_cleanly_and_resumes_exactly(tmp_path: Path) -> None:
+    """``--max-minutes 0``: one iteration, then checkpoint, validation and test evaluation."""
+    capped, straight = tmp_path / "capped", tmp_path / "straight"
+    random = ["--location-policy", "random"]
+    assert (
+        main(["train", "ram", "--run-dir", str(capped), *TINY, *random, "--max-minutes", "0"]) == 0
+    )
+    summary = json.loads((capped / "eval.json").read_text())
+    assert summary["stopped_early"] is True and summary["max_minutes"] == 0.0
+    assert summary["iterations"] == 1 and summary["iterations_planned"] == 40
+    assert summary["images_seen"] == 16 and summary["epochs"] == pytest.approx(16 / 50_000)
+    assert 0.0 <= summary["test_error_rate"] <= 1.0
+    state = torch.load(capped / "checkpoint.pt", weights_only=False)
+    assert state["trainer"]["iteration"] == 1
+    last = _rows(capped)[-1]
+    assert last["step"] == "16" and last["val_accuracy"] != ""
+
+    # A new cap on --resume: the run goes on to the end, exactly as if never stopped.
+    assert (
+        main(["train", "ram", "--resume", str(capped), "--no-progress", "--max-minutes", "60"]) == 0
+    )
+    assert main(["train", "ram", "--run-dir", str(straight), *TINY, *random]) == 0
+    done = json.loads((capped / "eval.json").read_text())
+    assert done["stopped_early"] is False and done["iterations"] == done["iterations_planned"] == 40
+    a = torch.load(straight / "checkpoint.pt", weights_only=False)["model_state"]
+    b = torch.load(capped / "checkpoint.pt", weights_only=False)["model_state"]
+    for name, tensor in a.items():
+        assert torch.equal(tensor, b[name]), name
+
+
+def test_random_location_policy_run(tmp_path: Path) -> None:
+    """``--location-policy random``: location network untouched; evaluation reproducible."""
+    from agents.policy import evaluate_policy
+    from agents.reinforce import RandomLocationPolicy
+    from train.ram import load_run_policy
+
+    run = tmp_path / "random"
+    argv = ["train", "ram", "--run-dir", str(run), *TINY, "--location-policy", "random"]
+    assert main([*argv, "--max-minutes", "0"]) == 0
+    first = torch.load(run / "checkpoint.pt", weights_only=False)["model_state"]
+    assert main(argv) == 0  # the same run folder, now trained to the end: 40 iterations
+    final = torch.load(run / "checkpoint.pt", weights_only=False)["model_state"]
+    assert json.loads((run / "meta.json").read_text())["location_policy"] == "random"
+    for name, tensor in final.items():
+        same = torch.equal(tensor, first[name])
+        assert same == name.startswith("location_network"), name
+
+    # eval.json's numbers come back from the run folder, whatever the batch size.
+    summary = json.loads((run / "eval.json").read_text())
+    for mode in ("deterministic", "sample"):
+        for num_envs in (50, 100):
+            policy = load_run_policy(run)
+            assert isinstance(policy, RandomLocationPolicy)
+            result = evaluate_policy(policy, n_images=100, mode=mode, num_envs=num_envs)
+            assert result["error_rate"] == summary["results"][mode]["error_rate"], (mode, num_envs)
+
+
+def test_random_glimpse_presets() -> None:
+    from train.cli import build_parser
+    from train.common import config_from_args
+    from train.ram import PRESETS, RAMTrainConfig
+
+    envs = {
+        "translated": "GlimpseTranslatedMNIST-v0",
+        "cluttered60": "GlimpseClutteredMNIST-v0",
+        "cluttered100": "GlimpseClutteredMNIST100-v0",
+    }
+    for name, env in envs.items():
+        preset = PRESETS[f"{name}-random8"]
+        assert preset == {"env": env, "n_glimpses": 8, "location_policy": "random"}
+        assert PRESETS[f"{name}-8"]["env"] == env
+    parser = build_parser()
+    args = parser.parse_args(["train", "ram", "--preset", "cluttered100-random8"])
+    cfg = config_from_args(args, RAMTrainConfig, PRESETS[args.preset])
+    assert cfg.location_policy == "random" and cfg.n_glimpses == 8
+    assert cfg.env == "GlimpseClutteredMNIST100-v0" and cfg.max_minutes is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "ram", "--location-policy", "fixed"])
