@@ -15,6 +15,10 @@ Validation and test use the fixed ``val`` / ``test`` canvases a glimpse agent is
 Run folder: ``config.json``, ``meta.json`` (what ``glimpse eval`` reads), ``checkpoint.pt``
 (written atomically; ``--resume RUN_DIR`` continues from it to the same result as an
 uninterrupted run), ``metrics.csv`` and ``tb/`` (TensorBoard), ``eval.json``.
+
+``--max-minutes M`` caps the training wall-clock: the run then ends cleanly after the
+iteration in progress (checkpoint, validation, final test evaluation) and ``eval.json``
+says ``"stopped_early": true`` with the iterations and epochs reached.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +66,10 @@ class BaselineTrainConfig:
     stop_after: int | None = None
     """Stop abruptly after this many iterations of this invocation, as if killed (no
     checkpoint is written at the stop); for testing ``--resume``."""
+    max_minutes: float | None = None
+    """Cap on the training wall-clock in minutes (all invocations of the run together,
+    validation included): then stop cleanly after the current iteration (checkpoint,
+    validation, test evaluation; eval.json records it). None: no cap."""
     seed: int = 0
     """Seed of the model's initialisation and of the training canvases."""
     device: str = "auto"
@@ -220,6 +228,8 @@ def train_baseline(cfg: BaselineTrainConfig, resume: str | None = None) -> Path:
     bar = tqdm(total=total, initial=start, disable=not cfg.progress, unit="it", dynamic_ncols=True)
     val_acc = None
     stop = total if cfg.stop_after is None else min(total, start + cfg.stop_after)
+    cap_s = None if cfg.max_minutes is None else 60.0 * cfg.max_minutes
+    stopped_early, done = False, start
     model.train()
     for iteration in range(start + 1, stop + 1):
         # One fresh batch: episode (iteration - 1) of each of the batch's key streams.
@@ -237,13 +247,18 @@ def train_baseline(cfg: BaselineTrainConfig, resume: str | None = None) -> Path:
 
         acc = float((logits.argmax(dim=1) == labels).float().mean())
         running_acc = acc if running_acc is None else 0.98 * running_acc + 0.02 * acc
+        done = iteration
         bar.update(1)
+        # Wall-clock cap: this iteration is the last one (validated and checkpointed).
+        capped = (
+            cap_s is not None and iteration < total and elapsed + time.perf_counter() - t0 >= cap_s
+        )
         metrics: dict[str, Any] = {
             "loss": loss.item(),
             "accuracy": acc,
             "lr": scheduler.get_last_lr()[0],
         }
-        if iteration % eval_every == 0 or iteration == total:
+        if iteration % eval_every == 0 or iteration == total or capped:
             val_acc = validate()
             metrics["val_accuracy"] = val_acc
         if iteration % cfg.log_every == 0 or "val_accuracy" in metrics:
@@ -259,12 +274,20 @@ def train_baseline(cfg: BaselineTrainConfig, resume: str | None = None) -> Path:
                     f"acc {running_acc:.4f} val {val_acc}",
                     flush=True,
                 )
-        if iteration % cfg.checkpoint_every == 0 or iteration == total:
+        if iteration % cfg.checkpoint_every == 0 or iteration == total or capped:
             save(iteration, running_acc)
+        if capped:
+            stopped_early = True
+            break
     bar.close()
     logger.close()
     env.close()
-    if stop < total:
+    if stopped_early:
+        print(
+            f"stopped at iteration {done:,} of {total:,} after {cfg.max_minutes:g} min "
+            f"(--max-minutes); checkpoint written, evaluating"
+        )
+    elif stop < total:
         print(f"stopped at iteration {stop} (--stop-after); resume with --resume {run_dir}")
         return run_dir
 
@@ -281,8 +304,12 @@ def train_baseline(cfg: BaselineTrainConfig, resume: str | None = None) -> Path:
         "val_error_rate": None if val_acc is None else 1.0 - val_acc,
         "results": {"deterministic": result},
         "parameters": meta["parameters"],
-        "iterations": total,
-        "images_seen": total * cfg.batch_size,
+        "iterations": done,
+        "iterations_planned": total,
+        "epochs": done * cfg.batch_size / n_train,
+        "stopped_early": stopped_early,
+        "max_minutes": cfg.max_minutes,
+        "images_seen": done * cfg.batch_size,
         "train_wall_s": wall,
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
@@ -315,9 +342,11 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``glimpse train baseline`` (a new run, or ``--resume RUN_DIR``)."""
     from train.common import config_from_args
 
-    """Run ``glimpse train baseline`` (a new run, or ``--resume RUN_DIR``)."""
-    preset = None
-    train_baseline(config_from_args(args, BaselineTrainConfig, preset), resume=args.resume)
+    cfg = config_from_args(args, BaselineTrainConfig)
+    if args.resume and getattr(args, "max_minutes", None) is not None:
+        cfg = replace(cfg, max_minutes=args.max_minutes)  # a new cap on resume
+    train_baseline(cfg, resume=args.resume)
     return 0

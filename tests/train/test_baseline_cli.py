@@ -1,0 +1,79 @@
+"""``glimpse train baseline --max-minutes``: a clean early stop, and an exact resume after it."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from train.cli import main
+
+pytestmark = pytest.mark.usefixtures("glimpse_data")
+
+#: A tiny fc64 run: 40 iterations of 16 canvases.
+TINY = [
+    "--arch", "fc64",
+    "--env", "GlimpseMNIST-v0",
+    "--batch-size", "16",
+    "--epochs", str(40 * 16 / 50_000),
+    "--eval-every", "20",
+    "--eval-images", "64",
+    "--test-images", "100",
+    "--checkpoint-every", "5",
+    "--log-every", "5",
+    "--threads", "1",
+    "--no-progress",
+]  # fmt: skip
+
+
+def _rows(run: Path) -> list[dict[str, str]]:
+    with (run / "metrics.csv").open() as f:
+        return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(f)]
+
+
+def test_max_minutes_stops_cleanly_and_resumes_exactly(tmp_path: Path) -> None:
+    """``--max-minutes 0``: one iteration, then checkpoint, validation and test evaluation."""
+    capped, straight = tmp_path / "capped", tmp_path / "straight"
+    assert main(["train", "baseline", "--run-dir", str(capped), *TINY, "--max-minutes", "0"]) == 0
+    summary = json.loads((capped / "eval.json").read_text())
+    assert summary["stopped_early"] is True and summary["max_minutes"] == 0.0
+    assert summary["iterations"] == 1 and summary["iterations_planned"] == 40
+    assert summary["images_seen"] == 16 and summary["epochs"] == pytest.approx(16 / 50_000)
+    assert 0.0 <= summary["test_error_rate"] <= 1.0 and summary["val_error_rate"] is not None
+    assert torch.load(capped / "checkpoint.pt", weights_only=False)["iteration"] == 1
+    last = _rows(capped)[-1]
+    assert last["step"] == "16" and last["val_accuracy"] != ""
+
+    # A new cap on --resume: the run goes on to the end, exactly as if never stopped.
+    resume = ["train", "baseline", "--resume", str(capped), "--no-progress"]
+    assert main([*resume, "--max-minutes", "60"]) == 0
+    assert main(["train", "baseline", "--run-dir", str(straight), *TINY]) == 0
+    done = json.loads((capped / "eval.json").read_text())
+    assert done["stopped_early"] is False and done["max_minutes"] == 60.0
+    assert (
+        done["iterations"] == done["iterations_planned"] == 40
+        and done["epochs"] == 40 * 16 / 50_000
+    )
+    plain = json.loads((straight / "eval.json").read_text())
+    assert plain["stopped_early"] is False and plain["max_minutes"] is None
+    assert done["results"] == plain["results"]
+    a = torch.load(straight / "checkpoint.pt", weights_only=False)["model_state"]
+    b = torch.load(capped / "checkpoint.pt", weights_only=False)["model_state"]
+    for name, tensor in a.items():
+        assert torch.equal(tensor, b[name]), name
+
+
+def test_max_minutes_flag_and_default() -> None:
+    """``--max-minutes`` is a flag of ``glimpse train baseline``; no cap by default."""
+    from train.baseline import BaselineTrainConfig
+    from train.cli import build_parser
+    from train.common import config_from_args
+
+    parser = build_parser()
+    cfg = config_from_args(parser.parse_args(["train", "baseline"]), BaselineTrainConfig)
+    assert cfg.max_minutes is None
+    args = parser.parse_args(["train", "baseline", "--max-minutes", "2.5"])
+    assert config_from_args(args, BaselineTrainConfig).max_minutes == 2.5
