@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -169,10 +170,12 @@ def main() -> None:
     results: dict[str, Any] = {
         "machine": {
             "processor": platform.processor() or platform.machine(),
-            "cpus": __import__("os").cpu_count(),
+            "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "numpy": np.__version__,
             "torch": torch.__version__,
+            # The machine may be shared: 1/5/15-minute load averages when the run started.
+            "load_average_at_start": list(os.getloadavg()),
         },
         "random_actions": True,
         "resets_included": True,
@@ -212,6 +215,7 @@ def main() -> None:
         for env_id in ("GlimpseMNIST-v0", "GlimpseClutteredMNIST100-v0")
     }
     print("memory", results["memory_mb_beyond_baseline"], flush=True)
+    results["machine"]["load_average_at_end"] = list(os.getloadavg())
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

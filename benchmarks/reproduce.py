@@ -68,7 +68,7 @@ TABLE_TITLES: dict[int, str] = {
     2: "Table 2: 60x60 and 100x100 cluttered MNIST",
 }
 
-#: The paper's test errors (%), NIPS 2014 version (``/work/shared/reference/RAM.md``):
+#: The paper's test errors (%), NIPS 2014 version (Tables 1-2 of Mnih et al.):
 #: task -> model -> error. Models: ``fc64``, ``fc256``, ``conv`` (baselines), an int (RAM
 #: with that many glimpses), ``random8`` (RAM, 8 random glimpses).
 PAPER: dict[str, dict[str | int, float]] = {

@@ -12,11 +12,14 @@ uint64 arrays with wrap-around arithmetic.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
+_S11, _S27, _S30, _S31 = (np.uint64(s) for s in (11, 27, 30, 31))
 _TWO_POW_MINUS_53 = 2.0**-53
 
 
@@ -30,9 +33,15 @@ def mix(z: np.ndarray) -> np.ndarray:
         uint64 array of the same shape.
     """
     z = np.asarray(z, dtype=np.uint64)
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
+    t = z >> _S30  # in place from here on: fewer temporaries
+    t ^= z
+    t *= _M1
+    z = t >> _S27
+    z ^= t
+    z *= _M2
+    t = z >> _S31
+    t ^= z
+    return t
 
 
 def derive(key: np.ndarray, counter: np.ndarray) -> np.ndarray:
@@ -58,9 +67,17 @@ def uniforms(key: np.ndarray, n: int) -> np.ndarray:
     Returns:
         float64 ``(N, n)``.
     """
+    bits = mix(np.asarray(key, dtype=np.uint64)[:, None] + _steps(n))
+    bits >>= _S11
+    return bits.astype(np.float64) * _TWO_POW_MINUS_53
+
+
+@functools.lru_cache(maxsize=64)
+def _steps(n: int) -> np.ndarray:
+    """uint64 ``(n,)``: the Weyl sequence ``1, 2, .., n`` times the golden gamma."""
     steps = np.arange(1, n + 1, dtype=np.uint64) * _GOLDEN
-    bits = mix(np.asarray(key, dtype=np.uint64)[:, None] + steps)
-    return (bits >> np.uint64(11)).astype(np.float64) * _TWO_POW_MINUS_53
+    steps.flags.writeable = False
+    return steps
 
 
 def integers(u: np.ndarray, high: int | np.ndarray) -> np.ndarray:

@@ -33,13 +33,6 @@ def zeros(like: Array, shape: tuple[int, ...], dtype: str) -> Array:
     return np.zeros(shape, dtype=dtype)
 
 
-def arange(like: Array, n: int) -> Array:
-    """``0 .. n-1`` as int64 on the backend of ``like``."""
-    if is_torch(like):
-        return torch.arange(n, device=like.device)
-    return np.arange(n)
-
-
 def randint(u: Array, high: int) -> Array:
     """Map uniforms in [0, 1) to int64 in ``0 .. high - 1`` (identical on every backend)."""
     if is_torch(u):
@@ -51,9 +44,46 @@ def saturating_add(a: Array, b: Array) -> Array:
     """``min(a + b, 255)`` of two uint8 arrays, as uint8 (pixel values saturate at 1.0)."""
     if is_torch(a):
         return torch.clamp(a.to(torch.int16) + b, max=255).to(torch.uint8)
-    total = a.astype(np.int16)
-    total += b
-    return np.minimum(total, 255, out=total).astype(np.uint8)
+    # a + min(b, 255 - a) == min(a + b, 255), without leaving uint8.
+    return a + np.minimum(b, 255 - a)
+
+
+def windows(images: Array, index: Array, rows: Array, cols: Array, size: int) -> Array:
+    """The ``size x size`` windows of ``images[index]`` whose top-left pixels are ``(rows, cols)``.
+
+    Args:
+        images: ``(M, H, W)`` images.
+        index, rows, cols: int64 arrays of one shape ``S``: image, top row and left column of
+            each window.
+        size: side of the windows.
+
+    Returns:
+        ``S + (size, size)`` copies of the windows.
+    """
+    if is_torch(images):
+        view = images.unfold(1, size, 1).unfold(2, size, 1)  # (M, H', W', size, size)
+    else:
+        view = np.lib.stride_tricks.sliding_window_view(images, (size, size), axis=(1, 2))
+    return view[index, rows, cols]
+
+
+def add_saturating_at(canvases: Array, patches: Array, rows: Array, cols: Array) -> None:
+    """Add uint8 ``patches (N, p, p)`` into uint8 ``canvases (N, H, W)`` in place, at top-left
+    ``(rows, cols)`` (each ``(N,)``), saturating at 255 (i.e. at 1.0)."""
+    n, p = patches.shape[0], patches.shape[1]
+    if is_torch(canvases):
+        ramp = torch.arange(p, device=canvases.device)
+        index: tuple[Array, ...] = (
+            torch.arange(n, device=canvases.device)[:, None, None],
+            (rows[:, None] + ramp)[:, :, None],
+            (cols[:, None] + ramp)[:, None, :],
+        )
+        canvases[index] = saturating_add(canvases[index], patches)
+        return
+    # Every canvas's p x p window at (rows, cols), read and written as one block each.
+    view = np.lib.stride_tricks.sliding_window_view(canvases, (p, p), axis=(1, 2), writeable=True)
+    index = (np.arange(n), rows, cols)
+    view[index] = saturating_add(view[index], patches)
 
 
 def to_backend(x: np.ndarray, like: Array) -> Array:

@@ -19,7 +19,7 @@ from gymnasium.error import ResetNeeded
 
 from glimpse_env import _random, _xp
 from glimpse_env.datasets import SPLITS, MNISTSplit, load_mnist
-from glimpse_env.sensor import SummedAreaTable, _gather_glimpses, summed_area_table
+from glimpse_env.sensor import SummedAreaTable, _gather_glimpses, _lazy_table
 
 N_CLASSES = 10
 DIGIT_SIZE = 28
@@ -36,7 +36,8 @@ class EpisodeBatch:
 
     Attributes:
         canvases: uint8 ``(N, H, W)`` images the glimpses are taken from.
-        tables: their summed-area tables (what the sensor reads).
+        tables: their summed-area tables (what the sensor reads), built from ``canvases`` on
+            first use: the canvases must not be modified.
         labels: int64 ``(N,)`` true classes.
         image_indices: int64 ``(N,)`` index of each digit in its split.
         starts: float32 ``(N, 2)`` first glimpse locations.
@@ -49,6 +50,21 @@ class EpisodeBatch:
     image_indices: np.ndarray
     starts: np.ndarray
     layout: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def select(self, i: int) -> EpisodeBatch:
+        """Episode ``i`` as a batch of one (views into this batch; its tables are shared)."""
+        part = slice(i, i + 1)
+        return EpisodeBatch(
+            canvases=self.canvases[part],
+            tables=self.tables[part],
+            labels=self.labels[part],
+            image_indices=self.image_indices[part],
+            starts=self.starts[part],
+            layout={name: value[part] for name, value in self.layout.items()},
+        )
 
 
 def validate_actions(actions: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -78,9 +94,9 @@ def clip_locations(actions: Any) -> Any:
     """The location part of ``actions (N, 2 + C)`` clipped to [-1, 1], as float32 ``(N, 2)``."""
     if _xp.is_torch(actions):
         return _xp.torch.clamp(actions[:, :2], -1.0, 1.0).to(_xp.torch.float32)
-    locations = actions[:, :2].astype(np.float32)
-    np.minimum(locations, 1.0, out=locations)
-    return np.maximum(locations, -1.0, out=locations)
+    # Clipping before rounding to float32 gives the same values (rounding is monotone and
+    # keeps -1 and 1), and the cast is free for float32 actions.
+    return np.minimum(np.maximum(actions[:, :2], -1.0), 1.0).astype(np.float32, copy=False)
 
 
 def log_softmax(scores: np.ndarray) -> np.ndarray:
@@ -184,6 +200,10 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     default_n_glimpses: ClassVar[int] = 7
     default_glimpse_size: ClassVar[int] = 8
     default_n_scales: ClassVar[int] = 1
+    #: Episodes the single env draws in one batched :meth:`draw_episodes` call; it serves the
+    #: next resets from them. Every episode is a pure function of (seed, episode number), so
+    #: this changes no draw, only how many are made per call.
+    lookahead: ClassVar[int] = 16
 
     def __init__(
         self,
@@ -224,8 +244,11 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._action_shape = (1, 2 + self.n_classes)
 
         self._key: np.ndarray | None = None  # uint64 (1,), fixed by the seed
-        self._episode = np.zeros(1, dtype=np.int64)  # episodes started since the seed
-        self._batch: EpisodeBatch | None = None
+        self._episode = 0  # episodes started since the seed
+        #: Episodes ``_ahead_first ..`` drawn in one batch (see :attr:`lookahead`).
+        self._ahead: EpisodeBatch | None = None
+        self._ahead_first = 0
+        self._batch: EpisodeBatch | None = None  # the current episode, a batch of one
         self._t = 0
         self._done = True
         self._path: list[np.ndarray] = []
@@ -285,7 +308,7 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         )
         return EpisodeBatch(
             canvases=canvases,
-            tables=summed_area_table(canvases),
+            tables=_lazy_table(canvases),  # no copy: nobody changes the fresh canvases
             labels=self._labels[index_b],
             image_indices=index,
             starts=_xp.to_backend(starts, self._images),
@@ -351,14 +374,25 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         super().reset(seed=seed)
         if seed is not None or self._key is None:
             self._key = self.new_keys(seed, 1)
-            self._episode[:] = 0
+            self._episode, self._ahead = 0, None
         else:
             self._episode += 1
-        batch = self.draw_episodes(self._key, self._episode, np.zeros(1, np.int64), 1)
+        batch = self._next_episode()
         self._batch, self._t, self._done = batch, 0, False
         self._path = [batch.starts[0]] if self.render_mode is not None else []
         obs = self.observe(batch.tables, batch.starts)
         return _first(obs), {"image_index": int(batch.image_indices[0])}
+
+    def _next_episode(self) -> EpisodeBatch:
+        """Episode ``_episode`` of this env's key, drawn :attr:`lookahead` at a time."""
+        slot = self._episode - self._ahead_first
+        if self._ahead is None or not 0 <= slot < len(self._ahead):
+            episodes = self._episode + np.arange(self.lookahead, dtype=np.int64)
+            keys = np.repeat(self._key, self.lookahead)
+            offsets = np.zeros(self.lookahead, dtype=np.int64)
+            self._ahead = self.draw_episodes(keys, episodes, offsets, 1)
+            self._ahead_first, slot = self._episode, 0
+        return self._ahead.select(slot)
 
     def step(
         self, action: np.ndarray
@@ -416,19 +450,6 @@ def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
-def _add_saturating(canvases: Any, patches: Any, rows: Any, cols: Any) -> None:
-    """Add uint8 ``patches (N, p, p)`` into uint8 ``canvases (N, H, W)`` at top-left
-    ``(rows, cols)`` (each ``(N,)``), saturating at 255 (i.e. at 1.0)."""
-    n, p = patches.shape[0], patches.shape[1]
-    ramp = _xp.arange(patches, p)
-    index = (
-        _xp.arange(patches, n)[:, None, None],
-        (rows[:, None] + ramp)[:, :, None],
-        (cols[:, None] + ramp)[:, None, :],
-    )
-    canvases[index] = _xp.saturating_add(canvases[index], patches)
-
-
 class GlimpseMNISTEnv(GlimpseEnv):
     """28x28 MNIST, the digit as it is (centred): Table 1 of the paper.
 
@@ -463,7 +484,7 @@ class TranslatedMNISTEnv(GlimpseEnv):
         size = self.canvas_size
         canvases = _xp.zeros(digits, (len(digits), size, size), "uint8")
         pos = _xp.randint(u[:, :2], size - DIGIT_SIZE + 1)
-        _add_saturating(canvases, digits, pos[:, 0], pos[:, 1])
+        _xp.add_saturating_at(canvases, digits, pos[:, 0], pos[:, 1])
         return canvases, {"digit_pos": pos}
 
 
@@ -504,14 +525,11 @@ class ClutteredMNISTEnv(GlimpseEnv):
         source = _xp.randint(draws[:, :, 0], len(self.data))
         window = _xp.randint(draws[:, :, 1:3], DIGIT_SIZE - piece + 1)
         pos = _xp.randint(draws[:, :, 3:5], size - piece + 1)
-        ramp = _xp.arange(digits, piece)
-        for j in range(self.n_clutter):
-            rows = (window[:, j, 0:1] + ramp)[:, :, None]
-            cols = (window[:, j, 1:2] + ramp)[:, None, :]
-            patches = self._images[source[:, j, None, None], rows, cols]
-            _add_saturating(canvases, patches, pos[:, j, 0], pos[:, j, 1])
+        patches = _xp.windows(self._images, source, window[..., 0], window[..., 1], piece)
+        for j in range(self.n_clutter):  # pieces may overlap: one at a time
+            _xp.add_saturating_at(canvases, patches[:, j], pos[:, j, 0], pos[:, j, 1])
         digit_pos = _xp.randint(u[:, :2], size - DIGIT_SIZE + 1)
-        _add_saturating(canvases, digits, digit_pos[:, 0], digit_pos[:, 1])
+        _xp.add_saturating_at(canvases, digits, digit_pos[:, 0], digit_pos[:, 1])
         layout = {
             "digit_pos": digit_pos,
             "clutter_source": source,

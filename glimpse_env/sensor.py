@@ -27,12 +27,20 @@ Glimpses are read from a summed-area table (integral image) of each image, so ev
 costs ``(glimpse_size + 1)**2`` table reads whatever its area. Build the table once per image
 with :func:`summed_area_table` and pass it instead of the images when an image is glimpsed
 several times (the environments do this once per episode).
+
+On NumPy, uint8 images take two shortcuts that give the same float32 values bit for bit
+(every block sum is an exact integer either way). With one scale, whose blocks are single
+pixels, a glimpse is a plain crop of the zero-padded image (a slice for one image); with
+more, every scale reads a uint16 table of the sums modulo ``2**16``, exact for blocks of up
+to 16x16 pixels and half the memory traffic of a float32 table. Each array is built on first
+use (chunk by chunk, to stay in the CPU cache) and shared by every selection (``table[i]``)
+of the batch.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
@@ -40,49 +48,123 @@ import torch
 
 Array = Any  # np.ndarray | torch.Tensor
 
+#: uint8 images with at most this many pixels have pixel sums below 2**24, so a float32 table
+#: holds them exactly.
+_MAX_EXACT_FLOAT32_PIXELS = (2**24 - 1) // 255
+#: Largest block side whose uint8 pixel sums stay below 2**16 (255 * 16 * 16 = 65,280), so
+#: that differences of a table kept modulo 2**16 are exact.
+_MAX_UINT16_BLOCK = 16
+#: Pixels per chunk when building a table for many images: the chunk's int32 running sums
+#: (2 MiB) stay in the CPU cache while they are summed over rows.
+_CHUNK_PIXELS = 2**19
+#: Below this many images, summing over rows is one ``cumsum`` call, not a loop over rows.
+_MIN_IMAGES_FOR_ROW_LOOP = 8
 
-@dataclass(frozen=True)
+
 class SummedAreaTable:
     """Summed-area tables of a batch of images, ready for :func:`extract_glimpses`.
+
+    Made by :func:`summed_area_table`, which keeps the images and builds every array the
+    sensor reads on first use, or directly from a prebuilt table. Indexing selects images;
+    a selection shares the arrays its batch builds, so they are built once for the batch.
 
     Attributes:
         table: ``(N, H + 1, W + 1)``; ``table[n, i, j]`` is the sum of ``image[n, :i, :j]``.
             float32 for uint8 images of up to 65,793 pixels (exact integer sums), float64 for
-            larger ones; float64 (NumPy) or float32 (torch) for float images.
+            larger ones; float64 (NumPy) or float32 (torch) for float images. Built on first
+            access when made from images.
         value_scale: what a pixel sum is multiplied by to map pixels to [0, 1]
             (``1/255`` for uint8 images, ``1`` for float images).
+        images: the ``(N, H, W)`` images, or ``None`` when made from a table.
     """
 
-    table: Array
-    value_scale: float
+    __slots__ = ("_derived", "_images", "_index", "_parent", "value_scale")
+
+    def __init__(self, table: Array | None, value_scale: float, images: Array | None = None):
+        """Wrap a prebuilt table, or images whose tables are built on first use.
+
+        Args:
+            table: ``(N, H + 1, W + 1)`` table (see the class attributes), or ``None``.
+            value_scale: pixel-sum-to-[0, 1] factor (see the class attributes).
+            images: ``(N, H, W)`` images; required when ``table`` is ``None``. They must not
+                change afterwards (:func:`summed_area_table` copies them).
+
+        Raises:
+            ValueError: if neither ``table`` nor ``images`` is given.
+        """
+        if table is None and images is None:
+            raise ValueError("SummedAreaTable needs a table or the images to build it from")
+        self.value_scale = value_scale
+        self._images = images
+        self._derived: dict[Hashable, Array] = {} if table is None else {"table": table}
+        self._parent: SummedAreaTable | None = None
+        self._index: Any = None
+
+    @property
+    def table(self) -> Array:
+        """The ``(N, H + 1, W + 1)`` table (built on first access)."""
+        return self._cached("table", _float_table)
+
+    @property
+    def images(self) -> Array | None:
+        """The ``(N, H, W)`` images, or ``None`` when made from a table."""
+        return self._images
 
     @property
     def image_shape(self) -> tuple[int, int]:
         """``(H, W)`` of the images the table was built from."""
+        if self._images is not None:
+            return int(self._images.shape[-2]), int(self._images.shape[-1])
         return int(self.table.shape[-2]) - 1, int(self.table.shape[-1]) - 1
 
     def __len__(self) -> int:
-        return int(self.table.shape[0])
+        source = self._images if self._images is not None else self.table
+        return int(source.shape[0])
+
+    def __repr__(self) -> str:
+        h, w = self.image_shape
+        return f"SummedAreaTable(n={len(self)}, image_shape=({h}, {w}))"
 
     def __getitem__(self, index: Any) -> SummedAreaTable:
         """Select images by a batch index (int, slice, mask or index array)."""
-        table = self.table[index]
-        if table.ndim == 2:
-            table = table[None]
-        return SummedAreaTable(table, self.value_scale)
+        if isinstance(index, (int, np.integer)):
+            i = range(len(self))[index]  # IndexError when out of range, as for arrays
+            index = slice(i, i + 1)
+        part = SummedAreaTable.__new__(SummedAreaTable)
+        part.value_scale = self.value_scale
+        part._images = None if self._images is None else self._images[index]
+        part._derived = {}
+        part._parent, part._index = self, index
+        return part
 
+    def _cached(self, key: Hashable, build: Callable[[Array], Array]) -> Array:
+        """The derived array ``key``: built from the images on first use, or selected from
+        the batch's (built there once for the whole batch)."""
+        array = self._derived.get(key)
+        if array is None:
+            if self._parent is not None:
+                array = self._parent._cached(key, build)[self._index]
+            else:
+                array = build(self._images)
+            self._derived[key] = array
+        return array
 
-#: uint8 images with at most this many pixels have pixel sums below 2**24, so a float32 table
-#: holds them exactly.
-_MAX_EXACT_FLOAT32_PIXELS = (2**24 - 1) // 255
+    def _uint16_table(self) -> np.ndarray:
+        """uint16 ``(N, H + 1, W + 1)``: the table of uint8 images modulo ``2**16``."""
+        return self._cached("uint16", _uint16_table)
+
+    def _padded(self, pad: int) -> np.ndarray:
+        """``(N, H + 2 * pad, W + 2 * pad)``: the images in a border of ``pad`` zeros."""
+        return self._cached(("padded", pad), functools.partial(_zero_padded, pad=pad))
 
 
 def summed_area_table(images: Array) -> SummedAreaTable:
-    """Build summed-area tables for a batch of images.
+    """Prepare a batch of images for :func:`extract_glimpses` (tables built on first use).
 
     Args:
         images: ``(N, H, W)`` uint8 (0..255) or floating images (values as given, normally in
-            [0, 1]); NumPy array or torch tensor.
+            [0, 1]); NumPy array or torch tensor. They are copied, so later changes to
+            ``images`` do not affect the tables.
 
     Returns:
         The tables, on the same backend and device as ``images``: float32 (exact integer
@@ -93,37 +175,86 @@ def summed_area_table(images: Array) -> SummedAreaTable:
         ValueError: if ``images`` is not 3-D.
         TypeError: if ``images`` is neither uint8 nor floating point.
     """
+    if isinstance(images, torch.Tensor):
+        return _lazy_table(images.clone())
+    return _lazy_table(np.array(images))
+
+
+def _lazy_table(images: Array) -> SummedAreaTable:
+    """:func:`summed_area_table` without the copy (for images nobody changes afterwards)."""
+    if isinstance(images, torch.Tensor):
+        uint8, floating = images.dtype == torch.uint8, images.is_floating_point()
+    else:
+        images = np.asarray(images)
+        uint8, floating = images.dtype == np.uint8, np.issubdtype(images.dtype, np.floating)
     if images.ndim != 3:
         raise ValueError(f"images must have shape (N, H, W), got shape {tuple(images.shape)}")
+    if not (uint8 or floating):
+        raise TypeError(f"images must be uint8 or floating point, got {images.dtype}")
+    return SummedAreaTable(None, 1.0 / 255.0 if uint8 else 1.0, images)
+
+
+def _float_table(images: Array) -> Array:
+    """The documented :attr:`SummedAreaTable.table` of ``(N, H, W)`` images."""
     n, h, w = (int(d) for d in images.shape)
     exact32 = h * w <= _MAX_EXACT_FLOAT32_PIXELS
     if isinstance(images, torch.Tensor):
         if images.dtype == torch.uint8:
-            dtype, scale = (torch.float32 if exact32 else torch.float64), 1.0 / 255.0
-        elif images.is_floating_point():
-            dtype, scale = torch.float32, 1.0
+            dtype = torch.float32 if exact32 else torch.float64
         else:
-            raise TypeError(f"images must be uint8 or floating point, got {images.dtype}")
+            dtype = torch.float32
         table = torch.zeros((n, h + 1, w + 1), dtype=dtype, device=images.device)
         table[:, 1:, 1:] = images.to(dtype).cumsum(1).cumsum(2)
-        return SummedAreaTable(table, scale)
-    images = np.asarray(images)
+        return table
     if images.dtype == np.uint8:
-        dtype, scale = (np.float32 if exact32 else np.float64), 1.0 / 255.0
-    elif np.issubdtype(images.dtype, np.floating):
-        dtype, scale = np.float64, 1.0
-    else:
-        raise TypeError(f"images must be uint8 or floating point, got {images.dtype}")
-    table = np.zeros((n, h + 1, w + 1), dtype=dtype)
-    if n < 8:
-        np.cumsum(images, axis=1, dtype=dtype, out=table[:, 1:, 1:])
-        np.cumsum(table[:, 1:, 1:], axis=2, out=table[:, 1:, 1:])
-    else:  # row by row over the whole batch: 2-4x faster than cumsum for large batches
-        for i in range(h):
-            np.add(table[:, i, 1:], images[:, i], out=table[:, i + 1, 1:])
-        for j in range(w):
-            np.add(table[:, :, j + 1], table[:, :, j], out=table[:, :, j + 1])
-    return SummedAreaTable(table, scale)
+        return _integer_sum_table(images, np.float32 if exact32 else np.float64)
+    # Float images: down the rows, then along them (float rounding depends on this order).
+    table = np.zeros((n, h + 1, w + 1), dtype=np.float64)
+    np.cumsum(images, axis=1, dtype=np.float64, out=table[:, 1:, 1:])
+    np.cumsum(table[:, 1:, 1:], axis=2, out=table[:, 1:, 1:])
+    return table
+
+
+def _uint16_table(images: np.ndarray) -> np.ndarray:
+    """Summed-area table of uint8 images modulo ``2**16`` (see :func:`_integer_sum_table`)."""
+    return _integer_sum_table(images, np.uint16)
+
+
+def _integer_sum_table(images: np.ndarray, dtype: type) -> np.ndarray:
+    """Summed-area table of uint8 ``(N, H, W)`` images as ``dtype`` ``(N, H + 1, W + 1)``.
+
+    Exact for float dtypes that hold the sums, modulo ``2**16`` for uint16. The running sums
+    are taken in int32 (NumPy's fastest), a cache-sized chunk of images at a time: along
+    each row, then down the rows of the whole chunk, which the scratch keeps contiguous
+    (``(H, chunk, W)``), and cast into the table once.
+    """
+    n, h, w = images.shape
+    table = np.empty((n, h + 1, w + 1), dtype=dtype)
+    table[:, 0] = 0
+    table[:, 1:, 0] = 0
+    acc = np.int32 if 255 * h * w < 2**31 else np.int64
+    chunk = max(1, _CHUNK_PIXELS // (h * w))
+    scratch = np.empty((h, min(chunk, n), w), dtype=acc)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        sums = scratch[:, : stop - start]
+        np.cumsum(images[start:stop], axis=2, dtype=acc, out=sums.transpose(1, 0, 2))
+        if stop - start < _MIN_IMAGES_FOR_ROW_LOOP:
+            np.cumsum(sums, axis=0, out=sums)
+        else:  # one vectorised add per row, over the whole chunk
+            for i in range(1, h):
+                np.add(sums[i - 1], sums[i], out=sums[i])
+        # Exact for float tables; wraps modulo 2**16 for uint16.
+        np.copyto(table[start:stop, 1:, 1:], sums.transpose(1, 0, 2), casting="unsafe")
+    return table
+
+
+def _zero_padded(images: np.ndarray, pad: int) -> np.ndarray:
+    """``(N, H, W)`` images in a border of ``pad`` zeros: ``(N, H + 2 * pad, W + 2 * pad)``."""
+    n, h, w = images.shape
+    padded = np.zeros((n, h + 2 * pad, w + 2 * pad), dtype=images.dtype)
+    padded[:, pad : pad + h, pad : pad + w] = images
+    return padded
 
 
 def glimpse_top_left(
@@ -150,8 +281,16 @@ def glimpse_top_left(
         centre = (locations.to(torch.float32) + 1.0) * half  # (N, 2)
         return torch.floor(centre[:, None, :] + shift).to(torch.int64)
     half, shift = _constants(image_shape, glimpse_size, n_scales, 1.0)[:2]
-    centre = (np.asarray(locations, dtype=np.float32) + np.float32(1.0)) * half  # (N, 2)
-    return np.floor(centre[:, None, :] + shift).astype(np.int64)
+    locations = np.asarray(locations, dtype=np.float32)
+    return _floor_pixel(locations[:, None, :], half, shift).astype(np.int64)
+
+
+def _floor_pixel(coordinate: Any, half: Any, shift: Any) -> Any:
+    """``floor((coordinate + 1) * half + shift)``, each step rounded to float32.
+
+    The NumPy spelling of the mapping, shared by arrays and by float32 scalars (one glimpse).
+    """
+    return np.floor((coordinate + np.float32(1.0)) * half + shift)
 
 
 def extract_glimpses(
@@ -183,11 +322,11 @@ def extract_glimpses(
         raise ValueError(
             f"glimpse_size and n_scales must be >= 1, got {glimpse_size} and {n_scales}"
         )
-    sat = images if isinstance(images, SummedAreaTable) else summed_area_table(images)
+    sat = images if isinstance(images, SummedAreaTable) else _lazy_table(images)
     n = len(sat)
     if tuple(locations.shape) != (n, 2):
         raise ValueError(f"locations must have shape ({n}, 2), got {tuple(locations.shape)}")
-    is_torch = isinstance(sat.table, torch.Tensor)
+    is_torch = isinstance(locations, torch.Tensor)
     if not bool((torch.isfinite(locations) if is_torch else np.isfinite(locations)).all()):
         raise ValueError("locations must be finite (got NaN or infinity)")
     return _gather_glimpses(sat, locations, glimpse_size, n_scales)
@@ -226,39 +365,159 @@ def _torch_constants(
     return tuple(torch.tensor(c, device=device) for c in consts)
 
 
+@functools.lru_cache(maxsize=16)
+def _pixel_values(value_scale: float) -> np.ndarray:
+    """float32 ``(256,)``: ``p * value_scale`` for every uint8 pixel value ``p``, rounded as
+    the sensor's float32 product ``pixel * norm`` rounds it."""
+    norm = np.float32(value_scale)
+    values = np.multiply(np.arange(256, dtype=np.uint8), norm, dtype=np.float32)
+    values.flags.writeable = False
+    return values
+
+
+@functools.lru_cache(maxsize=32)
+def _crop_layout(n: int, h: int, w: int, g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index constants of :func:`_crop_pixels` for ``n`` images of ``(h, w)`` in a border of
+    ``g`` zeros.
+
+    Returns:
+        ``limit (2,)`` largest top-left pixel ``(x0, y0)`` worth reading (``(w, h)``);
+        ``strides (2,)`` flat steps of ``x0`` and ``y0``; ``offsets (n, g * g)`` flat index of
+        every crop pixel of image ``i`` when its top-left pixel is ``(0, 0)``.
+    """
+    hp, wp = h + 2 * g, w + 2 * g
+    ramp = np.arange(g)
+    pattern = (ramp[:, None] * wp + ramp).ravel()
+    offsets = np.arange(g * wp + g, n * hp * wp, hp * wp)[:, None] + pattern
+    layout = (np.array([w, h]), np.array([1, wp]), offsets)
+    for array in layout:
+        array.flags.writeable = False
+    return layout
+
+
 def _gather_glimpses(
     sat: SummedAreaTable, locations: Array, glimpse_size: int, n_scales: int
 ) -> Array:
-    """Unchecked core of :func:`extract_glimpses` (the envs call it after validating).
+    """Unchecked core of :func:`extract_glimpses` (the envs call it after validating)."""
+    if isinstance(locations, torch.Tensor):
+        return _gather_torch(sat, locations, glimpse_size, n_scales)
+    g, k, n = glimpse_size, n_scales, len(sat)
+    images = sat.images
+    # Scale 0 of uint8 images has blocks of one pixel: a crop, exactly the table's
+    # pixel * value_scale. Coarser scales (and float images) read the table.
+    crop = images is not None and images.dtype == np.uint8
+    if crop and n == 1 and k == 1:  # one glimpse of one scale: no array arithmetic at all
+        half, shift = _constants(sat.image_shape, g, 1, 1.0)[:2]
+        x, y = np.asarray(locations, dtype=np.float32)[0]
+        x0, y0 = (
+            int(_floor_pixel(x, half[0], shift[0, 0])),
+            int(_floor_pixel(y, half[1], shift[0, 0])),
+        )
+        out = np.empty((1, 1, g, g), dtype=np.float32)
+        _crop_one(images[0], x0, y0, sat.value_scale, out[0, 0])
+        return out
+    corner = glimpse_top_left(locations, sat.image_shape, g, k)  # (N, k, 2)
+    out = np.empty((n, k, g, g), dtype=np.float32)
+    if crop and n == 1:
+        _crop_one(images[0], int(corner[0, 0, 0]), int(corner[0, 0, 1]), sat.value_scale, out[0, 0])
+    elif crop:
+        _crop_pixels(sat, corner[:, 0], out)
+    if k > int(crop):
+        _read_block_means(sat, corner, int(crop), out)
+    return out
 
-    Per call: the block boundaries of every scale as ``(N, k, 2, g + 1)`` table indices
-    (clamped into the table, so pixels off the image add 0), one gather of the
-    ``(g + 1)^2`` corner sums per scale, and two differences.
+
+def _crop_one(image: np.ndarray, x0: int, y0: int, value_scale: float, out: np.ndarray) -> None:
+    """Scale 0 of one uint8 ``(H, W)`` image, by slicing: the fast path of :func:`_crop_pixels`.
+
+    Args:
+        image: uint8 ``(H, W)``.
+        x0, y0: top-left pixel of the square.
+        value_scale: pixel-to-[0, 1] factor.
+        out: float32 ``(g, g)``, written: the part of the square on the image as
+            ``pixel * value_scale`` (looked up, rounded as the float32 product rounds), zeros
+            elsewhere; equal to :func:`_crop_pixels` bit for bit.
     """
+    g = out.shape[-1]
+    h, w = image.shape
+    out.fill(0.0)
+    rows = slice(max(y0, 0), min(y0 + g, h))
+    cols = slice(max(x0, 0), min(x0 + g, w))
+    if rows.start < rows.stop and cols.start < cols.stop:
+        target = out[rows.start - y0 : rows.stop - y0, cols.start - x0 : cols.stop - x0]
+        target[...] = _pixel_values(value_scale).take(image[rows, cols])
+
+
+def _crop_pixels(sat: SummedAreaTable, corner: np.ndarray, out: np.ndarray) -> None:
+    """Scale 0 of uint8 images: one gather from the images in a border of ``g`` zeros.
+
+    A square clamped to ``[-g, W]`` (rows: ``[-g, H]``) still reads zeros only when it lay
+    further off the image, so every crop is a fixed pattern of offsets from its corner.
+
+    Args:
+        sat: the images (uint8, NumPy).
+        corner: int64 ``(N, 2)`` top-left pixels ``(x0, y0)`` of scale 0.
+        out: C-contiguous float32 ``(N, k, g, g)``; scale 0 is written:
+            ``pixel * value_scale``, 0 off the image.
+    """
+    n, k, g, _ = out.shape
+    h, w = sat.image_shape
+    norm = _constants((h, w), g, 1, sat.value_scale)[4][0]  # (1, 1) float32
+    limit, strides, offsets = _crop_layout(n, h, w, g)
+    start = np.minimum(np.maximum(corner, -g), limit) @ strides  # (N,)
+    pixels = sat._padded(g).reshape(-1).take(start[:, None] + offsets)  # (N, g * g)
+    np.multiply(pixels, norm, out=out.reshape(n, k, g * g)[:, 0], dtype=np.float32)
+
+
+def _read_block_means(
+    sat: SummedAreaTable, corner: np.ndarray, first: int, out: np.ndarray
+) -> None:
+    """Scales ``first ..`` from four summed-area-table reads per block.
+
+    Per call: the block boundaries of those scales as ``(N, k', 2, g + 1)`` table indices
+    (clamped into the table, so pixels off the image add 0), one gather of the
+    ``(g + 1)^2`` corner sums per scale, and two differences. uint8 images are read from
+    the uint16 table (sums modulo ``2**16``) while every block sum fits in 16 bits.
+
+    Args:
+        sat: the tables.
+        corner: int64 ``(N, k, 2)`` top-left pixels of every scale.
+        first: first scale to compute.
+        out: float32 ``(N, k, g, g)``; scales ``first ..`` are written.
+    """
+    n, k, g, _ = out.shape
+    h, w = sat.image_shape
+    ramp, limit, norm = _constants((h, w), g, k, sat.value_scale)[2:]
+    ramp, norm = ramp[first:], norm[first:]
+    uint8 = sat.images is not None and sat.images.dtype == np.uint8
+    table = sat._uint16_table() if uint8 and 2 ** (k - 1) <= _MAX_UINT16_BLOCK else sat.table
+    bounds = np.minimum(np.maximum(corner[:, first:, :, None] + ramp, 0), limit)
+    rows = bounds[:, :, 1, :, None] * (w + 1)  # (N, k', g + 1, 1)
+    if n > 1:
+        rows += np.arange(0, n * (h + 1) * (w + 1), (h + 1) * (w + 1))[:, None, None, None]
+    c = table.reshape(-1).take(rows + bounds[:, :, 0, None, :])  # (N, k', g + 1, g + 1)
+    c = c[..., 1:, :] - c[..., :-1, :]
+    sums = c[..., 1:] - c[..., :-1]  # exact (also modulo 2**16) for uint8 images
+    if sums.dtype == np.float64:
+        out[:, first:] = sums * norm.astype(np.float64)
+    else:
+        np.multiply(sums, norm, out=out[:, first:], dtype=np.float32)
+
+
+def _gather_torch(
+    sat: SummedAreaTable, locations: torch.Tensor, glimpse_size: int, n_scales: int
+) -> torch.Tensor:
+    """:func:`_gather_glimpses` on torch: every scale from the float table (any device)."""
     table = sat.table
     h, w = sat.image_shape
     g = glimpse_size
     n = int(table.shape[0])
-    if isinstance(table, torch.Tensor):
-        dev = table.device
-        ramp, limit, norm = _torch_constants((h, w), g, n_scales, sat.value_scale, str(dev))[2:]
-        corner = glimpse_top_left(locations, (h, w), g, n_scales)  # (N, k, 2)
-        bounds = torch.minimum(torch.clamp(corner[..., None] + ramp, min=0), limit)
-        base = torch.arange(n, device=dev)[:, None, None, None] * ((h + 1) * (w + 1))
-        flat = bounds[:, :, 1, :, None] * (w + 1) + bounds[:, :, 0, None, :] + base
-        c = torch.take(table.reshape(-1), flat)  # (N, k, g + 1, g + 1)
-        c = c[..., 1:, :] - c[..., :-1, :]
-        return ((c[..., 1:] - c[..., :-1]) * norm.to(c.dtype)).to(torch.float32)
-    ramp, limit, norm = _constants((h, w), g, n_scales, sat.value_scale)[2:]
+    dev = table.device
+    ramp, limit, norm = _torch_constants((h, w), g, n_scales, sat.value_scale, str(dev))[2:]
     corner = glimpse_top_left(locations, (h, w), g, n_scales)  # (N, k, 2)
-    bounds = np.minimum(np.maximum(corner[..., None] + ramp, 0), limit)  # (N, k, 2, g + 1)
-    rows = bounds[:, :, 1, :, None] * (w + 1)
-    if n > 1:
-        rows += np.arange(0, n * (h + 1) * (w + 1), (h + 1) * (w + 1))[:, None, None, None]
-    c = table.reshape(-1).take(rows + bounds[:, :, 0, None, :])  # (N, k, g + 1, g + 1)
+    bounds = torch.minimum(torch.clamp(corner[..., None] + ramp, min=0), limit)
+    base = torch.arange(n, device=dev)[:, None, None, None] * ((h + 1) * (w + 1))
+    flat = bounds[:, :, 1, :, None] * (w + 1) + bounds[:, :, 0, None, :] + base
+    c = torch.take(table.reshape(-1), flat)  # (N, k, g + 1, g + 1)
     c = c[..., 1:, :] - c[..., :-1, :]
-    out = c[..., 1:] - c[..., :-1]
-    if out.dtype == np.float32:
-        out *= norm
-        return out
-    return (out * norm.astype(out.dtype)).astype(np.float32)
+    return ((c[..., 1:] - c[..., :-1]) * norm.to(c.dtype)).to(torch.float32)

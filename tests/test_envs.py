@@ -24,13 +24,14 @@ from PIL import Image
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import glimpse_env
-from glimpse_env import ENV_IDS, extract_glimpses
+from glimpse_env import ENV_IDS, _random, extract_glimpses
 from glimpse_env.envs import (
     ClutteredMNIST100Env,
     ClutteredMNISTEnv,
     GlimpseEnv,
     GlimpseMNISTEnv,
     TranslatedMNISTEnv,
+    clip_locations,
 )
 from glimpse_env.rendering import record_episode, save_gif
 
@@ -391,6 +392,55 @@ def test_sequential_shows_digits_in_order(env_id: str) -> None:
             indices.append(info["image_index"])
             assert env.unwrapped._batch.labels[0] == data.labels[i]
         assert indices == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"split": "test", "sequential": True}])
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_episodes_drawn_ahead_are_the_episodes_drawn_one_by_one(
+    env_id: str, kwargs: dict[str, Any]
+) -> None:
+    """The single env draws ``lookahead`` episodes per call; one per call gives the same."""
+    ahead, one = gym.make(env_id, n_glimpses=2, **kwargs), gym.make(env_id, n_glimpses=2, **kwargs)
+    assert ahead.unwrapped.lookahead > 1
+    one.unwrapped.lookahead = 1
+    actions = random_actions(np.random.default_rng(7), 64)
+    for seed, episodes in [(5, 20), (11, 3), (5, 18)]:  # across lookahead batches, reseeded
+        assert_records_equal(
+            rollout(ahead, actions, seed, episodes), rollout(one, actions, seed, episodes)
+        )
+        np.testing.assert_array_equal(canvas_of(ahead), canvas_of(one))
+
+
+def test_clip_locations_equals_rounding_to_float32_then_clipping() -> None:
+    edges = [1.0, -1.0, 1 + 2**-30, -1 - 2**-30, 1 - 2**-30, -1 + 2**-30, 1 + 2**-24, 3.0]
+    values = np.array([*edges, 0.1, -0.7, 1e30, -1e30, 2**-149, 0.0], dtype=np.float64)
+    actions = np.zeros((len(values), 12))
+    actions[:, 0], actions[:, 1] = values, values[::-1]
+    for dtype in (np.float64, np.float32):
+        a = actions.astype(dtype)
+        expected = np.clip(a[:, :2].astype(np.float32), -1.0, 1.0)
+        out = clip_locations(a)
+        assert out.dtype == np.float32
+        np.testing.assert_array_equal(out, expected)
+
+
+def _splitmix64(z: int) -> int:
+    """SplitMix64's finaliser on Python ints (the reference for :func:`_random.mix`)."""
+    mask = 2**64 - 1
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+def test_random_draws_are_splitmix64_and_leave_their_inputs_alone() -> None:
+    golden, mask = 0x9E3779B97F4A7C15, 2**64 - 1
+    keys = np.array([0, 1, 2**63, mask, golden, 12345], dtype=np.uint64)
+    before = keys.copy()
+    expected = np.array([_splitmix64(int(k)) for k in keys], dtype=np.uint64)
+    np.testing.assert_array_equal(_random.mix(keys), expected)
+    bits = [[_splitmix64((int(k) + i * golden) & mask) >> 11 for i in (1, 2, 3)] for k in keys]
+    np.testing.assert_array_equal(_random.uniforms(keys, 3), np.array(bits) * 2.0**-53)
+    np.testing.assert_array_equal(keys, before)
 
 
 # --------------------------------------------------------------------------- canvases

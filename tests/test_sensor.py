@@ -315,3 +315,100 @@ def test_error_unsupported_image_dtype(dtype: type) -> None:
         extract_glimpses(np.zeros((1, 28, 28), dtype), loc(0, 0), 8, 1)
     with pytest.raises(TypeError, match="uint8 or floating point"):
         extract_glimpses(torch.as_tensor(np.zeros((1, 28, 28), dtype)), torch.zeros(1, 2), 8, 1)
+
+
+# --------------------------------------------------------------------------- fast paths
+
+
+def _table_only(images: np.ndarray) -> SummedAreaTable:
+    """The images' documented float table alone: every scale from four table reads."""
+    return SummedAreaTable(summed_area_table(images).table, 1.0 / 255.0)
+
+
+def _edge_locations(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Random locations, with corners, edges and far-off ones among the first."""
+    locs = rng.uniform(-1.4, 1.4, size=(n, 2)).astype(np.float32)
+    special = [(-1, -1), (1, 1), (-1, 1), (1, -1), (0, 0), (-1, 0), (0, 1), (5, 0), (0, -40)]
+    locs[: len(special)] = special
+    return locs
+
+
+@pytest.mark.parametrize("h, w, g", [(28, 28, 8), (60, 60, 12), (31, 17, 5), (9, 40, 12)])
+def test_one_scale_crop_equals_table_path_bit_for_bit(h: int, w: int, g: int) -> None:
+    """One scale of uint8 images is a crop: batched (padded gather) and one image (slice)."""
+    rng = np.random.default_rng(h * w + g)
+    images = rng.integers(0, 256, size=(40, h, w), dtype=np.uint8)
+    locs = _edge_locations(rng, 40)
+    expected = extract_glimpses(_table_only(images), locs, g, 1)
+    np.testing.assert_array_equal(extract_glimpses(images, locs, g, 1), expected)
+    np.testing.assert_array_equal(extract_glimpses(summed_area_table(images), locs, g, 1), expected)
+    for i in range(len(images)):  # the one-image path
+        one = extract_glimpses(images[i : i + 1], locs[i : i + 1], g, 1)
+        assert one.shape == (1, 1, g, g) and one.dtype == np.float32
+        np.testing.assert_array_equal(one, expected[i : i + 1], err_msg=f"location {locs[i]}")
+
+
+@pytest.mark.parametrize("k", [2, 4, 5, 6])
+@pytest.mark.parametrize("n", [1, 7, 30])
+def test_uint16_table_equals_float_table_bit_for_bit(k: int, n: int) -> None:
+    """Coarse scales of uint8 images read sums modulo 2**16 (exact up to 16x16 blocks; a
+    6th scale, 32x32 blocks, falls back to the float table)."""
+    rng = np.random.default_rng(k * 100 + n)
+    images = rng.integers(200, 256, size=(n, 90, 70), dtype=np.uint8)  # large sums: wraps
+    locs = _edge_locations(rng, max(n, 10))[:n]
+    expected = extract_glimpses(_table_only(images), locs, 5, k)
+    np.testing.assert_array_equal(extract_glimpses(images, locs, 5, k), expected)
+    np.testing.assert_allclose(expected, reference_batch(images, locs, 5, k), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 5, 8, 200])  # cumsum, row loop, several chunks (100x100)
+@pytest.mark.parametrize("size", [28, 100])
+def test_tables_hold_exact_sums(n: int, size: int) -> None:
+    rng = np.random.default_rng(n + size)
+    images = rng.integers(0, 256, size=(n, size, size), dtype=np.uint8)
+    exact = np.zeros((n, size + 1, size + 1), dtype=np.int64)
+    exact[:, 1:, 1:] = images.astype(np.int64).cumsum(1).cumsum(2)
+    sat = summed_area_table(images)
+    assert sat.table.dtype == np.float32
+    np.testing.assert_array_equal(sat.table, exact)
+    wrapped = sat._uint16_table()
+    assert wrapped.dtype == np.uint16
+    np.testing.assert_array_equal(wrapped, exact % 2**16)
+
+
+def test_float_image_table_is_summed_down_then_along() -> None:
+    images = np.random.default_rng(3).random((9, 20, 30))
+    table = np.zeros((9, 21, 31))
+    table[:, 1:, 1:] = np.cumsum(np.cumsum(images, axis=1), axis=2)
+    np.testing.assert_array_equal(summed_area_table(images).table, table)
+    assert summed_area_table(images.astype(np.float32)).table.dtype == np.float64
+
+
+def test_summed_area_table_is_a_snapshot_built_on_first_use() -> None:
+    rng = np.random.default_rng(4)
+    images = rng.integers(0, 256, size=(6, 60, 60), dtype=np.uint8)
+    locs = rng.uniform(-1, 1, size=(6, 2)).astype(np.float32)
+    sat = summed_area_table(images)
+    assert sat._derived == {}  # nothing built yet
+    before = extract_glimpses(images.copy(), locs, 12, 3)
+    images[:] = 0  # the table copied the images
+    np.testing.assert_array_equal(extract_glimpses(sat, locs, 12, 3), before)
+    assert set(sat._derived) == {"uint16", ("padded", 12)}  # no float table
+
+
+def test_selection_shares_the_batch_arrays() -> None:
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, size=(10, 28, 28), dtype=np.uint8)
+    sat = summed_area_table(images)
+    part = sat[3]
+    assert len(part) == 1 and part.image_shape == (28, 28)
+    assert np.shares_memory(part.table, sat.table)  # built for the batch, then selected
+    assert np.shares_memory(sat[2:5][1]._uint16_table(), sat._uint16_table())
+    np.testing.assert_array_equal(sat[-1].table, sat.table[9:])
+    with pytest.raises(IndexError):
+        sat[10]
+    from_table = SummedAreaTable(sat.table, sat.value_scale)
+    assert from_table.images is None and from_table.image_shape == (28, 28)
+    np.testing.assert_array_equal(from_table[2:4].table, sat.table[2:4])
+    with pytest.raises(ValueError, match="table or the images"):
+        SummedAreaTable(None, 1.0)

@@ -18,7 +18,7 @@ import torch
 from gymnasium.error import ResetNeeded
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from glimpse_env import ENV_IDS
+from glimpse_env import ENV_IDS, extract_glimpses
 from glimpse_env.vector import GlimpseVectorEnv
 
 pytestmark = pytest.mark.usefixtures("glimpse_data")
@@ -208,6 +208,23 @@ def test_sequential_sub_envs_interleave() -> None:
     seen = [envs.reset(seed=77)[1]["image_index"].tolist()]
     seen.append(envs.reset()[1]["image_index"].tolist())
     assert seen == [[0, 1, 2], [3, 4, 5]]
+
+
+@pytest.mark.parametrize("env_id", ["GlimpseMNIST-v0", "GlimpseClutteredMNIST100-v0"])
+def test_many_sub_envs_glimpse_their_canvas_as_one_env_would(env_id: str) -> None:
+    """A large batch (its tables built in several cache-sized chunks) observes each canvas
+    exactly as the sensor does for that canvas alone."""
+    n = 130
+    envs = gym.make_vec(env_id, num_envs=n)
+    g, k = envs.task.glimpse_size, envs.task.n_scales
+    rng = np.random.default_rng(4)
+    obs, _ = envs.reset(seed=2)
+    for _ in range(3):
+        canvases = envs.canvases
+        for i in range(0, n, 11):
+            expected = extract_glimpses(canvases[i : i + 1], obs["location"][i : i + 1], g, k)
+            np.testing.assert_array_equal(obs["glimpse"][i : i + 1], expected)
+        obs = envs.step(actions_for(rng, n))[0]
 
 
 # --------------------------------------------------------------------------- vs. SyncVectorEnv
