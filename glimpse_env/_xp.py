@@ -6,12 +6,16 @@ default backend) or on torch tensors on any device (the vector env's torch backe
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 import torch
 
 Array = Any  # np.ndarray | torch.Tensor
+
+#: Bytes per word of :func:`byte_words`.
+WORD = 8
 
 _TORCH_DTYPES = {
     "uint8": torch.uint8,
@@ -54,7 +58,7 @@ def windows(images: Array, index: Array, rows: Array, cols: Array, size: int) ->
     Args:
         images: ``(M, H, W)`` images.
         index, rows, cols: int64 arrays of one shape ``S``: image, top row and left column of
-            each window.
+            each window (every window must lie inside its image).
         size: side of the windows.
 
     Returns:
@@ -62,14 +66,20 @@ def windows(images: Array, index: Array, rows: Array, cols: Array, size: int) ->
     """
     if is_torch(images):
         view = images.unfold(1, size, 1).unfold(2, size, 1)  # (M, H', W', size, size)
-    else:
+        return view[index, rows, cols]
+    words = _row_words(images, size)
+    if words is None:
         view = np.lib.stride_tricks.sliding_window_view(images, (size, size), axis=(1, 2))
-    return view[index, rows, cols]
+        return view[index, rows, cols]
+    h, w = images.shape[1:]
+    picked = words[_window_index((index * h + rows) * w + cols, size, w)]
+    return picked.view(images.dtype).reshape(*picked.shape[:-1], size, size)
 
 
 def add_saturating_at(canvases: Array, patches: Array, rows: Array, cols: Array) -> None:
     """Add uint8 ``patches (N, p, p)`` into uint8 ``canvases (N, H, W)`` in place, at top-left
-    ``(rows, cols)`` (each ``(N,)``), saturating at 255 (i.e. at 1.0)."""
+    ``(rows, cols)`` (each ``(N,)``; every patch must lie inside its canvas), saturating at
+    255 (i.e. at 1.0)."""
     n, p = patches.shape[0], patches.shape[1]
     if is_torch(canvases):
         ramp = torch.arange(p, device=canvases.device)
@@ -80,10 +90,67 @@ def add_saturating_at(canvases: Array, patches: Array, rows: Array, cols: Array)
         )
         canvases[index] = saturating_add(canvases[index], patches)
         return
-    # Every canvas's p x p window at (rows, cols), read and written as one block each.
-    view = np.lib.stride_tricks.sliding_window_view(canvases, (p, p), axis=(1, 2), writeable=True)
-    index = (np.arange(n), rows, cols)
-    view[index] = saturating_add(view[index], patches)
+    words = _row_words(canvases, p)
+    if words is None:  # every canvas's p x p window at (rows, cols), as one block each
+        view = np.lib.stride_tricks.sliding_window_view(
+            canvases, (p, p), axis=(1, 2), writeable=True
+        )
+        window = (np.arange(n), rows, cols)
+        view[window] = saturating_add(view[window], patches)
+        return
+    h, w = canvases.shape[1:]
+    index = _window_index((np.arange(n) * h + rows) * w + cols, p, w)
+    current = words[index].view(np.uint8).reshape(n, p, p)
+    words[index] = saturating_add(current, patches).reshape(n, -1).view(words.dtype)
+
+
+def byte_words(array: np.ndarray) -> np.ndarray:
+    """The bytes of a C-contiguous uint8 array as overlapping 8-byte words.
+
+    Word ``q`` of the uint64 ``(array.size - 7,)`` view holds bytes ``q .. q + 8`` (unaligned;
+    only ever copied, so the byte order does not matter): a row of ``8 * c`` pixels is ``c``
+    words, so rows are copied with 8 times fewer gathered elements than pixel by pixel.
+    Gather it by fancy indexing (``take`` first copies an unaligned array whole). Read-only
+    if ``array`` is.
+    """
+    count = max(array.size - WORD + 1, 0)
+    return np.ndarray((count,), dtype=np.uint64, buffer=array, strides=(1,))
+
+
+def _row_words(images: np.ndarray, width: int) -> np.ndarray | None:
+    """:func:`byte_words` of uint8 ``images``, to copy windows ``width`` pixels wide.
+
+    About twice as fast as NumPy's copy of one strided window per index (narrower words
+    gain nothing: unaligned reads are slower).
+
+    Returns:
+        The words, or ``None`` when ``images`` is not a C-contiguous uint8 array or
+        ``width`` is not a multiple of 8.
+    """
+    if width % WORD or images.dtype != np.uint8 or images.size < WORD:
+        return None
+    if not images.flags.c_contiguous:
+        return None
+    return byte_words(images)
+
+
+def _window_index(start: np.ndarray, size: int, width: int) -> np.ndarray:
+    """Indices into :func:`_row_words` of windows, row by row: ``start.shape + (size**2 / 8,)``.
+
+    Args:
+        start: int64 flat index of each window's top-left pixel.
+        size: side of the windows (a multiple of 8).
+        width: row length of the images.
+    """
+    return start[..., None] + _window_offsets(size, width)
+
+
+@functools.lru_cache(maxsize=16)
+def _window_offsets(size: int, width: int) -> np.ndarray:
+    """int64 ``(size**2 / 8,)``: offsets of a window's words from its top-left pixel."""
+    offsets = (np.arange(size)[:, None] * width + np.arange(0, size, WORD)).reshape(-1)
+    offsets.flags.writeable = False
+    return offsets
 
 
 def to_backend(x: np.ndarray, like: Array) -> Array:

@@ -29,12 +29,18 @@ with :func:`summed_area_table` and pass it instead of the images when an image i
 several times (the environments do this once per episode).
 
 On NumPy, uint8 images take two shortcuts that give the same float32 values bit for bit
-(every block sum is an exact integer either way). With one scale, whose blocks are single
-pixels, a glimpse is a plain crop of the zero-padded image (a slice for one image); with
-more, every scale reads a uint16 table of the sums modulo ``2**16``, exact for blocks of up
-to 16x16 pixels and half the memory traffic of a float32 table. Each array is built on first
-use (chunk by chunk, to stay in the CPU cache) and shared by every selection (``table[i]``)
-of the batch.
+(every block sum is an exact integer either way). Scale 0, whose blocks are single pixels,
+is a plain crop of the zero-padded image (a slice for one image; for a batch, rows a
+multiple of 8 pixels wide are gathered as 8-byte words); the coarser scales read a uint16
+table of the sums modulo ``2**16``, exact for blocks of up to 16x16 pixels and half the
+memory traffic of a float32 table. Each array is built on first use (chunk by chunk, to stay
+in the CPU cache) and shared by every selection (``table[i]``) of the batch.
+
+The reads of a large batch, whose arrays do not fit in the cache, are bound by the latency
+of cache misses: they are gathered in chunks of images, each in blocks of 64 images
+interleaved (read ``r`` of every image of the block, then read ``r + 1``), so that many
+misses are in flight at once (:func:`_read_passes`, :func:`_read_pass`). Small batches are
+read image by image.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from glimpse_env._xp import WORD, byte_words
 
 Array = Any  # np.ndarray | torch.Tensor
 
@@ -59,6 +67,19 @@ _MAX_UINT16_BLOCK = 16
 _CHUNK_PIXELS = 2**19
 #: Below this many images, summing over rows is one ``cumsum`` call, not a loop over rows.
 _MIN_IMAGES_FOR_ROW_LOOP = 8
+#: Images whose table reads one gather interleaves (see :func:`_read_pass`).
+_READ_BLOCK = 64
+#: Images per pass of :func:`_read_block_means`, a multiple of :data:`_READ_BLOCK`: bounds
+#: the pass's index and corner-sum arrays (2 MiB of indices for three scales of 12x12).
+_READ_CHUNK = 512
+#: Glimpses that read tables and bordered images of up to this many bytes in all read them
+#: image by image, faster when they stay in the cache (see :func:`_read_passes`).
+_INTERLEAVE_BYTES = 2**22
+
+#: ``(start, stop, block)`` triples: how a batch of images is read (:func:`_read_passes`).
+_Passes = tuple[tuple[int, int, int], ...]
+#: The passes of one image.
+_ONE_PASS: _Passes = ((0, 1, 1),)
 
 
 class SummedAreaTable:
@@ -78,7 +99,7 @@ class SummedAreaTable:
         images: the ``(N, H, W)`` images, or ``None`` when made from a table.
     """
 
-    __slots__ = ("_derived", "_images", "_index", "_parent", "value_scale")
+    __slots__ = ("_derived", "_images", "_index", "_parent", "_shape", "value_scale")
 
     def __init__(self, table: Array | None, value_scale: float, images: Array | None = None):
         """Wrap a prebuilt table, or images whose tables are built on first use.
@@ -99,6 +120,10 @@ class SummedAreaTable:
         self._derived: dict[Hashable, Array] = {} if table is None else {"table": table}
         self._parent: SummedAreaTable | None = None
         self._index: Any = None
+        if images is not None:
+            self._shape = int(images.shape[-2]), int(images.shape[-1])
+        else:
+            self._shape = int(table.shape[-2]) - 1, int(table.shape[-1]) - 1
 
     @property
     def table(self) -> Array:
@@ -113,9 +138,7 @@ class SummedAreaTable:
     @property
     def image_shape(self) -> tuple[int, int]:
         """``(H, W)`` of the images the table was built from."""
-        if self._images is not None:
-            return int(self._images.shape[-2]), int(self._images.shape[-1])
-        return int(self.table.shape[-2]) - 1, int(self.table.shape[-1]) - 1
+        return self._shape
 
     def __len__(self) -> int:
         source = self._images if self._images is not None else self.table
@@ -131,7 +154,7 @@ class SummedAreaTable:
             i = range(len(self))[index]  # IndexError when out of range, as for arrays
             index = slice(i, i + 1)
         part = SummedAreaTable.__new__(SummedAreaTable)
-        part.value_scale = self.value_scale
+        part.value_scale, part._shape = self.value_scale, self._shape
         part._images = None if self._images is None else self._images[index]
         part._derived = {}
         part._parent, part._index = self, index
@@ -382,12 +405,14 @@ def _crop_layout(n: int, h: int, w: int, g: int) -> tuple[np.ndarray, np.ndarray
 
     Returns:
         ``limit (2,)`` largest top-left pixel ``(x0, y0)`` worth reading (``(w, h)``);
-        ``strides (2,)`` flat steps of ``x0`` and ``y0``; ``offsets (n, g * g)`` flat index of
-        every crop pixel of image ``i`` when its top-left pixel is ``(0, 0)``.
+        ``strides (2,)`` flat steps of ``x0`` and ``y0``; ``offsets (n, g * c)`` flat index
+        of every read of image ``i``'s crop when its top-left pixel is ``(0, 0)``: ``c``
+        reads per row, of 8 pixels each when ``g`` is a multiple of 8 (``c = g / 8``
+        words), else of one pixel each (``c = g``).
     """
     hp, wp = h + 2 * g, w + 2 * g
-    ramp = np.arange(g)
-    pattern = (ramp[:, None] * wp + ramp).ravel()
+    cols = np.arange(0, g, WORD if g % WORD == 0 else 1)
+    pattern = (np.arange(g)[:, None] * wp + cols).ravel()
     offsets = np.arange(g * wp + g, n * hp * wp, hp * wp)[:, None] + pattern
     layout = (np.array([w, h]), np.array([1, wp]), offsets)
     for array in layout:
@@ -416,15 +441,26 @@ def _gather_glimpses(
         out = np.empty((1, 1, g, g), dtype=np.float32)
         _crop_one(images[0], x0, y0, sat.value_scale, out[0, 0])
         return out
-    corner = glimpse_top_left(locations, sat.image_shape, g, k)  # (N, k, 2)
+    h, w = sat.image_shape
+    corner = glimpse_top_left(locations, (h, w), g, k)  # (N, k, 2)
     out = np.empty((n, k, g, g), dtype=np.float32)
+    passes = _ONE_PASS if n == 1 else _read_passes(n, _bytes_read(n, (h, w), g, k, crop))
     if crop and n == 1:
         _crop_one(images[0], int(corner[0, 0, 0]), int(corner[0, 0, 1]), sat.value_scale, out[0, 0])
     elif crop:
-        _crop_pixels(sat, corner[:, 0], out)
+        _crop_pixels(sat, corner[:, 0], out, passes)
     if k > int(crop):
-        _read_block_means(sat, corner, int(crop), out)
+        _read_block_means(sat, corner, int(crop), out, passes)
     return out
+
+
+def _bytes_read(n: int, image_shape: tuple[int, int], g: int, k: int, crop: bool) -> int:
+    """Bytes of the arrays a glimpse of ``n`` images reads: the bordered images when scale 0
+    is cropped, and the (uint16) tables when coarser scales are read."""
+    h, w = image_shape
+    bordered = (h + 2 * g) * (w + 2 * g) if crop else 0
+    tables = 2 * (h + 1) * (w + 1) if k > int(crop) else 0
+    return n * (bordered + tables)
 
 
 def _crop_one(image: np.ndarray, x0: int, y0: int, value_scale: float, out: np.ndarray) -> None:
@@ -448,60 +484,182 @@ def _crop_one(image: np.ndarray, x0: int, y0: int, value_scale: float, out: np.n
         target[...] = _pixel_values(value_scale).take(image[rows, cols])
 
 
-def _crop_pixels(sat: SummedAreaTable, corner: np.ndarray, out: np.ndarray) -> None:
-    """Scale 0 of uint8 images: one gather from the images in a border of ``g`` zeros.
+def _crop_pixels(
+    sat: SummedAreaTable, corner: np.ndarray, out: np.ndarray, passes: _Passes
+) -> None:
+    """Scale 0 of uint8 images: gathers from the images in a border of ``g`` zeros.
 
     A square clamped to ``[-g, W]`` (rows: ``[-g, H]``) still reads zeros only when it lay
-    further off the image, so every crop is a fixed pattern of offsets from its corner.
+    further off the image, so every crop is a fixed pattern of offsets from its corner. Rows
+    whose width is a multiple of 8 pixels are gathered as 8-byte words
+    (:func:`glimpse_env._xp.byte_words`), in one gather; other rows pixel by pixel, in
+    ``passes`` (:func:`_crop_pass`).
 
     Args:
         sat: the images (uint8, NumPy).
         corner: int64 ``(N, 2)`` top-left pixels ``(x0, y0)`` of scale 0.
         out: C-contiguous float32 ``(N, k, g, g)``; scale 0 is written:
             ``pixel * value_scale``, 0 off the image.
+        passes: how the images are read (:func:`_read_passes`).
     """
     n, k, g, _ = out.shape
     h, w = sat.image_shape
     norm = _constants((h, w), g, 1, sat.value_scale)[4][0]  # (1, 1) float32
     limit, strides, offsets = _crop_layout(n, h, w, g)
     start = np.minimum(np.maximum(corner, -g), limit) @ strides  # (N,)
-    pixels = sat._padded(g).reshape(-1).take(start[:, None] + offsets)  # (N, g * g)
-    np.multiply(pixels, norm, out=out.reshape(n, k, g * g)[:, 0], dtype=np.float32)
+    padded = np.ascontiguousarray(sat._padded(g))  # (a copy only for strided selections)
+    if g % WORD == 0:
+        words = byte_words(padded)[start[:, None] + offsets]  # (N, g * g / 8)
+        np.multiply(words.view(np.uint8).reshape(n, g, g), norm, out=out[:, 0], dtype=np.float32)
+        return
+    dest, flat = out.reshape(n, k, g * g)[:, 0], padded.reshape(-1)
+    if passes == ((0, n, 1),):  # image by image, in one gather
+        pixels = flat.take(start[:, None] + offsets)  # (N, g * g)
+        np.multiply(pixels, norm, out=dest, dtype=np.float32)
+        return
+    start += _table_starts(n, (h + 2 * g) * (w + 2 * g))
+    for first, stop, block in passes:
+        part = slice(first, stop)
+        _crop_pass(flat, start[part], offsets[0], block, norm, dest[part])
+
+
+def _crop_pass(
+    padded: np.ndarray,
+    start: np.ndarray,
+    pattern: np.ndarray,
+    block: int,
+    norm: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Crops of ``M`` images, gathered ``block`` images at a time, interleaved (as in
+    :func:`_read_pass`).
+
+    Args:
+        padded: the flat bordered images.
+        start: int64 ``(M,)`` flat index where each crop's ``pattern`` starts (its image's
+            first pixel plus ``x0 + y0 * (W + 2 * g)``).
+        pattern: int64 ``(g * g,)`` flat offsets of the crop pixels (:func:`_crop_layout`).
+        block: images interleaved per gather; divides ``M``.
+        norm: float32 ``(1, 1)`` pixel-to-[0, 1] factor.
+        out: float32 ``(M, g * g)``, written.
+    """
+    m = len(start)
+    pixels = padded.take(start.reshape(m // block, 1, block) + pattern[:, None])
+    dest = out.reshape(m // block, block, -1)  # splitting the first axis: a view
+    np.multiply(pixels.transpose(0, 2, 1), norm, out=dest, dtype=np.float32)
 
 
 def _read_block_means(
-    sat: SummedAreaTable, corner: np.ndarray, first: int, out: np.ndarray
+    sat: SummedAreaTable, corner: np.ndarray, first: int, out: np.ndarray, passes: _Passes
 ) -> None:
     """Scales ``first ..`` from four summed-area-table reads per block.
 
-    Per call: the block boundaries of those scales as ``(N, k', 2, g + 1)`` table indices
-    (clamped into the table, so pixels off the image add 0), one gather of the
-    ``(g + 1)^2`` corner sums per scale, and two differences. uint8 images are read from
-    the uint16 table (sums modulo ``2**16``) while every block sum fits in 16 bits.
+    The block boundaries of those scales are clamped into the table once (pixels off the
+    image add 0) and turned into flat row and column indices; then, pass by pass,
+    :func:`_read_pass` gathers the ``(g + 1)^2`` corner sums of every scale and takes two
+    differences. uint8 images are read from the uint16 table (sums modulo ``2**16``) while
+    every block sum fits in 16 bits.
 
     Args:
         sat: the tables.
         corner: int64 ``(N, k, 2)`` top-left pixels of every scale.
         first: first scale to compute.
         out: float32 ``(N, k, g, g)``; scales ``first ..`` are written.
+        passes: how the images are read (:func:`_read_passes`).
     """
     n, k, g, _ = out.shape
     h, w = sat.image_shape
     ramp, limit, norm = _constants((h, w), g, k, sat.value_scale)[2:]
     ramp, norm = ramp[first:], norm[first:]
-    uint8 = sat.images is not None and sat.images.dtype == np.uint8
+    images = sat.images
+    uint8 = images is not None and images.dtype == np.uint8
     table = sat._uint16_table() if uint8 and 2 ** (k - 1) <= _MAX_UINT16_BLOCK else sat.table
     bounds = np.minimum(np.maximum(corner[:, first:, :, None] + ramp, 0), limit)
-    rows = bounds[:, :, 1, :, None] * (w + 1)  # (N, k', g + 1, 1)
+    rows = bounds[:, :, 1, :, None] * (w + 1)  # (N, k', g + 1, 1): flat index of each row
     if n > 1:
-        rows += np.arange(0, n * (h + 1) * (w + 1), (h + 1) * (w + 1))[:, None, None, None]
-    c = table.reshape(-1).take(rows + bounds[:, :, 0, None, :])  # (N, k', g + 1, g + 1)
-    c = c[..., 1:, :] - c[..., :-1, :]
-    sums = c[..., 1:] - c[..., :-1]  # exact (also modulo 2**16) for uint8 images
-    if sums.dtype == np.float64:
-        out[:, first:] = sums * norm.astype(np.float64)
+        rows += _table_starts(n, (h + 1) * (w + 1))[:, None, None, None]
+    cols = bounds[:, :, 0, None, :]  # (N, k', 1, g + 1): column in its row
+    flat = table.reshape(-1)
+    if len(passes) == 1:  # no slicing
+        _read_pass(flat, rows, cols, passes[0][2], norm, out[:, first:])
+        return
+    for start, stop, block in passes:
+        part = slice(start, stop)
+        _read_pass(flat, rows[part], cols[part], block, norm, out[part, first:])
+
+
+@functools.lru_cache(maxsize=32)
+def _read_passes(n: int, nbytes: int) -> _Passes:
+    """How to read ``n`` images from arrays of ``nbytes``: ``(start, stop, block)`` triples.
+
+    From arrays larger than :data:`_INTERLEAVE_BYTES` (which the cache does not hold):
+    chunks of :data:`_READ_CHUNK` images, each cut into a run of whole blocks of
+    :data:`_READ_BLOCK` images and one block of the rest (``block`` divides
+    ``stop - start``), each block read interleaved (:func:`_read_pass`). From smaller ones:
+    all images in one pass, image by image (``block == 1``), faster when the reads hit the
+    cache. No passes for no images.
+    """
+    if nbytes <= _INTERLEAVE_BYTES:
+        return ((0, n, 1),) if n else ()
+    passes = []
+    for start in range(0, n, _READ_CHUNK):
+        stop = min(start + _READ_CHUNK, n)
+        whole = start + (stop - start) // _READ_BLOCK * _READ_BLOCK
+        if whole > start:
+            passes.append((start, whole, _READ_BLOCK))
+        if stop > whole:
+            passes.append((whole, stop, stop - whole))
+    return tuple(passes)
+
+
+@functools.lru_cache(maxsize=32)
+def _table_starts(n: int, size: int) -> np.ndarray:
+    """int64 ``(n,)``: flat index of the first entry of each of ``n`` tables of ``size``."""
+    starts = np.arange(0, n * size, size)
+    starts.flags.writeable = False
+    return starts
+
+
+def _read_pass(
+    table: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    block: int,
+    norm: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Block means of ``M`` images, gathered ``block`` images at a time, interleaved.
+
+    The gather reads corner ``(i, j)`` of scale ``s`` of the ``block`` images one after the
+    other, then the next corner: consecutive reads fall in different images' tables, so many
+    more cache misses are in flight at once than image by image (the gather is about 1.6x
+    faster on 1024 tables of 100x100). The values are the same.
+
+    Args:
+        table: the flat tables, ``(N * (H + 1) * (W + 1),)``.
+        rows: int64 ``(M, k', g + 1, 1)`` flat index of each block-boundary row.
+        cols: int64 ``(M, k', 1, g + 1)`` index of each block-boundary column in its row.
+        block: images interleaved per gather; divides ``M``.
+        norm: float32 ``(k', 1, 1)`` pixel-sum-to-mean factors.
+        out: float32 ``(M, k', g, g)``, written.
+    """
+    m, k, side, _ = rows.shape
+    if block > 1:  # (M, ...) -> (M / block, ..., block)
+        rows = rows.reshape(m // block, block, k, side, 1).transpose(0, 2, 3, 4, 1)
+        cols = cols.reshape(m // block, block, k, 1, side).transpose(0, 2, 3, 4, 1)
+    c = table.take(rows + cols)  # (M / block, k', g + 1, g + 1[, block])
+    c = c[:, :, 1:] - c[:, :, :-1]
+    # Block sums, exact (also modulo 2**16) for uint8 images.
+    if block > 1:  # written back in image order: (M / block, block, k', g, g)
+        sums = np.empty((m // block, block, k, side - 1, side - 1), dtype=c.dtype)
+        np.subtract(c[:, :, :, 1:], c[:, :, :, :-1], out=sums.transpose(0, 2, 3, 4, 1))
+        out = out.reshape(sums.shape)  # splitting the first axis: a view
     else:
-        np.multiply(sums, norm, out=out[:, first:], dtype=np.float32)
+        sums = c[:, :, :, 1:] - c[:, :, :, :-1]
+    if sums.dtype == np.float64:
+        out[...] = sums * norm.astype(np.float64)
+    else:
+        np.multiply(sums, norm, out=out, dtype=np.float32)
 
 
 def _gather_torch(

@@ -24,7 +24,7 @@ from PIL import Image
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import glimpse_env
-from glimpse_env import ENV_IDS, _random, extract_glimpses
+from glimpse_env import ENV_IDS, _random, _xp, extract_glimpses
 from glimpse_env.envs import (
     ClutteredMNIST100Env,
     ClutteredMNISTEnv,
@@ -458,6 +458,44 @@ def test_centred_canvas_is_the_mnist_image() -> None:
     np.testing.assert_array_equal(batch.labels, env.data.labels[batch.image_indices])
     _, info = env.reset(seed=3)
     np.testing.assert_array_equal(canvas_of(env), env.data.images[info["image_index"]])
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+@pytest.mark.parametrize("size", [8, 16, 5, 28])
+def test_windows_and_saturating_adds_are_pixel_exact(size: int, contiguous: bool) -> None:
+    """The canvas helpers copy windows as 8-byte words (widths that are multiples of 8, of
+    contiguous arrays) or as strided windows: either way the pixels of the windows, and
+    patches add with saturation at 255."""
+    rng = np.random.default_rng(size + contiguous)
+    h, w, n = 40, 36, 6
+    source = rng.integers(0, 256, size=(4, h, 2 * w), dtype=np.uint8)
+    images = np.ascontiguousarray(source[:, :, :w]) if contiguous else source[:, :, ::2]
+    index = rng.integers(0, 4, size=(n, 3))
+    rows = rng.integers(0, h - size + 1, size=(n, 3))
+    cols = rng.integers(0, w - size + 1, size=(n, 3))
+    index[0, 0], rows[0, 0], cols[0, 0] = 3, h - size, w - size  # the last bytes of the array
+    words = _xp._row_words(images, size) is not None
+    assert words == (contiguous and size % 8 == 0)
+    windows = _xp.windows(images, index, rows, cols, size)
+    assert windows.shape == (n, 3, size, size) and windows.dtype == np.uint8
+    for i, j in np.ndindex(n, 3):
+        r, c = rows[i, j], cols[i, j]
+        np.testing.assert_array_equal(
+            windows[i, j], images[index[i, j], r : r + size, c : c + size]
+        )
+
+    canvases = rng.integers(0, 256, size=(n, h, 2 * w), dtype=np.uint8)
+    if contiguous:
+        canvases = np.ascontiguousarray(canvases[:, :, :w])
+    else:
+        canvases = canvases[:, :, ::2]
+    expected = canvases.astype(np.int64)
+    for i in range(n):  # patch j = 0 of window i at (rows, cols)[i, 1]
+        r, c = rows[i, 1], cols[i, 1]
+        expected[i, r : r + size, c : c + size] += windows[i, 0]
+    _xp.add_saturating_at(canvases, windows[:, 0], rows[:, 1], cols[:, 1])
+    np.testing.assert_array_equal(canvases, np.minimum(expected, 255))
+    assert (expected > 255).any()  # the saturation was exercised
 
 
 def _assert_full_range(values: np.ndarray, high: int) -> None:

@@ -7,11 +7,13 @@ Hand-made images check the pixel mapping of the module docstring; a naive per-sa
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
 
+from glimpse_env import sensor
 from glimpse_env.sensor import (
     SummedAreaTable,
     extract_glimpses,
@@ -333,15 +335,21 @@ def _edge_locations(rng: np.random.Generator, n: int) -> np.ndarray:
     return locs
 
 
-@pytest.mark.parametrize("h, w, g", [(28, 28, 8), (60, 60, 12), (31, 17, 5), (9, 40, 12)])
+@pytest.mark.parametrize(
+    "h, w, g",
+    [(28, 28, 8), (60, 60, 12), (31, 17, 5), (9, 40, 12), (40, 33, 16), (50, 50, 20), (7, 7, 1)],
+)
 def test_one_scale_crop_equals_table_path_bit_for_bit(h: int, w: int, g: int) -> None:
-    """One scale of uint8 images is a crop: batched (padded gather) and one image (slice)."""
+    """One scale of uint8 images is a crop: batched (gathers from the bordered images, of
+    8-pixel words when g is a multiple of 8) and one image (slice)."""
     rng = np.random.default_rng(h * w + g)
     images = rng.integers(0, 256, size=(40, h, w), dtype=np.uint8)
     locs = _edge_locations(rng, 40)
     expected = extract_glimpses(_table_only(images), locs, g, 1)
     np.testing.assert_array_equal(extract_glimpses(images, locs, g, 1), expected)
     np.testing.assert_array_equal(extract_glimpses(summed_area_table(images), locs, g, 1), expected)
+    every_other = extract_glimpses(summed_area_table(images)[::2], locs[::2], g, 1)
+    np.testing.assert_array_equal(every_other, expected[::2])  # a strided selection
     for i in range(len(images)):  # the one-image path
         one = extract_glimpses(images[i : i + 1], locs[i : i + 1], g, 1)
         assert one.shape == (1, 1, g, g) and one.dtype == np.float32
@@ -374,6 +382,82 @@ def test_tables_hold_exact_sums(n: int, size: int) -> None:
     wrapped = sat._uint16_table()
     assert wrapped.dtype == np.uint16
     np.testing.assert_array_equal(wrapped, exact % 2**16)
+
+
+@pytest.fixture
+def read_passes(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Lets a test change how batches are read (the passes are cached per size)."""
+    sensor._read_passes.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    sensor._read_passes.cache_clear()
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 13, 30])
+@pytest.mark.parametrize(
+    "h, w, g, k, dtype",
+    [
+        (28, 28, 8, 1, "uint8"),  # crops of 8-pixel words only
+        (60, 60, 12, 1, "uint8"),  # crops pixel by pixel only
+        (100, 100, 12, 4, "uint8"),  # crops and the uint16 table
+        (31, 17, 5, 3, "uint8"),
+        (20, 45, 7, 2, "float32"),  # the float64 table, no crops
+        (300, 300, 7, 6, "uint8"),  # 32x32 blocks: the float64 table
+    ],
+)
+def test_interleaved_reads_equal_image_by_image_reads(
+    read_passes: pytest.MonkeyPatch, n: int, h: int, w: int, g: int, k: int, dtype: str
+) -> None:
+    """Large batches are read in chunks of interleaved blocks (with a last, smaller block):
+    the glimpses are those read image by image, bit for bit."""
+    rng = np.random.default_rng(n * 7 + h + k)
+    images, locs = _random_case(rng, max(n, 2), h, w, dtype)
+    images, locs = images[:n], locs[:n]
+    read_passes.setattr(sensor, "_INTERLEAVE_BYTES", 2**62)  # always image by image
+    plain = extract_glimpses(images, locs, g, k)
+    read_passes.setattr(sensor, "_INTERLEAVE_BYTES", 0)  # always interleaved
+    read_passes.setattr(sensor, "_READ_BLOCK", 4)
+    read_passes.setattr(sensor, "_READ_CHUNK", 12)
+    sensor._read_passes.cache_clear()
+    interleaved = extract_glimpses(images, locs, g, k)
+    assert interleaved.shape == plain.shape == (n, k, g, g)
+    np.testing.assert_array_equal(interleaved, plain)
+    if 0 < n <= 4 and h * w <= 10_000:
+        np.testing.assert_allclose(
+            interleaved, reference_batch(images, locs, g, k), rtol=1e-5, atol=1e-6
+        )
+
+
+@pytest.mark.parametrize("nbytes", [0, 2**62])
+def test_read_passes_cover_every_image_once(read_passes: pytest.MonkeyPatch, nbytes: int) -> None:
+    read_passes.setattr(sensor, "_READ_BLOCK", 4)
+    read_passes.setattr(sensor, "_READ_CHUNK", 12)
+    sensor._read_passes.cache_clear()
+    assert sensor._read_passes(0, nbytes) == ()
+    for n in range(1, 40):
+        passes = sensor._read_passes(n, nbytes)
+        assert [p[0] for p in passes] == [0] + [p[1] for p in passes[:-1]]  # contiguous
+        assert passes[-1][1] == n
+        for start, stop, block in passes:
+            assert (stop - start) % block == 0
+            if nbytes <= sensor._INTERLEAVE_BYTES:  # small arrays: image by image
+                assert (start, stop, block) == (0, n, 1)
+            else:  # chunks of at most 12 images, blocks of at most 4
+                assert stop - start <= 12 and block <= 4
+
+
+def test_large_batch_is_read_interleaved_and_matches_one_image_at_a_time() -> None:
+    """A batch whose tables exceed the cache takes the interleaved path."""
+    n, h, g, k = 260, 100, 12, 4
+    assert n * (h + 1) ** 2 * 2 > sensor._INTERLEAVE_BYTES
+    rng = np.random.default_rng(9)
+    images, locs = _random_case(rng, n, h, h, "uint8")
+    passes = sensor._read_passes(n, n * (h + 1) ** 2 * 2)
+    assert any(block > 1 for _, _, block in passes)
+    out = extract_glimpses(images, locs, g, k)
+    for i in range(0, n, 37):
+        one = extract_glimpses(images[i : i + 1], locs[i : i + 1], g, k)
+        np.testing.assert_array_equal(out[i : i + 1], one)
 
 
 def test_float_image_table_is_summed_down_then_along() -> None:

@@ -212,8 +212,9 @@ def test_sequential_sub_envs_interleave() -> None:
 
 @pytest.mark.parametrize("env_id", ["GlimpseMNIST-v0", "GlimpseClutteredMNIST100-v0"])
 def test_many_sub_envs_glimpse_their_canvas_as_one_env_would(env_id: str) -> None:
-    """A large batch (its tables built in several cache-sized chunks) observes each canvas
-    exactly as the sensor does for that canvas alone."""
+    """A large batch (its tables built in several cache-sized chunks and, for the 100x100
+    canvases, read in interleaved blocks) observes each canvas exactly as the sensor does
+    for that canvas alone."""
     n = 130
     envs = gym.make_vec(env_id, num_envs=n)
     g, k = envs.task.glimpse_size, envs.task.n_scales
