@@ -32,6 +32,7 @@ autograd in the tests), instead of T small autograd steps.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -212,19 +213,20 @@ class RolloutTape:
             buffer = self._buffers[name] = like.new_empty((self.horizon, *shape))
         return buffer[self.steps]
 
-    def weight(self, key: str, *params: Tensor) -> Tensor:
-        """Parameters concatenated along dim 1, in the compute dtype, built once per tape.
+    def weight(self, key: str, build: Callable[[], Tensor]) -> Tensor:
+        """A tensor derived from the parameters, in the compute dtype, built once per tape.
 
         Args:
             key: name of the result (the same key returns the cached tensor).
-            params: parameters with the same leading dimension (or one bias vector).
+            build: makes it from the parameters (a parameter, a concatenation of weights,
+                a sum of biases); called only the first time ``key`` is asked for.
 
         Returns:
             A detached tensor (the parameters do not change during a rollout).
         """
         cached = self._weights.get(key)
         if cached is None:
-            cached = params[0].detach() if len(params) == 1 else torch.cat(params, 1)
+            cached = build().detach()
             if self.compute_dtype is not None:
                 cached = cached.to(self.compute_dtype)
             self._weights[key] = cached
@@ -714,7 +716,7 @@ class RecurrentAttentionModel(nn.Module):
         assert isinstance(cell, nn.RNNCell) and (state is None or isinstance(state, Tensor))
         head = loc.fc.weight  # dtype of the heads and the location input (the parameters')
         # its dtype is that of the glimpse and core activations (the compute dtype)
-        w_glimpse = tape.weight("glimpse", gn.fc_glimpse.weight)
+        w_glimpse = tape.weight("glimpse", lambda: gn.fc_glimpse.weight)
         std = self.location_network.std if std is None else float(std)
         if len(tape) == 0:
             tape.std = std
@@ -727,17 +729,20 @@ class RecurrentAttentionModel(nn.Module):
         # is summed runs as one product over the concatenated inputs.
         hw = tape.slot("what_where", (n, n_what + gn.fc_location.out_features), w_glimpse)
         torch.addmm(
-            tape.weight("b_glimpse", gn.fc_glimpse.bias), x, w_glimpse.t(), out=hw[:, :n_what]
+            tape.weight("b_glimpse", lambda: gn.fc_glimpse.bias),
+            x,
+            w_glimpse.t(),
+            out=hw[:, :n_what],
         )
         hw[:, n_what:] = torch.addmm(gn.fc_location.bias, location, gn.fc_location.weight.t())
         hw.relu_()
         core_in = tape.slot("core_input", (n, n_g + cell.hidden_size), w_glimpse)
-        b_g = tape.weight("b_g", gn.fc_what.bias + gn.fc_where.bias)
-        w_g = tape.weight("w_g", gn.fc_what.weight, gn.fc_where.weight)
+        b_g = tape.weight("b_g", lambda: gn.fc_what.bias + gn.fc_where.bias)
+        w_g = tape.weight("w_g", lambda: torch.cat([gn.fc_what.weight, gn.fc_where.weight], 1))
         torch.addmm(b_g, hw, w_g.t(), out=core_in[:, :n_g]).relu_()
         h = tape.slot("hidden", (n, cell.hidden_size), w_glimpse)
-        b_core = tape.weight("b_core", cell.bias_ih + cell.bias_hh)
-        w_core = tape.weight("w_core", cell.weight_ih, cell.weight_hh)
+        b_core = tape.weight("b_core", lambda: cell.bias_ih + cell.bias_hh)
+        w_core = tape.weight("w_core", lambda: torch.cat([cell.weight_ih, cell.weight_hh], 1))
         if state is None:  # h_0 = 0
             core_in[:, n_g:] = 0.0
             torch.addmm(b_core, core_in[:, :n_g], w_core[:, :n_g].t(), out=h)
