@@ -1,4 +1,4 @@
-"""``glimpse train baseline --max-minutes``: a clean early stop, and an exact resume after it."""
+"""``glimpse train baseline``: train, evaluate, resume exactly after a kill, and ``--max-minutes``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from agents.baselines import evaluate_baseline, load_baseline
 from train.cli import main
 
 pytestmark = pytest.mark.usefixtures("glimpse_data")
@@ -32,6 +33,50 @@ TINY = [
 def _rows(run: Path) -> list[dict[str, str]]:
     with (run / "metrics.csv").open() as f:
         return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(f)]
+
+
+def test_train_eval_and_exact_resume(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert main(["train", "baseline", "--run-dir", str(straight), *TINY]) == 0
+    assert main(["train", "baseline", "--run-dir", str(killed), *TINY, "--stop-after", "17"]) == 0
+    assert not (killed / "eval.json").exists()
+    assert torch.load(killed / "checkpoint.pt", weights_only=False)["iteration"] == 15
+    assert main(["train", "baseline", "--resume", str(killed), "--no-progress"]) == 0
+
+    a = torch.load(straight / "checkpoint.pt", weights_only=False)
+    b = torch.load(killed / "checkpoint.pt", weights_only=False)
+    assert a["iteration"] == b["iteration"] == 40
+    for name, tensor in a["model_state"].items():
+        assert torch.equal(tensor, b["model_state"][name]), name
+    assert _rows(straight) == _rows(killed)
+    assert {"config.json", "meta.json", "checkpoint.pt", "metrics.csv", "eval.json"} <= {
+        p.name for p in straight.iterdir()
+    }
+    meta = json.loads((straight / "meta.json").read_text())
+    assert meta["agent"] == "baseline" and meta["arch"] == "fc64"
+    assert meta["env_id"] == "GlimpseMNIST-v0" and meta["checkpoint"] == "checkpoint.pt"
+    # fc64 on 28x28: 784*64 + 64 + 64*64 + 64 + 64*10 + 10 (as in tests/agents/test_baselines.py)
+    assert meta["parameters"] == 55_050 and "env_kwargs" in meta
+    saved = json.loads((straight / "eval.json").read_text())
+    assert saved["results"] == json.loads((killed / "eval.json").read_text())["results"]
+
+    # glimpse eval dispatches to the baseline path; same output keys as for glimpse agents.
+    capsys.readouterr()
+    assert main(["eval", str(straight), "--json", "--n-images", "200"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"error_rate", "accuracy", "n_images", "n_correct", "env_id", "split", "mode"} <= set(
+        result
+    )
+    assert result["n_images"] == 200 and result["split"] == "test"
+    assert result["mode"] == "deterministic" and result["env_id"] == "GlimpseMNIST-v0"
+    assert result["agent"] == "baseline"
+    loaded = load_baseline(straight)
+    direct = evaluate_baseline(loaded.model, "GlimpseMNIST-v0", "test", n_images=200)
+    assert result["n_correct"] == direct["n_correct"]
+    first100 = evaluate_baseline(loaded.model, "GlimpseMNIST-v0", "test", n_images=100)
+    assert saved["results"]["deterministic"]["n_correct"] == first100["n_correct"]
+    with pytest.raises(SystemExit, match="sampled"):
+        main(["eval", str(straight), "--mode", "sample", "--n-images", "10"])
 
 
 def test_max_minutes_stops_cleanly_and_resumes_exactly(tmp_path: Path) -> None:
