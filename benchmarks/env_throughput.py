@@ -9,7 +9,9 @@ Measures, with random actions (drawn up front from the action space) and resets 
 * single-env steps/s through ``gym.make`` (default wrappers included) for every id;
 * ``extract_glimpses`` glimpses/s at N=256, from raw images (summed-area table built in the
   call) and from a prebuilt :class:`SummedAreaTable` (what the envs do once per episode);
-* native vector env env-steps/s (num_envs x batched steps/s) for N = 1, 64, 256, 1024;
+* native vector env env-steps/s (num_envs x batched steps/s) for N = 1, 64, 256, 1024, in
+  one thread, and with ``num_threads=2`` (keys ``native_n{N}_threads2``) where the batch
+  is large enough for a second thread (:data:`glimpse_env.vector.MIN_SHARD_PIXELS`);
   ``SyncVectorEnv`` over single envs at N=64; the SB3 adapter at N=64;
 * peak memory of one single-env process beyond the interpreter, torch and the dataset.
 
@@ -196,6 +198,13 @@ def main() -> None:
             row[f"native_n{n}"] = vector_rate(
                 envs, seconds, lambda i, n=n: rng.uniform(-1, 1, (n, 12)).astype(np.float32)
             )
+        for n in (256, 1024):  # both cores (where the batch is large enough to share)
+            envs = gym.make_vec(env_id, num_envs=n, num_threads=2)
+            if envs.num_threads == 2:
+                row[f"native_n{n}_threads2"] = vector_rate(
+                    envs, seconds, lambda i, n=n: rng.uniform(-1, 1, (n, 12)).astype(np.float32)
+                )
+            envs.close()
         sync = gym.make_vec(
             env_id,
             num_envs=64,

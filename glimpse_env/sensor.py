@@ -421,9 +421,17 @@ def _crop_layout(n: int, h: int, w: int, g: int) -> tuple[np.ndarray, np.ndarray
 
 
 def _gather_glimpses(
-    sat: SummedAreaTable, locations: Array, glimpse_size: int, n_scales: int
+    sat: SummedAreaTable,
+    locations: Array,
+    glimpse_size: int,
+    n_scales: int,
+    out: np.ndarray | None = None,
 ) -> Array:
-    """Unchecked core of :func:`extract_glimpses` (the envs call it after validating)."""
+    """Unchecked core of :func:`extract_glimpses` (the envs call it after validating).
+
+    ``out``: optional C-contiguous float32 ``(N, k, g, g)`` NumPy array to write into
+    (NumPy only; the vector env's threads each fill their part of one batch).
+    """
     if isinstance(locations, torch.Tensor):
         return _gather_torch(sat, locations, glimpse_size, n_scales)
     g, k, n = glimpse_size, n_scales, len(sat)
@@ -431,6 +439,8 @@ def _gather_glimpses(
     # Scale 0 of uint8 images has blocks of one pixel: a crop, exactly the table's
     # pixel * value_scale. Coarser scales (and float images) read the table.
     crop = images is not None and images.dtype == np.uint8
+    if out is None:
+        out = np.empty((n, k, g, g), dtype=np.float32)
     if crop and n == 1 and k == 1:  # one glimpse of one scale: no array arithmetic at all
         half, shift = _constants(sat.image_shape, g, 1, 1.0)[:2]
         x, y = np.asarray(locations, dtype=np.float32)[0]
@@ -438,12 +448,10 @@ def _gather_glimpses(
             int(_floor_pixel(x, half[0], shift[0, 0])),
             int(_floor_pixel(y, half[1], shift[0, 0])),
         )
-        out = np.empty((1, 1, g, g), dtype=np.float32)
         _crop_one(images[0], x0, y0, sat.value_scale, out[0, 0])
         return out
     h, w = sat.image_shape
     corner = glimpse_top_left(locations, (h, w), g, k)  # (N, k, 2)
-    out = np.empty((n, k, g, g), dtype=np.float32)
     passes = _ONE_PASS if n == 1 else _read_passes(n, _bytes_read(n, (h, w), g, k, crop))
     if crop and n == 1:
         _crop_one(images[0], int(corner[0, 0, 0]), int(corner[0, 0, 1]), sat.value_scale, out[0, 0])

@@ -18,7 +18,7 @@ import torch
 from gymnasium.error import ResetNeeded
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from glimpse_env import ENV_IDS, extract_glimpses
+from glimpse_env import ENV_IDS, extract_glimpses, vector
 from glimpse_env.vector import GlimpseVectorEnv
 
 pytestmark = pytest.mark.usefixtures("glimpse_data")
@@ -126,6 +126,10 @@ def test_make_vec_returns_native_vector_env(env_id: str) -> None:
         ({"num_envs": 2, "autoreset_mode": AutoresetMode.DISABLED}, ValueError, "autoreset_mode"),
         ({"num_envs": 2, "split": "nope"}, ValueError, "split"),
         ({"num_envs": 2, "n_glimpse": 3}, TypeError, "n_glimpse"),
+        ({"num_envs": 2, "num_threads": 0}, ValueError, "num_threads"),
+        ({"num_envs": 2, "num_threads": 2.0}, ValueError, "num_threads"),
+        ({"num_envs": 2, "num_threads": True}, ValueError, "num_threads"),
+        ({"num_envs": 2, "backend": "torch", "num_threads": 2}, ValueError, "num_threads"),
     ],
 )
 def test_bad_constructor_arguments(kwargs: dict[str, Any], error: type, match: str) -> None:
@@ -226,6 +230,57 @@ def test_many_sub_envs_glimpse_their_canvas_as_one_env_would(env_id: str) -> Non
             expected = extract_glimpses(canvases[i : i + 1], obs["location"][i : i + 1], g, k)
             np.testing.assert_array_equal(obs["glimpse"][i : i + 1], expected)
         obs = envs.step(actions_for(rng, n))[0]
+
+
+# --------------------------------------------------------------------------- threads
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
+@pytest.mark.parametrize("env_id", ["GlimpseMNIST-v0", "GlimpseClutteredMNIST100-v0"])
+def test_threads_change_nothing(
+    env_id: str, mode: AutoresetMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shards stepped in threads (uneven ones too) give the unthreaded env's transitions,
+    canvases and states exactly."""
+    monkeypatch.setattr(vector, "MIN_SHARD_PIXELS", 1)  # shard even a small batch
+    n, T = 7, 3
+    plain = gym.make_vec(env_id, num_envs=n, n_glimpses=T, autoreset_mode=mode)
+    for threads in (2, 3):
+        sharded = gym.make_vec(
+            env_id, num_envs=n, n_glimpses=T, autoreset_mode=mode, num_threads=threads
+        )
+        assert sharded.num_threads == threads
+        rng = np.random.default_rng(threads)
+        assert_same(sharded.reset(seed=8), plain.reset(seed=8))
+        for _ in range(3 * (T + 1)):
+            actions = actions_for(rng, n)
+            assert_transitions_same(sharded.step(actions), plain.step(actions))
+            np.testing.assert_array_equal(sharded.canvases, plain.canvases)
+        assert_same(sharded.reset(), plain.reset())
+        state = plain.get_state()
+        assert_same(sharded.set_state(state), plain.set_state(state))
+        sharded.close()
+        assert sharded._pool is not None and sharded._pool._shutdown
+
+
+@pytest.mark.parametrize(
+    "env_id, num_envs, asked, expected",
+    [
+        ("GlimpseClutteredMNIST100-v0", 1024, 2, 2),
+        ("GlimpseClutteredMNIST100-v0", 1024, 16, 9),  # 2**20 canvas pixels per thread
+        ("GlimpseClutteredMNIST100-v0", 210, 4, 2),
+        ("GlimpseClutteredMNIST100-v0", 209, 4, 1),
+        ("GlimpseMNIST-v0", 1024, 2, 1),  # 28x28: too little work to hand over
+        ("GlimpseMNIST-v0", 4096, 2, 2),
+    ],
+)
+def test_threads_only_for_large_batches(
+    env_id: str, num_envs: int, asked: int, expected: int
+) -> None:
+    assert gym.make_vec(env_id, num_envs=num_envs).num_threads == 1  # the default
+    envs = gym.make_vec(env_id, num_envs=num_envs, num_threads=asked)
+    assert envs.num_threads == expected
+    envs.close()
 
 
 # --------------------------------------------------------------------------- vs. SyncVectorEnv
