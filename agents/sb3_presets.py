@@ -73,9 +73,15 @@ class SB3Hyperparams:
     target_kl: float = 0.0
     """Stop an update early above this KL divergence; 0 = never."""
 
+    class_head: str = "categorical"
+    """How the policy picks the class: ``"categorical"`` (a softmax over the classes, emitted
+    as scores +1 / -1, as the RAM agent does; :mod:`agents.sb3_distributions`) or
+    ``"gaussian"`` (SB3's default for a Box: a Gaussian over the 10 scores, argmax read by
+    the env)."""
+
     log_std_init: float = -1.0
-    """Initial log standard deviation of the Gaussian over the 12 action components
-    (2 location coordinates, 10 class scores); -1 gives std 0.37 (locations live in [-1, 1])."""
+    """Initial log standard deviation of the location Gaussian (with ``class_head="gaussian"``
+    also of the 10 class scores); -1 gives std 0.37 (locations live in [-1, 1])."""
 
     net_arch_pi: tuple[int, ...] = (256,)
     """Hidden layers of the policy head on top of the features (LSTM output for RecurrentPPO)."""

@@ -235,6 +235,7 @@ def register(subparsers: Any) -> None:
 _CHOICES: dict[str, tuple[str, ...]] = {
     "lr_schedule": ("constant", "linear"),
     "history_combine": ("concat", "mean"),
+    "class_head": ("categorical", "gaussian"),  # agents.sb3_distributions.CLASS_HEADS
 }
 
 
@@ -359,9 +360,11 @@ def build_model(config: PPOTrainConfig, env: Any, device: str) -> Any:
     """A fresh PPO / RecurrentPPO model for ``config`` on ``env``."""
     from stable_baselines3.common.utils import LinearSchedule
 
+    from agents.sb3_distributions import policy_class
     from agents.sb3_policy import GlimpseFeatures, GlimpseHistoryFeatures
 
     hp = config.resolved_hyperparams()
+    policy = policy_class(config.agent, hp.class_head)
     if hp.lr_schedule not in ("constant", "linear"):
         raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {hp.lr_schedule!r}")
     learning_rate: Any = (
@@ -401,7 +404,7 @@ def build_model(config: PPOTrainConfig, env: Any, device: str) -> Any:
             shared_lstm=hp.shared_lstm,
             enable_critic_lstm=not hp.shared_lstm,
         )
-        return RecurrentPPO("MultiInputLstmPolicy", env, policy_kwargs=policy_kwargs, **common)
+        return RecurrentPPO(policy, env, policy_kwargs=policy_kwargs, **common)
     from stable_baselines3 import PPO
 
     if hp.history:
@@ -411,7 +414,7 @@ def build_model(config: PPOTrainConfig, env: Any, device: str) -> Any:
         )
     else:
         policy_kwargs["features_extractor_class"] = GlimpseFeatures
-    return PPO("MultiInputPolicy", env, policy_kwargs=policy_kwargs, **common)
+    return PPO(policy, env, policy_kwargs=policy_kwargs, **common)
 
 
 def save_model(model: Any, path: Path) -> None:

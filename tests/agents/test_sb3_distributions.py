@@ -1,0 +1,149 @@
+"""The location-and-class action distribution of the SB3 agents, and its policies."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+pytest.importorskip("stable_baselines3")
+pytest.importorskip("sb3_contrib")
+
+from sb3_contrib import RecurrentPPO
+from stable_baselines3 import PPO
+
+from agents.sb3_distributions import (
+    GlimpseMultiInputLstmPolicy,
+    GlimpseMultiInputPolicy,
+    LocationClassDistribution,
+    policy_class,
+)
+from agents.sb3_policy import GlimpseFeatures
+from glimpse_env.sb3 import GlimpseVecEnv
+
+ENV_ID = "GlimpseMNIST-v0"
+
+
+@pytest.fixture
+def _data(mnist_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("GLIMPSE_ENV_DATA", str(mnist_dir))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _dist(mean_actions: torch.Tensor, log_std: torch.Tensor) -> LocationClassDistribution:
+    n_classes = mean_actions.shape[-1] - 2
+    return LocationClassDistribution(n_classes).proba_distribution(mean_actions, log_std)
+
+
+def test_log_prob_and_entropy_by_hand() -> None:
+    mean_actions = torch.tensor([[0.1, -0.2, 1.0, 0.0, -1.0], [0.0, 0.5, 0.0, 2.0, 0.0]])
+    log_std = torch.tensor([math.log(0.5), math.log(0.25)])
+    actions = torch.tensor([[0.3, -0.2, -1.0, -1.0, 1.0], [-0.5, 1.0, -1.0, 1.0, -1.0]])
+    dist = _dist(mean_actions, log_std)
+
+    def normal(x: float, mu: float, sigma: float) -> float:
+        return -0.5 * ((x - mu) / sigma) ** 2 - math.log(sigma) - 0.5 * math.log(2 * math.pi)
+
+    def log_softmax(logits: list[float], k: int) -> float:
+        return logits[k] - math.log(sum(math.exp(v) for v in logits))
+
+    expected = [
+        normal(0.3, 0.1, 0.5) + normal(-0.2, -0.2, 0.25) + log_softmax([1.0, 0.0, -1.0], 2),
+        normal(-0.5, 0.0, 0.5) + normal(1.0, 0.5, 0.25) + log_softmax([0.0, 2.0, 0.0], 1),
+    ]
+    torch.testing.assert_close(dist.log_prob(actions), torch.tensor(expected))
+
+    def entropy(logits: list[float]) -> float:
+        p = [math.exp(log_softmax(logits, k)) for k in range(len(logits))]
+        gauss = sum(0.5 * math.log(2 * math.pi * math.e * s**2) for s in (0.5, 0.25))
+        return gauss - sum(q * math.log(q) for q in p)
+
+    torch.testing.assert_close(
+        dist.entropy(), torch.tensor([entropy([1.0, 0.0, -1.0]), entropy([0.0, 2.0, 0.0])])
+    )
+
+
+def test_samples_are_one_class_scores_drawn_from_the_softmax() -> None:
+    torch.manual_seed(0)
+    logits = torch.tensor([0.5, -1.0, 1.5, 0.0])
+    mean_actions = torch.cat([torch.tensor([0.2, -0.4]), logits]).expand(20_000, 6)
+    dist = _dist(mean_actions, torch.tensor([math.log(0.1)] * 2))
+    actions = dist.sample()
+    assert actions.shape == (20_000, 6)
+    scores = actions[:, 2:]
+    assert set(scores.unique().tolist()) == {-1.0, 1.0}
+    assert torch.equal((scores == 1.0).sum(-1), torch.ones(20_000, dtype=torch.long))
+    frequencies = torch.bincount(scores.argmax(-1), minlength=4).float() / 20_000
+    torch.testing.assert_close(frequencies, torch.softmax(logits, 0), atol=0.015, rtol=0)
+    location = actions[:, :2]
+    torch.testing.assert_close(location.mean(0), torch.tensor([0.2, -0.4]), atol=0.01, rtol=0)
+    torch.testing.assert_close(location.std(0), torch.tensor([0.1, 0.1]), atol=0.01, rtol=0)
+    assert torch.isfinite(dist.log_prob(actions)).all()
+
+
+def test_mode_is_the_mean_location_and_the_likeliest_class() -> None:
+    mean_actions = torch.tensor([[0.3, -0.7, 0.0, 3.0, 1.0]])
+    mode = _dist(mean_actions, torch.zeros(2)).mode()
+    torch.testing.assert_close(mode, torch.tensor([[0.3, -0.7, -1.0, 1.0, -1.0]]))
+
+
+def test_log_prob_gradient_reaches_the_logits_and_the_location_only() -> None:
+    mean_actions = torch.zeros(3, 5, requires_grad=True)
+    log_std = torch.zeros(2, requires_grad=True)
+    actions = torch.tensor([[0.5, 0.0, 1.0, -1.0, -1.0]] * 3)
+    _dist(mean_actions, log_std).log_prob(actions).sum().backward()
+    assert mean_actions.grad is not None and log_std.grad is not None
+    # d/dlogit_k log softmax_c = [k == c] - 1/3 at uniform logits, for each of 3 rows.
+    torch.testing.assert_close(mean_actions.grad[0, 2:], torch.tensor([2 / 3, -1 / 3, -1 / 3]))
+    torch.testing.assert_close(mean_actions.grad[0, :2], torch.tensor([0.5, 0.0]))
+
+
+def test_policy_class_and_bad_action_spaces() -> None:
+    assert policy_class("ppo", "categorical") is GlimpseMultiInputPolicy
+    assert policy_class("recurrent_ppo", "categorical") is GlimpseMultiInputLstmPolicy
+    assert policy_class("ppo", "gaussian") == "MultiInputPolicy"
+    assert policy_class("recurrent_ppo", "gaussian") == "MultiInputLstmPolicy"
+    with pytest.raises(ValueError, match="class_head"):
+        policy_class("ppo", "softmax")
+    obs = spaces.Dict({"x": spaces.Box(0, 1, (3,))})
+    for bad in (spaces.Box(-1, 1, (2,)), spaces.Discrete(3)):
+        with pytest.raises(ValueError, match="action space"):
+            GlimpseMultiInputPolicy(obs, bad, lambda _: 1e-3)
+    with pytest.raises(ValueError, match="n_classes"):
+        LocationClassDistribution(0)
+
+
+@pytest.mark.usefixtures("_data")
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_ppo_trains_with_the_categorical_class_head(recurrent: bool) -> None:
+    envs = GlimpseVecEnv(ENV_ID, num_envs=8, seed=0)
+    algo, policy = (RecurrentPPO, GlimpseMultiInputLstmPolicy) if recurrent else (PPO, None)
+    model = algo(
+        policy or GlimpseMultiInputPolicy,
+        envs,
+        n_steps=14,
+        batch_size=56,
+        n_epochs=2,
+        seed=0,
+        device="cpu",
+        policy_kwargs={"features_extractor_class": GlimpseFeatures},
+    )
+    assert isinstance(model.policy.action_dist, LocationClassDistribution)
+    assert tuple(model.policy.log_std.shape) == (2,)
+    logits_before = model.policy.action_net.weight[2:].detach().clone()
+    model.learn(total_timesteps=224)
+    assert not torch.equal(model.policy.action_net.weight[2:], logits_before)
+    obs = envs.reset()
+    actions, _ = model.predict(obs, deterministic=True)
+    assert actions.shape == (8, 12)
+    np.testing.assert_array_equal(np.sort(np.unique(actions[:, 2:])), [-1.0, 1.0])
+    np.testing.assert_array_equal((actions[:, 2:] == 1.0).sum(1), np.ones(8))
+    envs.close()
