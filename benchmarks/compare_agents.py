@@ -5,6 +5,7 @@ Usage (1 torch thread by default, as for every CPU benchmark of this project)::
     GLIMPSE_ENV_DATA=/path/to/mnist python benchmarks/compare_agents.py \
         [--env-steps 1000000] [--seeds 0 1 2] [--rewards sparse dense] \
         [--agents ram ppo recurrent_ppo] [--eval-points 10] [--threads 1] \
+        [--class-head categorical|gaussian] \
         [--out-dir benchmarks/results/compare_agents] [--runs-dir runs/compare]
 
 One env step is one glimpse: a 7-glimpse episode is 7 env steps, so RAM's batch of 128
@@ -19,7 +20,8 @@ RAM batch / PPO rollout):
   hybrid loss trains the classifier by cross-entropy anyway).
 * ``ppo``: SB3 PPO with the glimpse history as memory, ``recurrent_ppo``: sb3-contrib
   RecurrentPPO (LSTM); both through :func:`train.ppo.train_ppo` with the GlimpseMNIST-v0
-  presets of :mod:`agents.sb3_presets`, with the sparse and/or dense reward.
+  presets of :mod:`agents.sb3_presets`, with the sparse and/or dense reward, and the class
+  policy ``--class-head`` (default: categorical, as RAM; ``gaussian``: SB3's Gaussian).
 
 Learning curves: during training every agent is evaluated at env step 0, then about every
 ``env_steps / eval_points`` env steps (after the first batch / rollout that reaches the
@@ -99,10 +101,12 @@ class Settings:
     device: str
     threads: int | None
     data_dir: str | None
+    class_head: str = "categorical"
 
     def key(self) -> dict[str, Any]:
         """The fields a reused run must match."""
         return {
+            "class_head": self.class_head,
             "env_steps_budget": self.env_steps,
             "eval_every": self.eval_every,
             "eval_images": self.eval_images,
@@ -267,7 +271,9 @@ def run_sb3(
     from agents.sb3_presets import get_preset
     from train.ppo import PPOTrainConfig, train_ppo
 
-    hyperparams = dataclasses.replace(get_preset(agent, ENV_ID), total_steps=settings.env_steps)
+    hyperparams = dataclasses.replace(
+        get_preset(agent, ENV_ID), total_steps=settings.env_steps, class_head=settings.class_head
+    )
     config = PPOTrainConfig(
         agent=agent,
         env_id=ENV_ID,
@@ -525,6 +531,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="reuse finished runs in --runs-dir that have the same settings",
     )
     parser.add_argument("--log-x", action="store_true", help="logarithmic env-step axis")
+    parser.add_argument(
+        "--class-head",
+        choices=("categorical", "gaussian"),
+        default="categorical",
+        help="class policy of the SB3 agents (agents/sb3_distributions.py) (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.env_steps <= 0 or args.eval_points <= 0 or args.eval_images <= 0:
         parser.error("--env-steps, --eval-points and --eval-images must be positive")
@@ -549,6 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         device=args.device,
         threads=args.threads,
         data_dir=args.data_dir,
+        class_head=args.class_head,
     )
     results: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
     try:
@@ -659,6 +672,7 @@ def _agent_settings(args: argparse.Namespace) -> dict[str, Any]:
             out[agent] = {
                 **get_preset(agent, ENV_ID).to_dict(),
                 "total_steps": args.env_steps,
+                "class_head": args.class_head,
                 "preset": f"agents.sb3_presets ({agent}, {ENV_ID})",
             }
     return out

@@ -68,6 +68,15 @@ def test_compare_agents_tiny_budget(
         assert all(0.0 <= a <= 1.0 for _, a in run["curve"])
         assert Path(run["run_dir"]).is_relative_to(runs_dir)
     assert len(report["summary"]) == 3
+    # The SB3 agents pick classes as RAM does (the default --class-head categorical).
+    from agents.policy import load_policy
+    from agents.sb3_distributions import LocationClassDistribution
+
+    for agent in ("ppo", "recurrent_ppo"):
+        assert report["settings"][agent]["class_head"] == "categorical"
+        run_dir = Path(report["results"][agent]["sparse"]["0"]["run_dir"])
+        model = load_policy(run_dir, device="cpu").policy.model
+        assert isinstance(model.policy.action_dist, LocationClassDistribution)
     table = (out_dir / "compare_agents.md").read_text()
     assert "| agent | reward | env steps | final test error |" in table
     assert "| agent | reward |" in capsys.readouterr().out
