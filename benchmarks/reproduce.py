@@ -271,6 +271,7 @@ def command_from_config(run_dir: Path) -> str:
         The command line.
     """
     from train.baseline import BaselineTrainConfig
+    from train.common import config_fields
     from train.ram import RAMTrainConfig
 
     meta = _read_json(run_dir / "meta.json")
@@ -279,7 +280,7 @@ def command_from_config(run_dir: Path) -> str:
     cls: type = BaselineTrainConfig if agent == "baseline" else RAMTrainConfig
     skip = {"run_dir", "progress", "data_dir", "extra_env_kwargs", "stop_after"}
     args = ["glimpse", "train", agent]
-    for f in dataclasses.fields(cls):
+    for f in config_fields(cls):  # in --help order
         if f.name in skip or f.name not in config:
             continue
         default = f.default if f.default is not dataclasses.MISSING else None

@@ -26,14 +26,17 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from train.common import RunOptions
+
 
 @dataclass
-class BaselineTrainConfig:
-    """Everything ``glimpse train baseline`` can be told (each field is a ``--flag``)."""
+class BaselineTrainConfig(RunOptions):
+    """Everything ``glimpse train baseline`` can be told (each field is a ``--flag``; the run
+    options shared with the other commands are in :class:`train.common.RunOptions`)."""
 
     arch: str = "fc256"
     """``fc64``, ``fc256`` (2 hidden ReLU layers) or ``conv`` (8 @ 10x10 stride 5, FC 256)."""
@@ -57,33 +60,16 @@ class BaselineTrainConfig:
     """Validate every this many iterations (None: once per epoch)."""
     eval_images: int = 10000
     """Validation images per validation."""
-    test_images: int | None = None
-    """Test images of the final evaluation (None: the whole test split)."""
     log_every: int = 100
     """Write a metrics row every this many iterations."""
     checkpoint_every: int = 1000
     """Write the checkpoint every this many iterations."""
-    stop_after: int | None = None
-    """Stop abruptly after this many iterations of this invocation, as if killed (no
-    checkpoint is written at the stop); for testing ``--resume``."""
-    max_minutes: float | None = None
-    """Cap on the training wall-clock in minutes (all invocations of the run together,
-    validation included): then stop cleanly after the current iteration (checkpoint,
-    validation, test evaluation; eval.json records it). None: no cap."""
     seed: int = 0
     """Seed of the model's initialisation and of the training canvases."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
-    threads: int | None = None
-    """torch CPU threads (None: torch's default)."""
-    data_dir: str | None = None
-    """MNIST folder (default: $GLIMPSE_ENV_DATA or the user cache)."""
     run_dir: str | None = None
     """Run folder (default: runs/baseline-<env>-<time>)."""
-    progress: bool = True
-    """Progress bar (else a log line per ``log_every``)."""
-    extra_env_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Further env keyword arguments."""
 
     def env_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of the canvas env (without the split)."""

@@ -134,8 +134,32 @@ def env_kwargs_for(trained_kwargs: dict[str, Any], data_dir: str | None) -> dict
     return kwargs
 
 
+@dataclasses.dataclass
+class RunOptions:
+    """Run-control options every ``glimpse train`` config shares (each a ``--flag``)."""
+
+    test_images: int | None = None
+    """Test images of the final evaluation (None: the whole test split)."""
+    stop_after: int | None = None
+    """Stop abruptly after this many iterations of this invocation, as if killed (no
+    checkpoint is written at the stop); for testing ``--resume``."""
+    max_minutes: float | None = None
+    """Cap on the training wall-clock in minutes (all invocations of the run together,
+    validation included): then stop cleanly after the current iteration (checkpoint,
+    validation, test evaluation; eval.json records it). None: no cap."""
+    threads: int | None = None
+    """torch CPU threads (None: torch's default)."""
+    data_dir: str | None = None
+    """MNIST folder (default: $GLIMPSE_ENV_DATA or the user cache)."""
+    progress: bool = True
+    """Progress bar (else a log line per ``log_every``)."""
+    extra_env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Further env keyword arguments."""
+
+
 def field_docs(cls: type) -> dict[str, str]:
-    """Docstrings of a dataclass's fields (the string literal under each field), one line each.
+    """Docstrings of a dataclass's fields (the string literal under each field), one line each,
+    including those of its dataclass bases (a subclass's own text wins).
 
     Used for ``--help``, so each field's documentation is written once, in the config class.
     """
@@ -143,21 +167,31 @@ def field_docs(cls: type) -> dict[str, str]:
     import inspect
     import itertools
 
-    try:
-        tree = ast.parse(inspect.getsource(cls))
-    except (OSError, TypeError):  # source not available (e.g. frozen app)
-        return {}
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, nxt in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)
-        ):
-            docs[node.target.id] = " ".join(str(nxt.value.value).split()).replace("%", "%%")
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(inspect.getsource(klass))
+        except (OSError, TypeError):  # source not available (e.g. frozen app)
+            continue
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        for node, nxt in itertools.pairwise(body):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)
+            ):
+                docs[node.target.id] = " ".join(str(nxt.value.value).split()).replace("%", "%%")
     return docs
+
+
+def config_fields(cls: type) -> list[dataclasses.Field]:
+    """A config dataclass's fields in flag order: those it declares itself first, then the
+    inherited ones (the shared :class:`RunOptions`)."""
+    own = set(vars(cls).get("__annotations__", {}))
+    return sorted(dataclasses.fields(cls), key=lambda f: f.name not in own)
 
 
 def add_config_flags(
@@ -168,7 +202,7 @@ def add_config_flags(
     Flags default to ``None`` (= keep the config's default); booleans get ``--x/--no-x``.
     """
     docs = field_docs(cls)
-    for f in dataclasses.fields(cls):
+    for f in config_fields(cls):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")

@@ -21,9 +21,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from train.common import RunOptions
 
 #: Presets: the paper's RAM rows (Tables 1-2). Each maps to an env and its settings; the
 #: optimisation settings are this project's (see README for what they reach).
@@ -54,8 +56,9 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 
 
 @dataclass
-class RAMTrainConfig:
-    """Everything ``glimpse train ram`` can be told (each field is a ``--flag``)."""
+class RAMTrainConfig(RunOptions):
+    """Everything ``glimpse train ram`` can be told (each field is a ``--flag``; the run
+    options shared with the other commands are in :class:`train.common.RunOptions`)."""
 
     env: str = "GlimpseMNIST-v0"
     """Environment id."""
@@ -108,33 +111,16 @@ class RAMTrainConfig:
     """Validate every this many iterations."""
     eval_images: int = 10000
     """Validation images per validation (deterministic, one rollout each)."""
-    test_images: int | None = None
-    """Test images of the final evaluation (None: the whole test split)."""
     log_every: int = 1000
     """Write a metrics row every this many iterations."""
     checkpoint_every: int = 2000
     """Write the checkpoint every this many iterations."""
-    stop_after: int | None = None
-    """Stop abruptly after this many iterations of this invocation, as if killed (no
-    checkpoint is written at the stop); for testing ``--resume``."""
-    max_minutes: float | None = None
-    """Cap on the training wall-clock in minutes (all invocations of the run together,
-    validation included): then stop cleanly after the current iteration (checkpoint,
-    validation, test evaluation; eval.json records it). None: no cap."""
     seed: int = 0
     """Seed of the model, the sampling and the env."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu`` or ``cuda``; CUDA uses the env's torch backend."""
-    threads: int | None = None
-    """torch CPU threads (None: torch's default)."""
-    data_dir: str | None = None
-    """MNIST folder (default: $GLIMPSE_ENV_DATA or the user cache)."""
     run_dir: str | None = None
     """Run folder (default: runs/ram-<env>-<time>)."""
-    progress: bool = True
-    """Progress bar (else a log line per ``log_every``)."""
-    extra_env_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Further env keyword arguments."""
 
     def env_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of the training env (without the split)."""
