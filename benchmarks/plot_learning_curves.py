@@ -1,4 +1,4 @@
-"""Learning curves of ``glimpse train ram`` runs as a PNG.
+"""Learning curves of ``glimpse train ram`` (and ``glimpse train ppo``) runs as a PNG.
 
 Usage::
 
@@ -9,11 +9,16 @@ Plots, against training images seen, the validation accuracy (deterministic, one
 per image) and the training accuracy (moving average over batches, sampled locations),
 read from each run's TensorBoard events (``tb/``), its final test error (``eval.json``) and,
 with ``--paper``, the paper's error for each run (dashed, in the run's colour).
+
+A ``glimpse train ppo`` run (``meta.json`` agent ``ppo`` / ``recurrent_ppo``) is plotted
+against env steps from its ``metrics.csv``: the periodic test-subset evaluation
+(``eval_accuracy``), the training success rate, and the final test error (``eval.json``).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 
@@ -33,6 +38,21 @@ def scalars(run: Path, tag: str) -> tuple[list[int], list[float]]:
     return [p.step for p in points], [p.value for p in points]
 
 
+def sb3_curves(run: Path) -> tuple[list[int], list[float], list[int], list[float]]:
+    """``(eval steps, eval accuracy, train steps, train success rate)`` of a PPO run."""
+    ev_x, ev_y, tr_x, tr_y = [], [], [], []
+    with (run / "metrics.csv").open() as f:
+        for row in csv.DictReader(f):
+            step = int(float(row["step"]))
+            if row.get("eval_accuracy"):
+                ev_x.append(step)
+                ev_y.append(float(row["eval_accuracy"]))
+            if row.get("success_rate"):
+                tr_x.append(step)
+                tr_y.append(float(row["success_rate"]))
+    return ev_x, ev_y, tr_x, tr_y
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
@@ -43,25 +63,37 @@ def main() -> None:
     args = parser.parse_args()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     errors: list[float] = []
+    agents = [json.loads((r / "meta.json").read_text()).get("agent", "ram") for r in args.runs]
     for i, run in enumerate(args.runs):
         label = args.labels[i] if args.labels else run.name
-        x, y = scalars(run, "val_accuracy")
+        sb3 = agents[i] in ("ppo", "recurrent_ppo")
+        if sb3:
+            x, y, x_train, y_train = sb3_curves(run)
+        else:
+            x, y = scalars(run, "val_accuracy")
+            x_train, y_train = scalars(run, "train_accuracy_ema")
         val = [100 * (1 - a) for a in y]
-        line = ax.plot([v / 1e6 for v in x], val, marker="o", ms=3, label=f"{label}: val")
+        tag = "test subset" if sb3 else "val"
+        line = ax.plot([v / 1e6 for v in x], val, marker="o", ms=3, label=f"{label}: {tag}")
         color = line[0].get_color()
-        x, y = scalars(run, "train_accuracy_ema")
-        train = [100 * (1 - a) for a in y]
-        ax.plot([v / 1e6 for v in x], train, color=color, alpha=0.35, label=f"{label}: train")
+        train = [100 * (1 - a) for a in y_train]
+        ax.plot([v / 1e6 for v in x_train], train, color=color, alpha=0.35, label=f"{label}: train")
         errors += val + train
         result = run / "eval.json"
         if result.is_file():
-            test = 100 * json.loads(result.read_text())["test_error_rate"]
+            evaluation = json.loads(result.read_text())
+            test = 100 * evaluation["error_rate" if sb3 else "test_error_rate"]
             ax.axhline(test, color=color, ls=":", lw=1, label=f"{label}: final test {test:.2f}%")
             errors.append(test)
         if args.paper:
             ax.axhline(args.paper[i], color=color, ls="--", lw=1, label=f"paper: {args.paper[i]}%")
             errors.append(args.paper[i])
-    ax.set_xlabel("training images (millions)")
+    if all(a in ("ppo", "recurrent_ppo") for a in agents):
+        ax.set_xlabel("env steps (millions)")
+    elif any(a in ("ppo", "recurrent_ppo") for a in agents):
+        ax.set_xlabel("training images (RAM) / env steps (PPO) (millions)")
+    else:
+        ax.set_xlabel("training images (millions)")
     ax.set_ylabel("error % (log scale)")
     ax.set_yscale("log")
     positive = [e for e in errors if e > 0]
