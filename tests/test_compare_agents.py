@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from conftest import import_benchmark
 
 pytestmark = pytest.mark.usefixtures("glimpse_data")
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "compare_agents.py"
-
-
-def _load_script(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """Import the script as a module (registered while the test runs: dataclasses need it)."""
-    spec = importlib.util.spec_from_file_location("compare_agents", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_compare_agents_tiny_budget(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    script = _load_script(monkeypatch)
+    script = import_benchmark("compare_agents", monkeypatch)
     out_dir, runs_dir = tmp_path / "results", tmp_path / "runs"
     argv = [
         "--env-steps", "3000",

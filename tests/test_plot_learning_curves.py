@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import import_benchmark
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("tensorboard")
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "plot_learning_curves.py"
-
-
-def _load_script(monkeypatch: pytest.MonkeyPatch):
-    spec = importlib.util.spec_from_file_location("plot_learning_curves", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_ppo_run_curves_and_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    script = _load_script(monkeypatch)
+    script = import_benchmark("plot_learning_curves", monkeypatch)
     run = tmp_path / "rppo"
     run.mkdir()
     (run / "meta.json").write_text(json.dumps({"agent": "recurrent_ppo", "env_id": "X-v0"}))

@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import import_benchmark
 
 pytestmark = pytest.mark.usefixtures("glimpse_data")
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "reproduce.py"
 
 
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
     """The script imported as a module (registered while the tests run: dataclasses need it)."""
-    spec = importlib.util.spec_from_file_location("reproduce", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(sys.modules, spec.name, module)
-        spec.loader.exec_module(module)
-        yield module
+        yield import_benchmark("reproduce", mp)
 
 
 #: The paper's numbers (RAM.md, NIPS 2014 tables), typed once more to check the script's.
