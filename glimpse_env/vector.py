@@ -75,8 +75,8 @@ class GlimpseVectorEnv(VectorEnv):
         ``env_cls`` (the variant; :func:`gymnasium.make_vec` fills it in), ``num_envs``,
         ``max_episode_steps`` (truncate after that many steps, as Gymnasium's ``TimeLimit``:
     at ``n_glimpses`` both flags are set; truncated episodes report no result),
-        ``backend``, ``device``, ``autoreset_mode``, ``num_threads``, and every keyword argument of the single
-        env (``split``, ``n_glimpses``, ``glimpse_size``, ``n_scales``, ``start``, ``reward``,
+        ``backend``, ``device``, ``autoreset_mode``, ``num_threads``, and every keyword argument
+        of the single env (``split``, ``n_glimpses``, ``glimpse_size``, ``n_scales``, ``start``, ``reward``,
         ``sequential``, ``data_dir``, ``render_mode``). Unknown ones raise ``TypeError``.
 
         ## Threads
