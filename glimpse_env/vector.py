@@ -33,67 +33,68 @@ MIN_SHARD_PIXELS = 2**20
 class GlimpseVectorEnv(VectorEnv):
     """``num_envs`` glimpse episodes stepped together; see :class:`GlimpseEnv` for the task.
 
-        Observations, actions, rewards and the episode timing are those of the single env, with
-        a leading batch axis: ``observation["glimpse"]`` is float32 ``(N, k, g, g)``,
-        ``observation["location"]`` float32 ``(N, 2)``, actions float ``(N, 2 + 10)``.
+    Observations, actions, rewards and the episode timing are those of the single env, with
+    a leading batch axis: ``observation["glimpse"]`` is float32 ``(N, k, g, g)``,
+    ``observation["location"]`` float32 ``(N, 2)``, actions float ``(N, 2 + 10)``.
 
-        ## Seeding
+    ## Seeding
 
-        ``reset(seed=s)`` gives sub-env ``i`` exactly the episodes (digits, canvases, start
-        locations, hence observations and rewards for the same actions) that
-        ``gym.make(id).reset(seed=s + i)`` and the resets after it give. With ``sequential=True``
-        sub-env ``i`` shows digits ``i, i + N, i + 2N, ...``, so one batch of episodes covers
-        digits ``bN .. bN + N - 1`` of the split in order.
+    ``reset(seed=s)`` gives sub-env ``i`` exactly the episodes (digits, canvases, start
+    locations, hence observations and rewards for the same actions) that
+    ``gym.make(id).reset(seed=s + i)`` and the resets after it give. With ``sequential=True``
+    sub-env ``i`` shows digits ``i, i + N, i + 2N, ...``, so one batch of episodes covers
+    digits ``bN .. bN + N - 1`` of the split in order.
 
-        ## Autoreset
+    ## Autoreset
 
-        ``autoreset_mode`` is declared in ``metadata["autoreset_mode"]`` and follows Gymnasium
-        1.x exactly (tested against ``SyncVectorEnv``):
+    ``autoreset_mode`` is declared in ``metadata["autoreset_mode"]`` and follows Gymnasium
+    1.x exactly (tested against ``SyncVectorEnv``):
 
-        * ``SAME_STEP`` (default; what SB3 and fixed-horizon trainers want): the step that ends
-          an episode already returns the first observation of the next one;
-          ``info["final_obs"]`` (object array of per-env dicts) and ``info["final_info"]``
-          (with ``label``, ``prediction``, ``is_success``) hold the end of the old one.
-        * ``NEXT_STEP``: the step that ends an episode returns its last observation and
-          ``label``/``prediction``/``is_success`` in ``info``; the next step resets those
-          sub-envs (their actions are ignored, reward 0).
+    * ``SAME_STEP`` (default; what SB3 and fixed-horizon trainers want): the step that ends
+      an episode already returns the first observation of the next one;
+      ``info["final_obs"]`` (object array of per-env dicts) and ``info["final_info"]``
+      (with ``label``, ``prediction``, ``is_success``) hold the end of the old one.
+    * ``NEXT_STEP``: the step that ends an episode returns its last observation and
+      ``label``/``prediction``/``is_success`` in ``info``; the next step resets those
+      sub-envs (their actions are ignored, reward 0).
 
-        Infos are batched the Gymnasium way: an array per key plus a boolean ``_key`` mask.
-        ``reset`` and every reset inside ``step`` report ``image_index``.
+    Infos are batched the Gymnasium way: an array per key plus a boolean ``_key`` mask.
+    ``reset`` and every reset inside ``step`` report ``image_index``.
 
-        ## Backends
+    ## Backends
 
-        ``backend="numpy"`` (default) returns NumPy arrays. ``backend="torch"`` keeps the
-        dataset, canvases and glimpses on ``device`` (e.g. ``"cuda"``) and returns torch tensors
-        there (rewards float32, terminations bool; info arrays are tensors too); actions must
-        be floating-point torch tensors on that device. Only the random draws of new episodes
-        (a few numbers each) are made on the host. Both backends give the same observations for
-        the same seed (to float tolerance).
+    ``backend="numpy"`` (default) returns NumPy arrays. ``backend="torch"`` keeps the
+    dataset, canvases and glimpses on ``device`` (e.g. ``"cuda"``) and returns torch tensors
+    there (rewards float32, terminations bool; info arrays are tensors too); actions must
+    be floating-point torch tensors on that device. Only the random draws of new episodes
+    (a few numbers each) are made on the host. Both backends give the same observations for
+    the same seed (to float tolerance).
 
-        ## Arguments
+    ## Arguments
 
-        ``env_cls`` (the variant; :func:`gymnasium.make_vec` fills it in), ``num_envs``,
-        ``max_episode_steps`` (truncate after that many steps, as Gymnasium's ``TimeLimit``:
+    ``env_cls`` (the variant; :func:`gymnasium.make_vec` fills it in), ``num_envs``,
+    ``max_episode_steps`` (truncate after that many steps, as Gymnasium's ``TimeLimit``:
     at ``n_glimpses`` both flags are set; truncated episodes report no result),
-        ``backend``, ``device``, ``autoreset_mode``, ``num_threads``, and every keyword argument
-        of the single env (``split``, ``n_glimpses``, ``glimpse_size``, ``n_scales``, ``start``, ``reward``,
-        ``sequential``, ``data_dir``, ``render_mode``). Unknown ones raise ``TypeError``.
+    ``backend``, ``device``, ``autoreset_mode``, ``num_threads``, and every keyword
+    argument of the single env (``split``, ``n_glimpses``, ``glimpse_size``, ``n_scales``,
+    ``start``, ``reward``, ``sequential``, ``data_dir``, ``render_mode``). Unknown ones
+    raise ``TypeError``.
 
-        ## Threads
+    ## Threads
 
-        ``num_threads=1`` (default) does everything in the calling thread. ``num_threads=T``
-        (NumPy backend) splits the ``N`` sub-envs into up to ``T`` contiguous shards and draws,
-        tables and glimpses each shard in its own thread (NumPy releases the GIL in the array
-        work). A shard gets at least ``MIN_SHARD_PIXELS`` (2**20) canvas pixels, since handing
-        a small shard to another thread costs more than it saves: threads only start for large
-        batches of large canvases (cluttered 100x100 from ``N = 210``, 60x60 from ``N = 583``,
-        28x28 from ``N = 2,675`` for two threads); :attr:`num_threads` says how many run. Use it
-        on a machine with ``T`` idle cores. The results are identical, bit for bit, to
-        ``num_threads=1``.
+    ``num_threads=1`` (default) does everything in the calling thread. ``num_threads=T``
+    (NumPy backend) splits the ``N`` sub-envs into up to ``T`` contiguous shards and draws,
+    tables and glimpses each shard in its own thread (NumPy releases the GIL in the array
+    work). A shard gets at least ``MIN_SHARD_PIXELS`` (2**20) canvas pixels, since handing
+    a small shard to another thread costs more than it saves: threads only start for large
+    batches of large canvases (cluttered 100x100 from ``N = 210``, 60x60 from ``N = 583``,
+    28x28 from ``N = 2,675`` for two threads); :attr:`num_threads` says how many run. Use it
+    on a machine with ``T`` idle cores. The results are identical, bit for bit, to
+    ``num_threads=1``.
 
-        ## Version History
+    ## Version History
 
-        * v0: Initial version.
+    * v0: Initial version.
     """
 
     def __init__(
