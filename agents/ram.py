@@ -55,6 +55,7 @@ __all__ = [
     "ReplayOutput",
     "RolloutTape",
     "StepOutput",
+    "class_count",
     "count_parameters",
     "glimpse_size",
 ]
@@ -511,6 +512,23 @@ class BaselineNetwork(nn.Module):
         return self.fc(h.detach()).squeeze(-1)
 
 
+def class_count(action_space: gym.Space, location_dim: int = 2) -> int:
+    """Number of class scores C of a ``Box((location_dim + C,))`` action space.
+
+    Raises:
+        ValueError: if the action space is not a 1-D Box with at least one class.
+    """
+    if not isinstance(action_space, gym.spaces.Box) or len(action_space.shape) != 1:
+        raise ValueError(f"action space must be a 1-D Box (L + C,), got {action_space}")
+    n_classes = int(action_space.shape[0]) - location_dim
+    if n_classes < 1:
+        raise ValueError(
+            f"action space {action_space} leaves no class scores after "
+            f"{location_dim} location entries"
+        )
+    return n_classes
+
+
 def glimpse_size(observation_space: gym.Space) -> int:
     """Number of glimpse features: every observation entry except ``location``, flattened.
 
@@ -591,14 +609,7 @@ class RecurrentAttentionModel(nn.Module):
             ValueError: if the action space is not a 1-D Box with at least one class.
         """
         config = config or RAMConfig()
-        if not isinstance(action_space, gym.spaces.Box) or len(action_space.shape) != 1:
-            raise ValueError(f"action space must be a 1-D Box (L + C,), got {action_space}")
-        n_classes = action_space.shape[0] - config.location_dim
-        if n_classes < 1:
-            raise ValueError(
-                f"action space {action_space} leaves no class scores after "
-                f"{config.location_dim} location entries"
-            )
+        n_classes = class_count(action_space, config.location_dim)
         if (
             isinstance(observation_space, gym.spaces.Dict)
             and LOCATION_KEY in observation_space.spaces

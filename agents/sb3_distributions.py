@@ -26,13 +26,15 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentMultiInputActorCriticPolicy
 from stable_baselines3.common.distributions import DiagGaussianDistribution
 from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import Tensor, nn
 from torch.distributions import Categorical, Normal
+
+from agents.ram import class_count
+from agents.sb3_presets import CLASS_HEADS
 
 __all__ = [
     "LOCATION_DIM",
@@ -116,20 +118,11 @@ class LocationClassDistribution(DiagGaussianDistribution):
         return torch.cat([location, scores], -1)
 
 
-def _n_classes(action_space: spaces.Space) -> int:
-    if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
-        raise ValueError(f"need a 1-D Box action space, got {action_space}")
-    n_classes = int(action_space.shape[0]) - LOCATION_DIM
-    if n_classes < 1:
-        raise ValueError(f"action space {action_space} leaves no class scores after the location")
-    return n_classes
-
-
 class GlimpseMultiInputPolicy(MultiInputActorCriticPolicy):
     """SB3's ``MultiInputPolicy`` with :class:`LocationClassDistribution` (for PPO)."""
 
     def _build(self, lr_schedule: Schedule) -> None:
-        self.action_dist = LocationClassDistribution(_n_classes(self.action_space))
+        self.action_dist = LocationClassDistribution(class_count(self.action_space, LOCATION_DIM))
         super()._build(lr_schedule)
 
 
@@ -138,7 +131,7 @@ class GlimpseMultiInputLstmPolicy(RecurrentMultiInputActorCriticPolicy):
     (for RecurrentPPO)."""
 
     def _build(self, lr_schedule: Schedule) -> None:
-        self.action_dist = LocationClassDistribution(_n_classes(self.action_space))
+        self.action_dist = LocationClassDistribution(class_count(self.action_space, LOCATION_DIM))
         super()._build(lr_schedule)
 
 
@@ -160,7 +153,3 @@ def policy_class(agent: str, class_head: str) -> Any:
             GlimpseMultiInputLstmPolicy if class_head == "categorical" else "MultiInputLstmPolicy"
         )
     return GlimpseMultiInputPolicy if class_head == "categorical" else "MultiInputPolicy"
-
-
-#: Values of ``class_head``.
-CLASS_HEADS: tuple[str, ...] = ("categorical", "gaussian")

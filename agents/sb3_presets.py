@@ -17,10 +17,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AGENTS", "PRESETS", "SB3Hyperparams", "get_preset"]
+__all__ = ["AGENTS", "CLASS_HEADS", "PRESETS", "SB3Hyperparams", "get_preset"]
 
 #: Algorithm names, as stored in ``meta.json["agent"]``.
 AGENTS: tuple[str, ...] = ("ppo", "recurrent_ppo")
+#: Values of :attr:`SB3Hyperparams.class_head` (see :mod:`agents.sb3_distributions`).
+CLASS_HEADS: tuple[str, ...] = ("categorical", "gaussian")
 
 
 @dataclass

@@ -468,6 +468,8 @@ def plot(
 # ---------------------------------------------------------------------- command line
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line flags."""
+    from agents.sb3_presets import CLASS_HEADS
+
     parser = argparse.ArgumentParser(
         description="RAM vs PPO vs RecurrentPPO on GlimpseMNIST-v0 for the same env steps."
     )
@@ -533,7 +535,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log-x", action="store_true", help="logarithmic env-step axis")
     parser.add_argument(
         "--class-head",
-        choices=("categorical", "gaussian"),
+        choices=CLASS_HEADS,
         default="categorical",
         help="class policy of the SB3 agents (agents/sb3_distributions.py) (default: %(default)s)",
     )

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.sb3_presets import SB3Hyperparams, get_preset, json_ready
+from agents.sb3_presets import CLASS_HEADS, SB3Hyperparams, get_preset, json_ready
 
 __all__ = ["METRIC_COLUMNS", "PPOTrainConfig", "register", "run", "train_ppo"]
 
@@ -235,7 +235,7 @@ def register(subparsers: Any) -> None:
 _CHOICES: dict[str, tuple[str, ...]] = {
     "lr_schedule": ("constant", "linear"),
     "history_combine": ("concat", "mean"),
-    "class_head": ("categorical", "gaussian"),  # agents.sb3_distributions.CLASS_HEADS
+    "class_head": CLASS_HEADS,
 }
 
 
