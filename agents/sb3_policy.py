@@ -19,6 +19,12 @@ Memory. A glimpse episode is partially observed: one glimpse says little about t
   slot order. Without the wrapper PPO sees only the current glimpse and would have to
   name the class from the last one alone.
 
+Credit. :class:`ActionUse` adds to the observation which parts of the next action the env
+will read: the location (every step but the last: the glimpse after the last step is never
+taken) and the class scores (judged at the last step under the sparse reward, at every step
+under the dense one). With it the policies of :mod:`agents.sb3_distributions` count in
+``log pi`` only the parts the env reads (``used_actions_only``), as the RAM agent does.
+
 Evaluation. :class:`SB3Policy` adapts a trained SB3 model to the :class:`agents.policy.Policy`
 protocol (batched observations of the native vector env; the LSTM state or the glimpse
 history is the policy state), so ``glimpse eval RUN_DIR`` works as for RAM. Loaders for
@@ -42,15 +48,19 @@ from agents.policy import register_loader
 from agents.ram import GlimpseNetwork
 
 __all__ = [
+    "ACTION_USE_KEY",
     "GLIMPSES_KEY",
     "LOCATIONS_KEY",
     "MASK_KEY",
+    "ActionUse",
     "GlimpseFeatures",
     "GlimpseHistory",
     "GlimpseHistoryBuffer",
     "GlimpseHistoryFeatures",
     "RecurrentState",
     "SB3Policy",
+    "SB3State",
+    "action_use",
     "history_space",
     "load_sb3_policy",
 ]
@@ -59,6 +69,8 @@ __all__ = [
 GLIMPSES_KEY = "glimpses"
 LOCATIONS_KEY = "locations"
 MASK_KEY = "mask"
+#: Key of the :class:`ActionUse` observation.
+ACTION_USE_KEY = "action_use"
 
 
 # ---------------------------------------------------------------------- features extractors
@@ -318,6 +330,90 @@ class GlimpseHistory(VecEnvWrapper):
         return self.buffer.observation(), rewards, dones, infos
 
 
+# ---------------------------------------------------------------------- action use
+def action_use(steps: np.ndarray, horizon: int, class_every_step: bool) -> np.ndarray:
+    """Which parts of the next action the env reads, for observations at ``steps``.
+
+    Args:
+        steps: int ``(N,)``: how many steps each episode has taken (0 for its first
+            observation).
+        horizon: ``T``, steps per episode (the env's ``n_glimpses``).
+        class_every_step: True under the dense reward (every step's scores are rewarded);
+            False under the sparse one (only the last step's scores are judged).
+
+    Returns:
+        float32 ``(N, 2)``: column 0 is 1 where the location is read (the step is not the
+        episode's last), column 1 is 1 where the class scores are (the last step, or every
+        step when ``class_every_step``).
+    """
+    last = np.asarray(steps) >= horizon - 1
+    return np.stack([~last, last | bool(class_every_step)], axis=1).astype(np.float32)
+
+
+class ActionUse(VecEnvWrapper):
+    """SB3 ``VecEnvWrapper`` adding ``"action_use"`` (:func:`action_use`) to the observations.
+
+    The observation space gains ``action_use = Box(0, 1, (2,))``: (location read, class
+    scores read) for the action taken on this observation. It is what a policy needs to
+    leave out of ``log pi`` the parts of an action that cannot change the reward
+    (:class:`agents.sb3_distributions.LocationClassDistribution`); a features extractor may
+    ignore it. Episodes are counted from the last reset or ``done``, so the wrapper needs
+    episodes of ``horizon`` steps (the glimpse envs without ``max_episode_steps``).
+    ``terminal_observation`` gets the key too (SB3 reads it to bootstrap truncations).
+
+    Args:
+        venv: the wrapped env (``Dict`` observations).
+        horizon: steps per episode; default the env's ``n_glimpses``.
+        class_every_step: default True exactly when the env's ``reward_type`` is
+            ``"dense"``.
+    """
+
+    def __init__(
+        self, venv: VecEnv, horizon: int | None = None, class_every_step: bool | None = None
+    ) -> None:
+        single = venv.observation_space
+        if not isinstance(single, spaces.Dict) or ACTION_USE_KEY in single.spaces:
+            raise ValueError(f"ActionUse needs Dict observations without {ACTION_USE_KEY!r}")
+        if horizon is None:
+            horizon = int(venv.get_attr("n_glimpses", indices=[0])[0])
+        if class_every_step is None:
+            class_every_step = venv.get_attr("reward_type", indices=[0])[0] == "dense"
+        if int(horizon) < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        space = spaces.Dict(
+            {**single.spaces, ACTION_USE_KEY: spaces.Box(0.0, 1.0, (2,), np.float32)}
+        )
+        super().__init__(venv, observation_space=space)
+        self.horizon, self.class_every_step = int(horizon), bool(class_every_step)
+        self.steps = np.zeros(venv.num_envs, np.int64)
+
+    def _with_use(self, obs: dict[str, Any], steps: np.ndarray) -> dict[str, Any]:
+        return {**obs, ACTION_USE_KEY: action_use(steps, self.horizon, self.class_every_step)}
+
+    def reset(self) -> dict[str, np.ndarray]:
+        """Reset the wrapped env; every episode is at step 0."""
+        self.steps[:] = 0
+        return self._with_use(self.venv.reset(), self.steps)
+
+    def step_wait(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict]]:
+        """Step the wrapped env and count the steps of every episode."""
+        obs, rewards, dones, infos = self.venv.step_wait()
+        dones = np.asarray(dones, dtype=bool)
+        self.steps += 1
+        if dones.any():
+            infos = list(infos)
+            for i in np.flatnonzero(dones):
+                terminal = infos[i].get("terminal_observation")
+                if terminal is not None:
+                    use = action_use(self.steps[i : i + 1], self.horizon, self.class_every_step)
+                    infos[i] = {
+                        **infos[i],
+                        "terminal_observation": {**terminal, ACTION_USE_KEY: use[0]},
+                    }
+            self.steps[dones] = 0
+        return self._with_use(obs, self.steps), rewards, dones, infos
+
+
 # ---------------------------------------------------------------------- evaluation adapter
 @dataclass
 class RecurrentState:
@@ -332,23 +428,48 @@ class RecurrentState:
     episode_start: np.ndarray
 
 
+@dataclass
+class SB3State:
+    """Policy state of :class:`SB3Policy` over a batch of episodes started together.
+
+    Attributes:
+        memory: a :class:`RecurrentState` (RecurrentPPO), a :class:`GlimpseHistoryBuffer`
+            (PPO trained on :class:`GlimpseHistory`) or ``None`` (memoryless PPO).
+        step: steps taken in the episodes so far (for the ``action_use`` observation).
+    """
+
+    memory: Any
+    step: int = 0
+
+
 class SB3Policy:
     """A trained SB3 PPO / RecurrentPPO model behind the :class:`agents.policy.Policy` API.
 
     ``act`` calls ``model.predict(obs, deterministic=...)`` on the whole batch
-    (deterministic = the Gaussian's mean for locations and scores, i.e. mean locations and
-    the argmax of the mean class scores). The state is what the model needs besides the
-    current observation: a :class:`GlimpseHistoryBuffer` for PPO trained on
-    :class:`GlimpseHistory`, a :class:`RecurrentState` for RecurrentPPO, ``None`` for a
-    memoryless PPO.
+    (deterministic = the mean location and the likeliest class). The state
+    (:class:`SB3State`) holds what the model needs besides the current observation: a
+    :class:`GlimpseHistoryBuffer` for PPO trained on :class:`GlimpseHistory`, a
+    :class:`RecurrentState` for RecurrentPPO, nothing for a memoryless PPO, and the step
+    count from which a model trained with :class:`ActionUse` gets its ``action_use`` input.
 
     Args:
         model: the SB3 model.
         env_id: the env it was trained on.
         env_kwargs: the env keyword arguments it was trained with.
+        action_use: for a model trained with :class:`ActionUse`, its ``horizon`` and
+            ``class_every_step`` (as in ``meta.json["action_use"]``).
+
+    Raises:
+        ValueError: if the model observes ``action_use`` and ``action_use`` is None.
     """
 
-    def __init__(self, model: Any, env_id: str, env_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        model: Any,
+        env_id: str,
+        env_kwargs: dict[str, Any],
+        action_use: dict[str, Any] | None = None,
+    ) -> None:
         self.model = model
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs)
@@ -360,38 +481,60 @@ class SB3Policy:
             tuple(space[GLIMPSES_KEY].shape[1:]) if self.history_slots is not None else None
         )
         self.recurrent = hasattr(model.policy, "lstm_actor")
+        if ACTION_USE_KEY in space.spaces and action_use is None:
+            raise ValueError(
+                f"the model observes {ACTION_USE_KEY!r}: pass action_use "
+                "(horizon, class_every_step) as in the run's meta.json"
+            )
+        self.action_use = None if ACTION_USE_KEY not in space.spaces else dict(action_use or {})
 
-    def initial_state(self, num_envs: int) -> Any:
+    def initial_state(self, num_envs: int) -> SB3State:
         """Empty memory for ``num_envs`` fresh episodes."""
         if self.recurrent:
-            return RecurrentState(None, np.ones(num_envs, dtype=bool))
+            return SB3State(RecurrentState(None, np.ones(num_envs, dtype=bool)))
         if self.history_slots is not None:
             assert self._glimpse_shape is not None
-            return GlimpseHistoryBuffer(num_envs, self.history_slots, self._glimpse_shape)
-        return None
+            return SB3State(GlimpseHistoryBuffer(num_envs, self.history_slots, self._glimpse_shape))
+        return SB3State(None)
 
     def act(
-        self, obs: dict[str, np.ndarray], state: Any, deterministic: bool
-    ) -> tuple[np.ndarray, Any]:
+        self, obs: dict[str, np.ndarray], state: SB3State, deterministic: bool
+    ) -> tuple[np.ndarray, SB3State]:
         """Actions float32 ``(N, 2 + C)`` for batched ``obs`` and the next state.
 
-        A :class:`GlimpseHistoryBuffer` state is updated in place (and returned).
+        A :class:`GlimpseHistoryBuffer` memory is updated in place.
         """
         obs = {k: np.asarray(v) for k, v in obs.items()}
+        memory = state.memory
+        if self.recurrent:
+            model_obs = obs
+        elif self.history_slots is not None:
+            memory.push(obs)
+            model_obs = memory.observation()
+        else:
+            model_obs = obs
+        if self.action_use is not None:
+            n = len(obs["location"])
+            steps = np.full(n, state.step, dtype=np.int64)
+            model_obs = {
+                **model_obs,
+                ACTION_USE_KEY: action_use(
+                    steps,
+                    int(self.action_use["horizon"]),
+                    bool(self.action_use["class_every_step"]),
+                ),
+            }
         if self.recurrent:
             actions, lstm = self.model.predict(
-                obs,
-                state=state.lstm,
-                episode_start=state.episode_start,
+                model_obs,
+                state=memory.lstm,
+                episode_start=memory.episode_start,
                 deterministic=deterministic,
             )
-            state = RecurrentState(lstm, np.zeros_like(state.episode_start))
-        elif self.history_slots is not None:
-            state.push(obs)
-            actions, _ = self.model.predict(state.observation(), deterministic=deterministic)
+            memory = RecurrentState(lstm, np.zeros_like(memory.episode_start))
         else:
-            actions, _ = self.model.predict(obs, deterministic=deterministic)
-        return np.asarray(actions, dtype=np.float32), state
+            actions, _ = self.model.predict(model_obs, deterministic=deterministic)
+        return np.asarray(actions, dtype=np.float32), SB3State(memory, state.step + 1)
 
 
 def _algorithm(agent: str) -> type:
@@ -418,7 +561,7 @@ def load_sb3_policy(path: Path, meta: dict[str, Any], device: str = "cpu") -> SB
     data_dir = meta.get("data_dir")
     if data_dir and "data_dir" not in env_kwargs and Path(data_dir).is_dir():
         env_kwargs["data_dir"] = data_dir
-    return SB3Policy(model, meta["env_id"], env_kwargs)
+    return SB3Policy(model, meta["env_id"], env_kwargs, meta.get("action_use"))
 
 
 register_loader("ppo", load_sb3_policy)

@@ -81,6 +81,13 @@ class SB3Hyperparams:
     ``"gaussian"`` (SB3's default for a Box: a Gaussian over the 10 scores, argmax read by
     the env)."""
 
+    used_actions_only: bool | None = None
+    """Count in ``log pi`` (and the entropy) only the action parts the env reads: the
+    location at every step but the last, the class at the last step (sparse reward) or at
+    every step (dense); the unread parts are emitted deterministically (mean location,
+    likeliest class). Adds the ``action_use`` observation (:class:`agents.sb3_policy.ActionUse`).
+    Default (None): on with the categorical class head; not available with the Gaussian."""
+
     log_std_init: float = -1.0
     """Initial log standard deviation of the location Gaussian (with ``class_head="gaussian"``
     also of the 10 class scores); -1 gives std 0.37 (locations live in [-1, 1])."""

@@ -216,7 +216,7 @@ def register(subparsers: Any) -> None:
         help_text = (
             f"{docs.get(f.name, '')} [ppo: {shown['ppo']}; recurrent: {shown['recurrent_ppo']}]"
         )
-        if f.type in ("bool", bool):
+        if f.type in ("bool", bool, "bool | None"):
             hp_group.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=None, help=help_text
             )
@@ -324,6 +324,8 @@ def _resume_config(
 def load_config(run_dir: str | Path) -> PPOTrainConfig:
     """Read a run folder's ``config.json`` back as a :class:`PPOTrainConfig`."""
     values = json.loads((Path(run_dir) / "config.json").read_text())
+    # Runs saved before ``used_actions_only`` existed counted every action part.
+    values["hyperparams"].setdefault("used_actions_only", False)
     values["hyperparams"] = SB3Hyperparams.from_dict(values["hyperparams"])
     known = {f.name for f in dataclasses.fields(PPOTrainConfig)}
     return PPOTrainConfig(**{k: v for k, v in values.items() if k in known})
@@ -342,7 +344,7 @@ def make_vec_env(
     """
     from stable_baselines3.common.vec_env import VecMonitor
 
-    from agents.sb3_policy import GlimpseHistory
+    from agents.sb3_policy import ActionUse, GlimpseHistory
     from glimpse_env.sb3 import GlimpseVecEnv
 
     hp = config.resolved_hyperparams()
@@ -353,7 +355,37 @@ def make_vec_env(
     venv = VecMonitor(venv)
     if config.agent == "ppo" and hp.history:
         venv = GlimpseHistory(venv)
+    if uses_action_use(hp):
+        venv = ActionUse(venv)
     return venv
+
+
+def uses_action_use(hp: SB3Hyperparams) -> bool:
+    """Whether the policy counts only the action parts the env reads (``used_actions_only``,
+    resolved: default on with the categorical class head).
+
+    Raises:
+        ValueError: ``used_actions_only=True`` with the Gaussian class head.
+    """
+    if hp.used_actions_only is None:
+        return hp.class_head == "categorical"
+    if hp.used_actions_only and hp.class_head != "categorical":
+        raise ValueError(
+            "used_actions_only needs class_head='categorical' (the Gaussian head counts "
+            f"every component), got class_head={hp.class_head!r}"
+        )
+    return bool(hp.used_actions_only)
+
+
+def _action_use_meta(env: Any) -> dict[str, Any] | None:
+    """``{"horizon", "class_every_step"}`` of the env's :class:`ActionUse` wrapper, if any."""
+    from agents.sb3_policy import ActionUse
+
+    while env is not None and not isinstance(env, ActionUse):
+        env = getattr(env, "venv", None)
+    if env is None:
+        return None
+    return {"horizon": env.horizon, "class_every_step": env.class_every_step}
 
 
 def build_model(config: PPOTrainConfig, env: Any, device: str) -> Any:
@@ -433,7 +465,12 @@ def _eval_env_kwargs(config: PPOTrainConfig) -> dict[str, Any]:
     return kwargs
 
 
-def _meta(config: PPOTrainConfig, num_timesteps: int, elapsed_s: float) -> dict[str, Any]:
+def _meta(
+    config: PPOTrainConfig,
+    num_timesteps: int,
+    elapsed_s: float,
+    action_use: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     import stable_baselines3
 
     hp = config.resolved_hyperparams()
@@ -448,6 +485,7 @@ def _meta(config: PPOTrainConfig, num_timesteps: int, elapsed_s: float) -> dict[
         "checkpoint": _MODEL_FILE,
         "data_dir": None if config.data_dir is None else str(Path(config.data_dir).resolve()),
         "history": history,
+        "action_use": action_use,
         "num_timesteps": int(num_timesteps),
         "elapsed_s": round(float(elapsed_s), 3),
         "seed": config.seed,
@@ -457,7 +495,11 @@ def _meta(config: PPOTrainConfig, num_timesteps: int, elapsed_s: float) -> dict[
 
 # ---------------------------------------------------------------------- callbacks
 def _make_callbacks(
-    config: PPOTrainConfig, run_dir: Path, logger: Any, elapsed_before: float
+    config: PPOTrainConfig,
+    run_dir: Path,
+    logger: Any,
+    elapsed_before: float,
+    action_use: dict[str, Any] | None = None,
 ) -> list[Any]:
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -571,7 +613,7 @@ def _make_callbacks(
             from agents.policy import evaluate_policy
             from agents.sb3_policy import SB3Policy
 
-            policy = SB3Policy(self.model, config.env_id, _eval_env_kwargs(config))
+            policy = SB3Policy(self.model, config.env_id, _eval_env_kwargs(config), action_use)
             result = evaluate_policy(
                 policy,
                 split=config.eval_split,
@@ -604,7 +646,7 @@ def _make_callbacks(
             from agents.checkpoints import write_json
 
             save_model(self.model, run_dir / _MODEL_FILE)
-            write_json(run_dir / "meta.json", _meta(config, step, self.elapsed()))
+            write_json(run_dir / "meta.json", _meta(config, step, self.elapsed(), action_use))
             self.last_checkpoint = step
 
     bar = TqdmCallback() if config.progress else None
@@ -656,7 +698,10 @@ def train_ppo(config: PPOTrainConfig) -> Path:
         resume_step = 0 if config.resume is not None else None
     model.set_logger(Logger(folder=None, output_formats=[]))
     dump_config(run_dir / "config.json", config.to_dict())
-    write_json(run_dir / "meta.json", _meta(config, model.num_timesteps, elapsed_before))
+    action_use = _action_use_meta(env)
+    write_json(
+        run_dir / "meta.json", _meta(config, model.num_timesteps, elapsed_before, action_use)
+    )
 
     logger = MetricLogger(run_dir, resume_step=resume_step)
     try:
@@ -664,7 +709,7 @@ def train_ppo(config: PPOTrainConfig) -> Path:
         if remaining > 0:
             model.learn(
                 total_timesteps=remaining,
-                callback=_make_callbacks(config, run_dir, logger, elapsed_before),
+                callback=_make_callbacks(config, run_dir, logger, elapsed_before, action_use),
                 log_interval=None,  # type: ignore[arg-type]  # rows are written by RunCallback
                 reset_num_timesteps=False,
             )
@@ -673,7 +718,7 @@ def train_ppo(config: PPOTrainConfig) -> Path:
         env.close()
 
     if config.final_eval_images != 0:
-        policy = SB3Policy(model, config.env_id, _eval_env_kwargs(config))
+        policy = SB3Policy(model, config.env_id, _eval_env_kwargs(config), action_use)
         result = evaluate_policy(
             policy,
             split=config.eval_split,

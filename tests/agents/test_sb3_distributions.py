@@ -43,32 +43,66 @@ def _dist(mean_actions: torch.Tensor, log_std: torch.Tensor) -> LocationClassDis
     return LocationClassDistribution(n_classes).proba_distribution(mean_actions, log_std)
 
 
+def _normal(x: float, mu: float, sigma: float) -> float:
+    """log N(x; mu, sigma^2)."""
+    return -0.5 * ((x - mu) / sigma) ** 2 - math.log(sigma) - 0.5 * math.log(2 * math.pi)
+
+
+def _log_softmax(logits: list[float], k: int) -> float:
+    return logits[k] - math.log(sum(math.exp(v) for v in logits))
+
+
+def _entropies(logits: list[float], sigmas: tuple[float, ...]) -> tuple[float, float]:
+    """(Gaussian entropy, categorical entropy)."""
+    p = [math.exp(_log_softmax(logits, k)) for k in range(len(logits))]
+    gauss = sum(0.5 * math.log(2 * math.pi * math.e * s**2) for s in sigmas)
+    return gauss, -sum(q * math.log(q) for q in p)
+
+
 def test_log_prob_and_entropy_by_hand() -> None:
     mean_actions = torch.tensor([[0.1, -0.2, 1.0, 0.0, -1.0], [0.0, 0.5, 0.0, 2.0, 0.0]])
     log_std = torch.tensor([math.log(0.5), math.log(0.25)])
     actions = torch.tensor([[0.3, -0.2, -1.0, -1.0, 1.0], [-0.5, 1.0, -1.0, 1.0, -1.0]])
     dist = _dist(mean_actions, log_std)
-
-    def normal(x: float, mu: float, sigma: float) -> float:
-        return -0.5 * ((x - mu) / sigma) ** 2 - math.log(sigma) - 0.5 * math.log(2 * math.pi)
-
-    def log_softmax(logits: list[float], k: int) -> float:
-        return logits[k] - math.log(sum(math.exp(v) for v in logits))
-
     expected = [
-        normal(0.3, 0.1, 0.5) + normal(-0.2, -0.2, 0.25) + log_softmax([1.0, 0.0, -1.0], 2),
-        normal(-0.5, 0.0, 0.5) + normal(1.0, 0.5, 0.25) + log_softmax([0.0, 2.0, 0.0], 1),
+        _normal(0.3, 0.1, 0.5) + _normal(-0.2, -0.2, 0.25) + _log_softmax([1.0, 0.0, -1.0], 2),
+        _normal(-0.5, 0.0, 0.5) + _normal(1.0, 0.5, 0.25) + _log_softmax([0.0, 2.0, 0.0], 1),
     ]
     torch.testing.assert_close(dist.log_prob(actions), torch.tensor(expected))
+    entropies = [sum(_entropies(x, (0.5, 0.25))) for x in ([1.0, 0.0, -1.0], [0.0, 2.0, 0.0])]
+    torch.testing.assert_close(dist.entropy(), torch.tensor(entropies))
 
-    def entropy(logits: list[float]) -> float:
-        p = [math.exp(log_softmax(logits, k)) for k in range(len(logits))]
-        gauss = sum(0.5 * math.log(2 * math.pi * math.e * s**2) for s in (0.5, 0.25))
-        return gauss - sum(q * math.log(q) for q in p)
 
-    torch.testing.assert_close(
-        dist.entropy(), torch.tensor([entropy([1.0, 0.0, -1.0]), entropy([0.0, 2.0, 0.0])])
-    )
+def test_only_the_read_parts_count_by_hand() -> None:
+    """action_use rows: location only, class only, both, neither."""
+    mean_actions = torch.tensor([[0.1, -0.2, 1.0, 0.0, -1.0]] * 4)
+    log_std = torch.tensor([math.log(0.5), math.log(0.25)])
+    use = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    actions = torch.tensor([[0.3, -0.2, -1.0, -1.0, 1.0]] * 4)
+    dist = LocationClassDistribution(3).proba_distribution(mean_actions, log_std, use)
+    location = _normal(0.3, 0.1, 0.5) + _normal(-0.2, -0.2, 0.25)
+    chosen = _log_softmax([1.0, 0.0, -1.0], 2)
+    expected = torch.tensor([location, chosen, location + chosen, 0.0])
+    torch.testing.assert_close(dist.log_prob(actions), expected)
+    gauss, cat = _entropies([1.0, 0.0, -1.0], (0.5, 0.25))
+    torch.testing.assert_close(dist.entropy(), torch.tensor([gauss, cat, gauss + cat, 0.0]))
+    with pytest.raises(ValueError, match="action_use"):
+        LocationClassDistribution(3).proba_distribution(mean_actions, log_std, use[:, :1])
+
+
+def test_unread_parts_are_emitted_deterministically() -> None:
+    torch.manual_seed(0)
+    mean_actions = torch.tensor([0.2, -0.4, 0.0, 0.0, 0.1]).expand(2000, 5)
+    use = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).repeat(1000, 1)
+    dist = LocationClassDistribution(3).proba_distribution(mean_actions, torch.zeros(2), use)
+    actions = dist.sample()
+    location_only, class_only = actions[0::2], actions[1::2]
+    # Location read, class not: sampled locations, always the likeliest class (2).
+    assert location_only[:, :2].std(0).min() > 0.5
+    assert torch.equal(location_only[:, 2:].argmax(-1), torch.full((1000,), 2))
+    # Class read, location not: the mean location, sampled classes.
+    assert torch.equal(class_only[:, :2], torch.tensor([0.2, -0.4]).expand(1000, 2))
+    assert set(class_only[:, 2:].argmax(-1).tolist()) == {0, 1, 2}
 
 
 def test_samples_are_one_class_scores_drawn_from_the_softmax() -> None:

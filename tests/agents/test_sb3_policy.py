@@ -18,10 +18,13 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agents.policy import evaluate_policy, load_policy
 from agents.sb3_policy import (
+    ACTION_USE_KEY,
+    ActionUse,
     GlimpseFeatures,
     GlimpseHistory,
     GlimpseHistoryFeatures,
     SB3Policy,
+    action_use,
     history_space,
 )
 from glimpse_env.sb3 import GlimpseVecEnv
@@ -168,15 +171,54 @@ def test_history_terminal_observation_of_truncated_and_ragged_episodes() -> None
     assert obs["mask"][1].tolist() == [1, 1, 1, 0, 0, 0, 0]
 
 
-def test_policy_adapter_sees_what_training_saw() -> None:
-    """SB3Policy on the native Gymnasium vector env == the model on GlimpseHistory."""
+# ---------------------------------------------------------------------- action use
+def test_action_use_by_hand() -> None:
+    steps = np.array([0, 5, 6, 7])
+    sparse = [[1, 0], [1, 0], [0, 1], [0, 1]]
+    np.testing.assert_array_equal(action_use(steps, T, class_every_step=False), sparse)
+    dense = [[1, 1], [1, 1], [0, 1], [0, 1]]
+    np.testing.assert_array_equal(action_use(steps, T, class_every_step=True), dense)
+    assert action_use(steps, T, False).dtype == np.float32
+
+
+@pytest.mark.parametrize("reward", ["sparse", "dense"])
+def test_action_use_follows_the_episode_steps(reward: str) -> None:
+    n = 3
+    env = ActionUse(GlimpseHistory(GlimpseVecEnv(ENV_ID, num_envs=n, seed=1, reward=reward)))
+    assert (env.horizon, env.class_every_step) == (T, reward == "dense")
+    assert env.observation_space[ACTION_USE_KEY].shape == (2,)
+    rng = np.random.default_rng(0)
+    obs = env.reset()
+    for t in range(2 * T):
+        step = t % T
+        read = [step < T - 1, step == T - 1 or reward == "dense"]
+        np.testing.assert_array_equal(obs[ACTION_USE_KEY], np.tile(read, (n, 1)))
+        assert obs[ACTION_USE_KEY].dtype == np.float32 and "mask" in obs
+        env.step_async(_random_actions(rng, n))
+        obs, _, dones, infos = env.step_wait()
+        assert dones.all() == (step == T - 1) and dones.all() == dones.any()
+        if dones.all():
+            assert all(ACTION_USE_KEY in info["terminal_observation"] for info in infos)
+    env.close()
+    with pytest.raises(ValueError, match=ACTION_USE_KEY):
+        ActionUse(env)
+
+
+@pytest.mark.parametrize("use", [False, True])
+def test_policy_adapter_sees_what_training_saw(use: bool) -> None:
+    """SB3Policy on the native Gymnasium vector env == the model on GlimpseHistory (and
+    ActionUse)."""
     from stable_baselines3 import PPO
+
+    from agents.sb3_distributions import GlimpseMultiInputPolicy
 
     torch.set_num_threads(1)
     n, seed = 4, 5
     train_env = GlimpseHistory(GlimpseVecEnv(ENV_ID, num_envs=n, seed=seed))
+    if use:
+        train_env = ActionUse(train_env)
     model = PPO(
-        "MultiInputPolicy",
+        GlimpseMultiInputPolicy,
         train_env,
         n_steps=8,
         batch_size=32,
@@ -184,7 +226,10 @@ def test_policy_adapter_sees_what_training_saw() -> None:
         device="cpu",
         seed=0,
     )
-    policy = SB3Policy(model, ENV_ID, {})
+    if use:
+        with pytest.raises(ValueError, match=ACTION_USE_KEY):
+            SB3Policy(model, ENV_ID, {})
+    policy = SB3Policy(model, ENV_ID, {}, {"horizon": T, "class_every_step": False})
     assert policy.history_slots == T and not policy.recurrent
     envs = gym.make_vec(ENV_ID, num_envs=n)
     obs, _ = envs.reset(seed=seed)
@@ -202,6 +247,18 @@ def test_policy_adapter_sees_what_training_saw() -> None:
     envs.close()
     result = evaluate_policy(policy, n_images=20, num_envs=10)
     assert result["n_images"] == 20
+    if use:  # the policy's log-probability counts only the parts the env reads
+        obs_t, _ = model.policy.obs_to_tensor(wrapped_obs)
+        actions_t = torch.as_tensor(expected)
+        for read in ([0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]):
+            obs_t[ACTION_USE_KEY] = torch.tensor([read] * n)
+            with torch.no_grad():
+                _, log_prob, entropy = model.policy.evaluate_actions(obs_t, actions_t)
+                dist = model.policy.get_distribution(obs_t)
+            location = dist.distribution.log_prob(actions_t[:, :2]).sum(-1)
+            chosen = dist.classes.log_prob(actions_t[:, 2:].argmax(-1))
+            torch.testing.assert_close(log_prob, read[0] * location + read[1] * chosen)
+            assert (entropy == 0).all() == (read == [0.0, 0.0])
 
 
 # ---------------------------------------------------------------------- command line
@@ -232,6 +289,7 @@ def test_train_ppo_then_eval_through_the_cli(
     assert meta["agent"] == "ppo" and meta["checkpoint"] == "model.zip"
     assert meta["env_id"] == ENV_ID and meta["env_kwargs"]["reward"] == "dense"
     assert meta["num_timesteps"] == 2688
+    assert meta["action_use"] == {"horizon": T, "class_every_step": True}  # dense reward
     assert (run_dir / "model.zip").is_file() and (run_dir / "config.json").is_file()
     assert not list(run_dir.glob("*.tmp"))  # atomic writes leave no temp files
     with (run_dir / "metrics.csv").open() as f:
@@ -289,3 +347,19 @@ def test_time_budget_stops_early_and_still_checkpoints(tmp_path: Path) -> None:
     assert 0 < meta["num_timesteps"] < 100_000
     assert meta["history"] is None
     assert load_policy(run_dir).policy.history_slots is None
+
+
+def test_used_actions_only_resolution_and_old_run_folders(tmp_path: Path) -> None:
+    from agents.sb3_presets import SB3Hyperparams
+    from train.ppo import PPOTrainConfig, load_config, uses_action_use
+
+    assert uses_action_use(SB3Hyperparams())  # default: on with the categorical head
+    assert not uses_action_use(SB3Hyperparams(class_head="gaussian"))
+    assert not uses_action_use(SB3Hyperparams(used_actions_only=False))
+    with pytest.raises(ValueError, match="categorical"):
+        uses_action_use(SB3Hyperparams(class_head="gaussian", used_actions_only=True))
+    # A run folder saved before the option existed resumes as it was trained.
+    values = PPOTrainConfig(hyperparams=SB3Hyperparams()).to_dict()
+    del values["hyperparams"]["used_actions_only"]
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    assert load_config(tmp_path).resolved_hyperparams().used_actions_only is False
