@@ -102,11 +102,13 @@ class Settings:
     threads: int | None
     data_dir: str | None
     class_head: str = "categorical"
+    used_actions_only: bool | None = None
 
     def key(self) -> dict[str, Any]:
         """The fields a reused run must match."""
         return {
             "class_head": self.class_head,
+            "used_actions_only": self.used_actions_only,
             "env_steps_budget": self.env_steps,
             "eval_every": self.eval_every,
             "eval_images": self.eval_images,
@@ -272,7 +274,10 @@ def run_sb3(
     from train.ppo import PPOTrainConfig, train_ppo
 
     hyperparams = dataclasses.replace(
-        get_preset(agent, ENV_ID), total_steps=settings.env_steps, class_head=settings.class_head
+        get_preset(agent, ENV_ID),
+        total_steps=settings.env_steps,
+        class_head=settings.class_head,
+        used_actions_only=settings.used_actions_only,
     )
     config = PPOTrainConfig(
         agent=agent,
@@ -539,6 +544,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="categorical",
         help="class policy of the SB3 agents (agents/sb3_distributions.py) (default: %(default)s)",
     )
+    parser.add_argument(
+        "--used-actions-only",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="SB3 agents: log pi of the action parts the env reads only "
+        "(default: with the categorical head; see agents/sb3_presets.py)",
+    )
     args = parser.parse_args(argv)
     if args.env_steps <= 0 or args.eval_points <= 0 or args.eval_images <= 0:
         parser.error("--env-steps, --eval-points and --eval-images must be positive")
@@ -564,6 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads=args.threads,
         data_dir=args.data_dir,
         class_head=args.class_head,
+        used_actions_only=args.used_actions_only,
     )
     results: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
     try:
@@ -662,6 +675,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _agent_settings(args: argparse.Namespace) -> dict[str, Any]:
     """Hyperparameters of each agent (for the record)."""
     from agents.sb3_presets import get_preset
+    from train.ppo import uses_action_use
 
     out: dict[str, Any] = {}
     for agent in args.agents:
@@ -671,10 +685,15 @@ def _agent_settings(args: argparse.Namespace) -> dict[str, Any]:
                 "preset": "glimpse train ram --preset mnist-7 --std-end 0.1",
             }
         else:
+            hp = dataclasses.replace(
+                get_preset(agent, ENV_ID),
+                class_head=args.class_head,
+                used_actions_only=args.used_actions_only,
+            )
             out[agent] = {
-                **get_preset(agent, ENV_ID).to_dict(),
+                **hp.to_dict(),
+                "used_actions_only": uses_action_use(hp),
                 "total_steps": args.env_steps,
-                "class_head": args.class_head,
                 "preset": f"agents.sb3_presets ({agent}, {ENV_ID})",
             }
     return out

@@ -60,6 +60,7 @@ def test_compare_agents_tiny_budget(
 
     for agent in ("ppo", "recurrent_ppo"):
         assert report["settings"][agent]["class_head"] == "categorical"
+        assert report["settings"][agent]["used_actions_only"] is True
         run_dir = Path(report["results"][agent]["sparse"]["0"]["run_dir"])
         model = load_policy(run_dir, device="cpu").policy.model
         assert isinstance(model.policy.action_dist, LocationClassDistribution)
