@@ -105,10 +105,6 @@ class LocationClassDistribution(DiagGaussianDistribution):
         self.action_use = action_use
         return self
 
-    def _used(self, column: int) -> Tensor | None:
-        """``(B,)`` bool: where part ``column`` (0 location, 1 class) is read; None: always."""
-        return None if self.action_use is None else self.action_use[..., column] > 0.5
-
     def _weighted(self, location: Tensor, classes: Tensor) -> Tensor:
         """``location + classes``, each term counted only where its part is read."""
         if self.action_use is None:
@@ -142,10 +138,10 @@ class LocationClassDistribution(DiagGaussianDistribution):
         mean location and the likeliest class where that part is not read)."""
         location = self.distribution.rsample()
         chosen = self._classes().sample()
-        read_location, read_class = self._used(0), self._used(1)
-        if read_location is not None and read_class is not None:
-            location = torch.where(read_location[..., None], location, self.distribution.mean)
-            chosen = torch.where(read_class, chosen, self._classes().logits.argmax(-1))
+        if self.action_use is not None:
+            read = self.action_use > 0.5  # (B, 2): location read, class read
+            location = torch.where(read[..., :1], location, self.distribution.mean)
+            chosen = torch.where(read[..., 1], chosen, self._classes().logits.argmax(-1))
         scores = self._scores(chosen, location)
         return torch.cat([location, scores], -1)
 

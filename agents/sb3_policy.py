@@ -402,13 +402,13 @@ class ActionUse(VecEnvWrapper):
         self.steps += 1
         if dones.any():
             infos = list(infos)
+            use = action_use(self.steps, self.horizon, self.class_every_step)
             for i in np.flatnonzero(dones):
                 terminal = infos[i].get("terminal_observation")
                 if terminal is not None:
-                    use = action_use(self.steps[i : i + 1], self.horizon, self.class_every_step)
                     infos[i] = {
                         **infos[i],
-                        "terminal_observation": {**terminal, ACTION_USE_KEY: use[0]},
+                        "terminal_observation": {**terminal, ACTION_USE_KEY: use[i]},
                     }
             self.steps[dones] = 0
         return self._with_use(obs, self.steps), rewards, dones, infos
@@ -486,7 +486,7 @@ class SB3Policy:
                 f"the model observes {ACTION_USE_KEY!r}: pass action_use "
                 "(horizon, class_every_step) as in the run's meta.json"
             )
-        self.action_use = None if ACTION_USE_KEY not in space.spaces else dict(action_use or {})
+        self.action_use = dict(action_use) if ACTION_USE_KEY in space.spaces else None
 
     def initial_state(self, num_envs: int) -> SB3State:
         """Empty memory for ``num_envs`` fresh episodes."""
@@ -505,14 +505,10 @@ class SB3Policy:
         A :class:`GlimpseHistoryBuffer` memory is updated in place.
         """
         obs = {k: np.asarray(v) for k, v in obs.items()}
-        memory = state.memory
-        if self.recurrent:
-            model_obs = obs
-        elif self.history_slots is not None:
+        memory, model_obs = state.memory, obs
+        if not self.recurrent and self.history_slots is not None:
             memory.push(obs)
             model_obs = memory.observation()
-        else:
-            model_obs = obs
         if self.action_use is not None:
             n = len(obs["location"])
             steps = np.full(n, state.step, dtype=np.int64)
