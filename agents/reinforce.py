@@ -68,6 +68,7 @@ from agents.ram import (
 
 __all__ = [
     "LOCATION_POLICIES",
+    "LOCATION_REWARDS",
     "LossOutput",
     "RandomLocationPolicy",
     "ReinforceConfig",
@@ -75,6 +76,7 @@ __all__ = [
     "Rollout",
     "collect_rollout",
     "evaluate",
+    "expected_class_reward",
     "hybrid_loss",
     "random_locations",
     "reinforce_loss",
@@ -239,6 +241,27 @@ def reinforce_loss(
     reinforce = (location_term - class_log_probs * advantage[-1]).mean()
     total = reinforce_weight * reinforce + baseline_weight * baseline_mse
     return LossOutput(total, torch.zeros_like(total), reinforce, baseline_mse)
+
+
+def expected_class_reward(logits: Tensor, labels: Tensor) -> Tensor:
+    """``softmax(logits)[label]``: the expected 0/1 reward of a class drawn from the scores.
+
+    The location network's return with ``location_reward="expected"``. Given the glimpses
+    (so the final ``h_T``), a class sampled from ``softmax(logits_T)`` is right with exactly
+    this probability: averaging the 0/1 reward over the class draw analytically leaves the
+    policy gradient of the locations unbiased for that stochastic-class objective and
+    removes the class draw's share of its variance (a glimpse that makes the true class
+    likelier is credited even when the argmax does not change). Detached.
+
+    Args:
+        logits: (N, C) final class logits.
+        labels: (N,) integer labels.
+
+    Returns:
+        (N,) float32 probabilities of the true classes.
+    """
+    probs = torch.softmax(logits.detach().float(), dim=-1)
+    return probs.gather(1, labels.long().view(-1, 1)).squeeze(1)
 
 
 # --------------------------------------------------------------------------------------
@@ -785,6 +808,13 @@ class ReinforceConfig:
     """Use the hybrid loss (cross-entropy) when the final ``info`` carries ``label``;
     otherwise (or when no labels arrive) pure REINFORCE with a sampled class."""
 
+    location_reward: Literal["env", "expected"] = "env"
+    """Return of the location network's REINFORCE term under the hybrid loss: ``"env"``
+    the env's reward (the paper: 1 if the judged class is right, else 0); ``"expected"``
+    the probability the final scores give the true class (:func:`expected_class_reward`,
+    the 0/1 reward averaged over a class drawn from the scores; needs the label, so only
+    with the hybrid loss). The baseline learns to predict the return used."""
+
     location_policy: Literal["learned", "random"] = "learned"
     """``"learned"``: the location network picks the glimpses (RAM). ``"random"``: the
     random-glimpse ablation: locations uniform in ``[-1, 1]^2`` from the trainer's seeded
@@ -814,6 +844,9 @@ class ReinforceConfig:
     seed: int = 0
     """Seeds the model initialisation, the sampling generator and the first env reset."""
 
+
+#: Values of :attr:`ReinforceConfig.location_reward`.
+LOCATION_REWARDS: tuple[str, ...] = ("env", "expected")
 
 #: ``ReinforceConfig.precision`` -> the tape's compute dtype.
 _COMPUTE_DTYPES: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16}
@@ -876,6 +909,15 @@ class ReinforceTrainer:
                 f"precision must be one of {sorted(_COMPUTE_DTYPES)}, got {config.precision!r}"
             )
         _check_location_policy(config.location_policy)
+        if config.location_reward not in LOCATION_REWARDS:
+            raise ValueError(
+                f"location_reward must be one of {LOCATION_REWARDS}, got {config.location_reward!r}"
+            )
+        if config.location_reward == "expected" and not config.hybrid:
+            raise ValueError(
+                "location_reward='expected' needs the label, i.e. the hybrid loss; pure "
+                "REINFORCE (hybrid=False) learns from the env's reward alone"
+            )
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed)
         self.iteration = 0
@@ -973,11 +1015,16 @@ class ReinforceTrainer:
             location_log_probs = torch.zeros_like(location_log_probs.detach())
         if hybrid:
             assert rollout.labels is not None
+            returns = (
+                expected_class_reward(rollout.logits, rollout.labels)
+                if cfg.location_reward == "expected"
+                else rollout.rewards
+            )
             losses = hybrid_loss(
                 location_log_probs,
                 rollout.baselines,
                 rollout.logits,
-                rollout.rewards,
+                returns,
                 rollout.labels,
                 reinforce_weight=cfg.reinforce_weight,
                 baseline_weight=cfg.baseline_weight,

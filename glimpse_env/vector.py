@@ -199,6 +199,16 @@ class GlimpseVectorEnv(VectorEnv):
         return _host(self._batch.canvases)
 
     @property
+    def layout(self) -> dict[str, np.ndarray]:
+        """How the current episodes' canvases were composed, on the host: the task's layout
+        arrays (e.g. ``digit_pos``, int64 ``(N, 2)``, top-left ``(row, col)`` of the digit
+        on translated and cluttered canvases; empty for plain MNIST). With the same-step
+        autoreset the episodes change at the step that ends them."""
+        if self._batch is None:
+            raise ResetNeeded("No episodes yet: call reset() first.")
+        return {name: _host(value) for name, value in self._batch.layout.items()}
+
+    @property
     def env_cls(self) -> type[GlimpseEnv]:
         """The single-env class this vector env batches."""
         return type(self.task)

@@ -232,6 +232,27 @@ def test_many_sub_envs_glimpse_their_canvas_as_one_env_would(env_id: str) -> Non
         obs = envs.step(actions_for(rng, n))[0]
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_layout_reports_where_each_digit_was_put(backend: str) -> None:
+    """On translated canvases (a blank canvas plus one digit) every lit pixel lies in the
+    28x28 window at the reported ``digit_pos``; plain MNIST has no layout."""
+    envs = gym.make_vec("GlimpseTranslatedMNIST-v0", num_envs=16, backend=backend)
+    with pytest.raises(ResetNeeded):
+        _ = envs.unwrapped.layout
+    envs.reset(seed=3)
+    pos = envs.unwrapped.layout["digit_pos"]
+    assert isinstance(pos, np.ndarray) and pos.shape == (16, 2)
+    for canvas, (row, col) in zip(envs.unwrapped.canvases, pos, strict=True):
+        window = np.zeros_like(canvas, dtype=bool)
+        window[row : row + 28, col : col + 28] = True
+        assert canvas[window].any() and not canvas[~window].any()
+    envs.close()
+    plain = gym.make_vec("GlimpseMNIST-v0", num_envs=2)
+    plain.reset(seed=0)
+    assert plain.unwrapped.layout == {}
+    plain.close()
+
+
 # --------------------------------------------------------------------------- threads
 
 

@@ -51,6 +51,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 #: Flags restricted to a set of values.
 _CHOICES: dict[str, tuple[str, ...]] = {
     "location_policy": ("learned", "random"),
+    "location_reward": ("env", "expected"),
     "precision": ("float32", "bfloat16"),
 }
 
@@ -94,6 +95,17 @@ class RAMTrainConfig(RunOptions):
     """Units of g_t."""
     core_hidden: int = 256
     """Units of the core state h_t."""
+    detach_location_input: bool = True
+    """The location network reads a detached ``h_t`` (REINFORCE trains only the location
+    network); ``--no-detach-location-input``: the location gradient also reaches the core
+    and glimpse networks, as in the paper's policy-gradient derivation."""
+    location_reward: str = "env"
+    """Return of the location network's REINFORCE term (hybrid loss): ``env`` the env's
+    0/1 reward (paper) or ``expected`` the probability the final scores give the true
+    class (the 0/1 reward averaged over the class draw: less variance)."""
+    reinforce_weight: float = 1.0
+    """Weight of the REINFORCE term in the loss (with Adam it matters only where that term
+    shares parameters with the others, i.e. with ``--no-detach-location-input``)."""
     hybrid: bool = True
     """Hybrid loss (paper: cross-entropy for the classifier); ``--no-hybrid``: pure REINFORCE."""
     location_policy: str = "learned"
@@ -206,6 +218,7 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
         core_hidden=cfg.core_hidden,
         core=cfg.core,
         location_std=cfg.std,
+        detach_location_input=cfg.detach_location_input,
     )
     trainer = ReinforceTrainer(
         envs,
@@ -219,6 +232,8 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
             std_start=cfg.std,
             std_end=cfg.std_end,
             hybrid=cfg.hybrid,
+            reinforce_weight=cfg.reinforce_weight,
+            location_reward=cfg.location_reward,
             location_policy=cfg.location_policy,
             max_grad_norm=cfg.max_grad_norm,
             precision=cfg.precision,

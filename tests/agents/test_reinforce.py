@@ -20,6 +20,7 @@ from agents.reinforce import (
     ReinforceTrainer,
     collect_rollout,
     evaluate,
+    expected_class_reward,
     hybrid_loss,
     random_locations,
     reinforce_loss,
@@ -68,6 +69,24 @@ def test_hybrid_loss_by_hand() -> None:
     assert out.baseline_loss.item() == pytest.approx(MSE, abs=1e-6)
     assert out.total.item() == pytest.approx(0.946762, abs=1e-5)
     assert out.total.item() == pytest.approx(CE + reinforce + MSE, abs=1e-6)
+
+
+def test_expected_class_reward_by_hand() -> None:
+    # softmax([2, 0])[0] = e^2 / (e^2 + 1); softmax([0, 1])[0] = 1 / (1 + e).
+    p = expected_class_reward(LOGITS.requires_grad_(), LABELS)
+    assert p.tolist() == pytest.approx([0.880797, 0.268941], abs=1e-6)
+    assert not p.requires_grad and p.dtype == torch.float32
+    assert expected_class_reward(LOGITS, torch.tensor([1, 1])).tolist() == pytest.approx(
+        [0.119203, 0.731059], abs=1e-6
+    )
+    # As the location return of the hybrid loss (R_0 = 0.880797, R_1 = 0.268941):
+    #   episode 0: -[(-1.0)(0.880797 - 0.2) + (-0.5)(0.880797 - 0.4)] = 0.921196
+    #   episode 1: -[(-2.0)(0.268941 - 0.5) + (-1.5)(0.268941 - 0.1)] = -0.208705
+    out = hybrid_loss(LOG_PROBS, BASELINES, LOGITS.detach(), p, LABELS)
+    assert out.reinforce_loss.item() == pytest.approx((0.921196 - 0.208705) / 2, abs=1e-5)
+    # (0.680797^2 + 0.480797^2 + 0.280797^2 + 0.231059^2 + 0.168941^2 + 0.031059^2) / 6
+    assert out.baseline_loss.item() == pytest.approx(0.142732, abs=1e-5)
+    assert out.action_loss.item() == pytest.approx(CE, abs=1e-6)
 
 
 def test_reinforce_loss_by_hand() -> None:
@@ -251,6 +270,43 @@ def test_falls_back_to_pure_reinforce_without_labels() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert trainer.train_iteration()["hybrid"] == 0.0
+
+
+def test_expected_location_reward_is_the_true_class_probability(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import agents.reinforce as reinforce
+
+    seen: dict[str, torch.Tensor] = {}
+    real = reinforce.hybrid_loss
+
+    def spy(log_probs, baselines, logits, rewards, labels, **kwargs):  # type: ignore[no-untyped-def]
+        seen.update(logits=logits.detach(), rewards=rewards, labels=labels)
+        return real(log_probs, baselines, logits, rewards, labels, **kwargs)
+
+    monkeypatch.setattr(reinforce, "hybrid_loss", spy)
+    _trainer(location_reward="env").train_iteration()
+    assert set(seen["rewards"].unique().tolist()) <= {0.0, 1.0}  # the env's 0/1 reward
+    trainer = _trainer(location_reward="expected")
+    metrics = trainer.train_iteration()
+    probs = torch.softmax(seen["logits"], -1)[torch.arange(32), seen["labels"].long()]
+    torch.testing.assert_close(seen["rewards"], probs)
+    assert metrics["hybrid"] == 1.0
+    assert set(seen["rewards"].unique().tolist()) - {0.0, 1.0}  # not a 0/1 reward
+
+
+def test_location_reward_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="location_reward must be one of"):
+        _trainer(location_reward="dense")
+    with pytest.raises(ValueError, match="hybrid"):
+        _trainer(location_reward="expected", hybrid=False)
+
+
+def test_learns_memory_task_with_expected_location_reward() -> None:
+    trainer = _trainer(location_reward="expected")
+    _train_until(trainer, 60)
+    result = evaluate(trainer.model, MemoryVectorEnv(64, horizon=3), 512, seed=123)
+    assert result["accuracy"] >= 0.95
 
 
 def test_same_seed_same_trajectory() -> None:

@@ -181,3 +181,31 @@ def test_random_glimpse_presets() -> None:
     assert cfg.env == "GlimpseClutteredMNIST100-v0" and cfg.max_minutes is None
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "ram", "--location-policy", "fixed"])
+
+
+def test_loss_options_reach_the_trainer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--location-reward``, ``--reinforce-weight`` and ``--no-detach-location-input`` are
+    recorded in config.json and configure the trainer and the model."""
+    import agents.reinforce
+
+    built = []
+    real = agents.reinforce.ReinforceTrainer
+
+    class Spy(real):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(agents.reinforce, "ReinforceTrainer", Spy)
+    run = tmp_path / "options"
+    flags = ["--location-reward", "expected", "--reinforce-weight", "0.5"]
+    argv = ["train", "ram", "--run-dir", str(run), *TINY, *flags, "--no-detach-location-input"]
+    assert main([*argv, "--max-minutes", "0"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["location_reward"] == "expected" and config["reinforce_weight"] == 0.5
+    assert config["detach_location_input"] is False
+    trainer = built[-1].config
+    assert trainer.location_reward == "expected" and trainer.reinforce_weight == 0.5
+    assert built[-1].model.location_network.detach_input is False
+    with pytest.raises(SystemExit):
+        main(["train", "ram", "--location-reward", "dense"])
