@@ -99,7 +99,11 @@ def main() -> None:
     positive = [e for e in errors if e > 0]
     ax.set_ylim(0.5 * min(positive, default=0.5), min(100.0, 2.0 * max(positive, default=20)))
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    if len(ax.get_legend_handles_labels()[1]) > 8:  # beside the axes, not over the curves
+        fig.set_size_inches(11, 4.5)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=7)
     envs = sorted({json.loads((r / "meta.json").read_text())["env_id"] for r in args.runs})
     ax.set_title(args.title or f"RAM learning curves: {', '.join(envs)}")
     fig.tight_layout()
