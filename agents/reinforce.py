@@ -999,7 +999,8 @@ class ReinforceTrainer:
         if hybrid and rollout.labels is None:
             warnings.warn(
                 "the environment reports no 'label' at episode end: training with pure "
-                "REINFORCE (sampled class) instead of the hybrid loss",
+                "REINFORCE (sampled class, the env's reward as every return) instead of "
+                "the hybrid loss",
                 stacklevel=2,
             )
             self._labels_available = False
