@@ -178,12 +178,7 @@ def evaluate_policy(
     obs, info = envs.reset(seed=0)
     for b in range(n_batches):
         index = np.asarray(info["image_index"])
-        state = policy.initial_state(num_envs)
-        while True:
-            actions, state = policy.act(obs, state, mode == "deterministic")
-            obs, _, terminated, truncated, info = envs.step(actions)
-            if np.all(terminated | truncated):
-                break
+        obs, info = play_episodes(policy, envs, obs, mode == "deterministic")
         final = info["final_info"]
         first = b * num_envs
         counted = (index >= first) & (index < min(total, first + num_envs))
@@ -192,6 +187,38 @@ def evaluate_policy(
     bar.close()
     envs.close()
     return evaluation_result(correct, total, env_id, split, mode)
+
+
+def play_episodes(
+    policy: Policy,
+    envs: gym.vector.VectorEnv,
+    obs: dict[str, Any],
+    deterministic: bool,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Play one episode in every sub-env of a glimpse vector env, from ``obs``.
+
+    The episodes all have the same length and end together (same-step autoreset).
+
+    Args:
+        policy: the agent (its state starts fresh).
+        envs: the vector env.
+        obs: the episodes' first observation (from ``reset`` or the previous call).
+        deterministic: mean locations (else sampled).
+        on_step: called with the observation of every step but the final one.
+
+    Returns:
+        ``(obs, info)`` of the final step: ``obs`` already starts the next episodes,
+        ``info["final_info"]`` reports the ended ones.
+    """
+    state = policy.initial_state(envs.num_envs)
+    while True:
+        actions, state = policy.act(obs, state, deterministic)
+        obs, _, terminated, truncated, info = envs.step(actions)
+        if np.all(terminated | truncated):
+            return obs, info
+        if on_step is not None:
+            on_step(obs)
 
 
 def evaluation_result(

@@ -40,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import glimpse_env  # noqa: F401  (registers the envs)
-from agents.policy import EVAL_MODES, Policy, load_policy
+from agents.policy import EVAL_MODES, Policy, load_policy, play_episodes
 from glimpse_env.envs import DIGIT_SIZE
 
 
@@ -94,13 +94,13 @@ def targeting(
             )
         centres.append(layout["digit_pos"] + DIGIT_SIZE / 2)  # (N, 2) (row, col), pixels
         seen = [np.asarray(obs["location"], dtype=np.float64)]
-        state = policy.initial_state(num_envs)
-        while True:
-            actions, state = policy.act(obs, state, mode == "deterministic")
-            obs, _, terminated, truncated, info = envs.step(actions)
-            if np.all(terminated | truncated):
-                break
-            seen.append(np.asarray(obs["location"], dtype=np.float64))
+        obs, info = play_episodes(
+            policy,
+            envs,
+            obs,
+            mode == "deterministic",
+            on_step=lambda o, seen=seen: seen.append(np.asarray(o["location"], dtype=np.float64)),
+        )
         locations.append(np.stack(seen, 1))  # (N, T, 2) (x, y) in [-1, 1]
         success.append(np.asarray(info["final_info"]["is_success"], dtype=bool))
     envs.close()
