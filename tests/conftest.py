@@ -57,3 +57,23 @@ def glimpse_data(mnist_dir: Path) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GLIMPSE_ENV_DATA", str(mnist_dir))
         yield mnist_dir
+
+
+@pytest.fixture
+def numpy_sensor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the NumPy reference code of the sensor and canvases, not the compiled loops."""
+    from glimpse_env import _kernels
+
+    monkeypatch.setattr(_kernels, "ENABLED", False)
+
+
+@pytest.fixture(params=["numpy", "compiled"])
+def sensor_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test once on the NumPy reference code and once on the compiled loops
+    (:mod:`glimpse_env._kernels`; numba is in the ``dev`` extra, so CI always has it)."""
+    from glimpse_env import _kernels
+
+    if request.param == "compiled":
+        pytest.importorskip("numba", reason="the compiled loops need numba (extra 'fast')")
+    monkeypatch.setattr(_kernels, "ENABLED", request.param == "compiled")
+    return str(request.param)

@@ -1,24 +1,27 @@
 """Tests for :mod:`glimpse_env.sensor`: the batched multi-scale glimpse sensor.
 
 Hand-made images check the pixel mapping of the module docstring; a naive per-sample loop
-(written here, independent of the summed-area tables) checks every scale's block means.
+(written here, independent of the summed-area tables) checks every scale's block means. Each
+test runs on the NumPy code and on the compiled loops of :mod:`glimpse_env._kernels`; the
+NumPy code's batching internals are tested in ``test_sensor_numpy.py``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
 
-from glimpse_env import sensor
 from glimpse_env.sensor import (
     SummedAreaTable,
     extract_glimpses,
     summed_area_table,
 )
+
+#: Every test runs on the NumPy reference code and on the compiled loops (``sensor_impl``).
+pytestmark = pytest.mark.usefixtures("sensor_impl")
 
 # --------------------------------------------------------------------------- reference
 
@@ -384,82 +387,6 @@ def test_tables_hold_exact_sums(n: int, size: int) -> None:
     np.testing.assert_array_equal(wrapped, exact % 2**16)
 
 
-@pytest.fixture
-def read_passes(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Lets a test change how batches are read (the passes are cached per size)."""
-    sensor._read_passes.cache_clear()
-    yield monkeypatch
-    monkeypatch.undo()
-    sensor._read_passes.cache_clear()
-
-
-@pytest.mark.parametrize("n", [0, 1, 3, 4, 13, 30])
-@pytest.mark.parametrize(
-    "h, w, g, k, dtype",
-    [
-        (28, 28, 8, 1, "uint8"),  # crops of 8-pixel words only
-        (60, 60, 12, 1, "uint8"),  # crops pixel by pixel only
-        (100, 100, 12, 4, "uint8"),  # crops and the uint16 table
-        (31, 17, 5, 3, "uint8"),
-        (20, 45, 7, 2, "float32"),  # the float64 table, no crops
-        (300, 300, 7, 6, "uint8"),  # 32x32 blocks: the float64 table
-    ],
-)
-def test_interleaved_reads_equal_image_by_image_reads(
-    read_passes: pytest.MonkeyPatch, n: int, h: int, w: int, g: int, k: int, dtype: str
-) -> None:
-    """Large batches are read in chunks of interleaved blocks (with a last, smaller block):
-    the glimpses are those read image by image, bit for bit."""
-    rng = np.random.default_rng(n * 7 + h + k)
-    images, locs = _random_case(rng, max(n, 2), h, w, dtype)
-    images, locs = images[:n], locs[:n]
-    read_passes.setattr(sensor, "_INTERLEAVE_BYTES", 2**62)  # always image by image
-    plain = extract_glimpses(images, locs, g, k)
-    read_passes.setattr(sensor, "_INTERLEAVE_BYTES", 0)  # always interleaved
-    read_passes.setattr(sensor, "_READ_BLOCK", 4)
-    read_passes.setattr(sensor, "_READ_CHUNK", 12)
-    sensor._read_passes.cache_clear()
-    interleaved = extract_glimpses(images, locs, g, k)
-    assert interleaved.shape == plain.shape == (n, k, g, g)
-    np.testing.assert_array_equal(interleaved, plain)
-    if 0 < n <= 4 and h * w <= 10_000:
-        np.testing.assert_allclose(
-            interleaved, reference_batch(images, locs, g, k), rtol=1e-5, atol=1e-6
-        )
-
-
-@pytest.mark.parametrize("nbytes", [0, 2**62])
-def test_read_passes_cover_every_image_once(read_passes: pytest.MonkeyPatch, nbytes: int) -> None:
-    read_passes.setattr(sensor, "_READ_BLOCK", 4)
-    read_passes.setattr(sensor, "_READ_CHUNK", 12)
-    sensor._read_passes.cache_clear()
-    assert sensor._read_passes(0, nbytes) == ()
-    for n in range(1, 40):
-        passes = sensor._read_passes(n, nbytes)
-        assert [p[0] for p in passes] == [0] + [p[1] for p in passes[:-1]]  # contiguous
-        assert passes[-1][1] == n
-        for start, stop, block in passes:
-            assert (stop - start) % block == 0
-            if nbytes <= sensor._INTERLEAVE_BYTES:  # small arrays: image by image
-                assert (start, stop, block) == (0, n, 1)
-            else:  # chunks of at most 12 images, blocks of at most 4
-                assert stop - start <= 12 and block <= 4
-
-
-def test_large_batch_is_read_interleaved_and_matches_one_image_at_a_time() -> None:
-    """A batch whose tables exceed the cache takes the interleaved path."""
-    n, h, g, k = 260, 100, 12, 4
-    assert n * (h + 1) ** 2 * 2 > sensor._INTERLEAVE_BYTES
-    rng = np.random.default_rng(9)
-    images, locs = _random_case(rng, n, h, h, "uint8")
-    passes = sensor._read_passes(n, n * (h + 1) ** 2 * 2)
-    assert any(block > 1 for _, _, block in passes)
-    out = extract_glimpses(images, locs, g, k)
-    for i in range(0, n, 37):
-        one = extract_glimpses(images[i : i + 1], locs[i : i + 1], g, k)
-        np.testing.assert_array_equal(out[i : i + 1], one)
-
-
 def test_float_image_table_is_summed_down_then_along() -> None:
     images = np.random.default_rng(3).random((9, 20, 30))
     table = np.zeros((9, 21, 31))
@@ -468,7 +395,7 @@ def test_float_image_table_is_summed_down_then_along() -> None:
     assert summed_area_table(images.astype(np.float32)).table.dtype == np.float64
 
 
-def test_summed_area_table_is_a_snapshot_built_on_first_use() -> None:
+def test_summed_area_table_is_a_snapshot_built_on_first_use(sensor_impl: str) -> None:
     rng = np.random.default_rng(4)
     images = rng.integers(0, 256, size=(6, 60, 60), dtype=np.uint8)
     locs = rng.uniform(-1, 1, size=(6, 2)).astype(np.float32)
@@ -477,7 +404,9 @@ def test_summed_area_table_is_a_snapshot_built_on_first_use() -> None:
     before = extract_glimpses(images.copy(), locs, 12, 3)
     images[:] = 0  # the table copied the images
     np.testing.assert_array_equal(extract_glimpses(sat, locs, 12, 3), before)
-    assert set(sat._derived) == {"uint16", ("padded", 12)}  # no float table
+    # No float table; the NumPy code also borders the images for its crops.
+    built = {"uint16"} if sensor_impl == "compiled" else {"uint16", ("padded", 12)}
+    assert set(sat._derived) == built
 
 
 def test_selection_shares_the_batch_arrays() -> None:
