@@ -227,6 +227,15 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def model_label(row: Row, config: dict[str, Any]) -> str:
+    """The row's model, naming the core network when the run did not use the paper's ReLU
+    RNN (e.g. ``"RAM, 8 glimpses, GRU core"``)."""
+    core = config.get("core", "rnn")
+    if row.kind != "ram" or core == "rnn":
+        return row.label
+    return f"{row.label}, {core.upper()} core"
+
+
 def _read_config(run_dir: Path) -> dict[str, Any]:
     """A run's ``config.json``, or the ``config`` its ``eval.json`` carries (shipped weights
     such as ``agents/pretrained/<env>`` keep only the latter)."""
@@ -404,7 +413,7 @@ def record_row(
         "row": row.id,
         "table": row.table,
         "task": TASKS[row.task][1],
-        "model": row.label,
+        "model": model_label(row, config),
         "kind": row.kind,
         "env_id": row.env_id,
         "glimpses": row.glimpses,
@@ -480,7 +489,8 @@ def markdown_table(table: int, records: dict[str, dict[str, Any]]) -> str:
             continue
         rec = records.get(row.id)
         glimpses = "-" if row.glimpses is None else str(row.glimpses)
-        head = f"| {row.id} | {TASKS[row.task][1]} | {row.label} | {glimpses} | {_num(row.paper)}"
+        model = row.label if rec is None else rec.get("model", row.label)
+        head = f"| {row.id} | {TASKS[row.task][1]} | {model} | {glimpses} | {_num(row.paper)}"
         if rec is None:
             lines.append(f"{head} | not run | | | | | `{_display_command(row)}` |")
             continue
@@ -532,7 +542,7 @@ def render_report(records: dict[str, dict[str, Any]]) -> str:
         parts += ["Six test digits per trained RAM row, one frame per glimpse.", ""]
         for row, gif in gifs:
             parts += [
-                f"**{row.id}** ({TASKS[row.task][1]}, {row.label})",
+                f"**{row.id}** ({TASKS[row.task][1]}, {records[row.id].get('model', row.label)})",
                 "",
                 f"![{row.id}]({gif})",
                 "",

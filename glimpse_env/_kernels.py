@@ -89,7 +89,11 @@ def _define() -> dict[str, Callable[..., Any]]:
     """Compile the loops (numba imported here, so ``import glimpse_env`` stays light)."""
     import numba
 
-    jit = numba.njit(nogil=True, cache=True)
+    def jit(function: Callable[..., Any]) -> Callable[..., Any]:
+        try:  # compiled once, then loaded from numba's on-disk cache
+            return numba.njit(nogil=True, cache=True)(function)
+        except RuntimeError:  # no writable cache folder: compile in every process
+            return numba.njit(nogil=True)(function)
 
     @jit
     def sum_table_u16_kernel(images, table):  # type: ignore[no-untyped-def]

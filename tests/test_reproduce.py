@@ -196,3 +196,22 @@ def test_tiny_real_row_end_to_end(
     assert again["test_error"] == record["test_error"] and again["gif"] is None
     assert again["command"].startswith("glimpse train ram --n-glimpses 2 --batch-size 16 ")
     assert "--epochs 0.001" in again["command"] and "--max-minutes 30" in again["command"]
+    assert again["model"] == record["model"] == "RAM, 2 glimpses"
+
+
+def test_model_label_names_a_core_other_than_the_papers(script: ModuleType) -> None:
+    row = script.ROWS_BY_ID["t1-translated-8"]
+    assert script.model_label(row, {"core": "rnn"}) == "RAM, 8 glimpses"
+    assert script.model_label(row, {}) == "RAM, 8 glimpses"
+    assert script.model_label(row, {"core": "gru"}) == "RAM, 8 glimpses, GRU core"
+    baseline = script.ROWS_BY_ID["t1-mnist-conv"]
+    assert script.model_label(baseline, {"core": "gru"}) == baseline.label
+    record = {"test_error": 1.5, "test_images": 10_000, "test_error_sampled": None,
+              "parameters": 1, "epochs": 1.0, "capped": False, "train_wall_s": 60.0,
+              "command": "glimpse train ram ...", "model": "RAM, 8 glimpses, GRU core"}  # fmt: skip
+    line = next(
+        x
+        for x in script.markdown_table(1, {row.id: record}).splitlines()
+        if x.startswith(f"| {row.id} |")
+    )
+    assert "| RAM, 8 glimpses, GRU core |" in line
