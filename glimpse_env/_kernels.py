@@ -81,8 +81,19 @@ def glimpses_u8(
 def add_saturating_at(
     canvases: np.ndarray, patches: np.ndarray, rows: np.ndarray, cols: np.ndarray
 ) -> None:
-    """:func:`glimpse_env._xp.add_saturating_at` on NumPy uint8 arrays (the same contract)."""
-    _kernel("add_saturating_at")(canvases, patches, rows, cols)
+    """:func:`glimpse_env._xp.add_saturating_at` on NumPy uint8 arrays (the same contract).
+
+    Raises:
+        IndexError: if a patch does not lie inside its canvas (the patches before it are
+            pasted, it and the ones after it are not).
+    """
+    bad = _kernel("add_saturating_at")(canvases, patches, rows, cols)
+    if bad >= 0:
+        raise IndexError(
+            f"patch {bad} of shape {patches.shape[1:]} at (row, col) = "
+            f"({rows[bad]}, {cols[bad]}) does not lie inside its canvas of shape "
+            f"{canvases.shape[1:]}"
+        )
 
 
 def _define() -> dict[str, Callable[..., Any]]:
@@ -145,12 +156,16 @@ def _define() -> dict[str, Callable[..., Any]]:
     @jit
     def add_saturating_at_kernel(canvases, patches, rows, cols):  # type: ignore[no-untyped-def]
         n, p, q = patches.shape
+        h, w = canvases.shape[1], canvases.shape[2]
         for i in range(n):
             r0, c0 = rows[i], cols[i]
+            if r0 < 0 or c0 < 0 or r0 + p > h or c0 + q > w:
+                return i  # outside: nothing written for this patch
             for r in range(p):
                 for c in range(q):
                     total = np.int64(canvases[i, r0 + r, c0 + c]) + np.int64(patches[i, r, c])
                     canvases[i, r0 + r, c0 + c] = min(total, 255)
+        return -1
 
     return {
         "sum_table_u16": sum_table_u16_kernel,

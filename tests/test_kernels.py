@@ -80,6 +80,16 @@ def test_add_saturating_at_equals_numpy(p: int) -> None:
     np.testing.assert_array_equal(canvases, expected)
 
 
+@pytest.mark.parametrize("row, col", [(-1, 0), (0, -2), (53, 0), (0, 60)])
+def test_add_saturating_at_refuses_a_patch_outside_its_canvas(row: int, col: int) -> None:
+    canvases = np.zeros((3, 60, 60), dtype=np.uint8)
+    patches = np.full((3, 8, 8), 7, dtype=np.uint8)
+    rows, cols = np.array([0, row, 0]), np.array([0, col, 0])
+    with pytest.raises(IndexError, match="patch 1 of shape"):
+        _kernels.add_saturating_at(canvases, patches, rows, cols)
+    assert canvases[0].sum() == 7 * 64 and canvases[1:].sum() == 0  # stopped at patch 1
+
+
 def _episodes_digest(make: Any, steps: int, compiled: bool) -> str:
     """Hash of every observation, reward and layout over ``steps`` random steps."""
     digest = hashlib.sha256()
