@@ -9,7 +9,8 @@ Training images per second of the RAM agent on GlimpseMNIST-v0 (7 glimpses of 8x
 sizes, batch 128): forward, backward and Adam step, env stepping included (the native
 vector env), as ``images_per_second``, for float32 and for bfloat16 mixed precision
 (``--precision`` picks the one reported as ``images_per_second``). Best of a few timed
-windows.
+windows. Also records the milliseconds per iteration spent in ``envs.step`` (in the best
+window), to see the env's share (``GLIMPSE_ENV_NUMBA=0`` measures the NumPy env code).
 """
 
 from __future__ import annotations
@@ -19,32 +20,49 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import torch
 
-import glimpse_env  # noqa: F401
 from agents.reinforce import ReinforceConfig, ReinforceTrainer
+from glimpse_env import _kernels
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_throughput.json"
 PRECISIONS = ("float32", "bfloat16")
 
 
-def measure(precision: str, args: argparse.Namespace) -> list[float]:
-    """Images/s of each timed window for one precision."""
-    envs = gym.make_vec("GlimpseMNIST-v0", num_envs=args.batch_size)
+class _TimedSteps(gym.vector.VectorWrapper):
+    """Adds up the seconds spent in ``step`` of the wrapped vector env."""
+
+    def __init__(self, env: gym.vector.VectorEnv) -> None:
+        super().__init__(env)
+        self.seconds = 0.0
+
+    def step(self, actions: Any) -> Any:
+        start = time.perf_counter()
+        out = self.env.step(actions)
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+def measure(precision: str, args: argparse.Namespace) -> tuple[list[float], list[float]]:
+    """Images/s and env milliseconds per iteration of each timed window, for one precision."""
+    envs = _TimedSteps(gym.make_vec("GlimpseMNIST-v0", num_envs=args.batch_size))
     config = ReinforceConfig(total_iterations=10**6, lr=1e-3, precision=precision)
     trainer = ReinforceTrainer(envs, config)
     for _ in range(20):  # warm-up
         trainer.train_iteration()
-    rates = []
+    rates, env_ms = [], []
     for _ in range(args.windows):
+        envs.seconds = 0.0
         start = time.perf_counter()
         for _ in range(args.iterations):
             trainer.train_iteration()
         rates.append(args.iterations * args.batch_size / (time.perf_counter() - start))
+        env_ms.append(1000.0 * envs.seconds / args.iterations)
     envs.close()
-    return rates
+    return rates, env_ms
 
 
 def main() -> None:
@@ -63,12 +81,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    windows = {precision: measure(precision, args) for precision in PRECISIONS}
+    measured = {precision: measure(precision, args) for precision in PRECISIONS}
+    windows = {p: rates for p, (rates, _) in measured.items()}
+    best = {p: max(range(len(rates)), key=rates.__getitem__) for p, rates in windows.items()}
     result = {
         "images_per_second": max(windows[args.precision]),
         "precision": args.precision,
         "images_per_second_by_precision": {p: max(r) for p, r in windows.items()},
         "windows_images_per_second": windows,
+        "env_step_ms_per_iteration_by_precision": {p: measured[p][1][best[p]] for p in PRECISIONS},
+        "compiled_env_loops": _kernels.ENABLED,
         "batch_size": args.batch_size,
         "glimpses": 7,
         "env_id": "GlimpseMNIST-v0",
