@@ -46,7 +46,8 @@ All of the above is the NumPy reference. Where numba is installed (extra ``fast`
 images are glimpsed by one compiled loop instead (:func:`glimpse_env._kernels.glimpses_u8`:
 scale 0 read from the images, coarser scales from a uint16 table built by another compiled
 loop), with the same values bit for bit and without the per-call cost of many small array
-operations (about 2.5x faster on 64 canvases of 100x100).
+operations (the 100x100 cluttered vector env steps 2.4x faster at N=64:
+``benchmarks/results/env_throughput*.json``).
 """
 
 from __future__ import annotations
