@@ -236,6 +236,12 @@ def model_label(row: Row, config: dict[str, Any]) -> str:
     return f"{row.label}, {core.upper()} core"
 
 
+def _recorded_model(row: Row, record: dict[str, Any] | None) -> str:
+    """The model a row's record names (row records made before ``model_label`` existed,
+    and rows not run, show the row's label)."""
+    return row.label if record is None else record.get("model", row.label)
+
+
 def _read_config(run_dir: Path) -> dict[str, Any]:
     """A run's ``config.json``, or the ``config`` its ``eval.json`` carries (shipped weights
     such as ``agents/pretrained/<env>`` keep only the latter)."""
@@ -489,7 +495,7 @@ def markdown_table(table: int, records: dict[str, dict[str, Any]]) -> str:
             continue
         rec = records.get(row.id)
         glimpses = "-" if row.glimpses is None else str(row.glimpses)
-        model = row.label if rec is None else rec.get("model", row.label)
+        model = _recorded_model(row, rec)
         head = f"| {row.id} | {TASKS[row.task][1]} | {model} | {glimpses} | {_num(row.paper)}"
         if rec is None:
             lines.append(f"{head} | not run | | | | | `{_display_command(row)}` |")
@@ -542,7 +548,7 @@ def render_report(records: dict[str, dict[str, Any]]) -> str:
         parts += ["Six test digits per trained RAM row, one frame per glimpse.", ""]
         for row, gif in gifs:
             parts += [
-                f"**{row.id}** ({TASKS[row.task][1]}, {records[row.id].get('model', row.label)})",
+                f"**{row.id}** ({TASKS[row.task][1]}, {_recorded_model(row, records[row.id])})",
                 "",
                 f"![{row.id}]({gif})",
                 "",
