@@ -228,12 +228,16 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def model_label(row: Row, config: dict[str, Any]) -> str:
-    """The row's model, naming the core network when the run did not use the paper's ReLU
-    RNN (e.g. ``"RAM, 8 glimpses, GRU core"``)."""
+    """The row's model, naming what the run did differently from the rows' defaults: a core
+    network other than the paper's ReLU RNN (e.g. ``"RAM, 8 glimpses, GRU core"``) and
+    training on all 60,000 training digits (``split="train_full"``) rather than 50,000."""
+    label = row.label
     core = config.get("core", "rnn")
-    if row.kind != "ram" or core == "rnn":
-        return row.label
-    return f"{row.label}, {core.upper()} core"
+    if row.kind == "ram" and core != "rnn":
+        label += f", {core.upper()} core"
+    if config.get("split", "train") == "train_full":
+        label += ", 60k training digits"
+    return label
 
 
 def _recorded_model(row: Row, record: dict[str, Any] | None) -> str:

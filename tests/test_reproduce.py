@@ -199,11 +199,15 @@ def test_tiny_real_row_end_to_end(
     assert again["model"] == record["model"] == "RAM, 2 glimpses"
 
 
-def test_model_label_names_a_core_other_than_the_papers(script: ModuleType) -> None:
+def test_model_label_names_the_core_and_the_training_split(script: ModuleType) -> None:
     row = script.ROWS_BY_ID["t1-translated-8"]
     assert script.model_label(row, {"core": "rnn"}) == "RAM, 8 glimpses"
     assert script.model_label(row, {}) == "RAM, 8 glimpses"
     assert script.model_label(row, {"core": "gru"}) == "RAM, 8 glimpses, GRU core"
+    assert script.model_label(row, {"core": "gru", "split": "train_full"}) == (
+        "RAM, 8 glimpses, GRU core, 60k training digits"
+    )
+    assert script.model_label(row, {"split": "train"}) == "RAM, 8 glimpses"
     baseline = script.ROWS_BY_ID["t1-mnist-conv"]
     assert script.model_label(baseline, {"core": "gru"}) == baseline.label
     record = {"test_error": 1.5, "test_images": 10_000, "test_error_sampled": None,

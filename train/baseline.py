@@ -43,7 +43,9 @@ class BaselineTrainConfig(RunOptions):
     env: str = "GlimpseMNIST-v0"
     """Environment id (its canvases are the input)."""
     split: str = "train"
-    """Training split (``train`` = first 50,000 digits; ``val`` is used for validation)."""
+    """Training split: ``train`` (the first 50,000 digits; the last 10,000, ``val``, are
+    held out for validation) or ``train_full`` (all 60,000: validation then measures digits
+    the run trains on)."""
     batch_size: int = 128
     """Canvases per optimiser step."""
     epochs: float = 20.0

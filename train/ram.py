@@ -53,6 +53,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "location_policy": ("learned", "random"),
     "location_reward": ("env", "expected"),
     "precision": ("float32", "bfloat16"),
+    "split": ("train", "train_full"),
 }
 
 
@@ -66,7 +67,9 @@ class RAMTrainConfig(RunOptions):
     n_glimpses: int | None = None
     """Glimpses per episode (None: the env's default, the paper's setting)."""
     split: str = "train"
-    """Training split (``train`` = first 50,000 digits; ``val`` is used for validation)."""
+    """Training split: ``train`` (the first 50,000 digits; the last 10,000, ``val``, are
+    held out for validation) or ``train_full`` (all 60,000, as the paper; validation then
+    measures digits the run trains on, so only the test split is held out)."""
     start: str = "random"
     """First glimpse location: ``random`` (paper) or ``center``."""
     batch_size: int = 64
@@ -142,6 +145,11 @@ class RAMTrainConfig(RunOptions):
         if self.data_dir is not None:
             kwargs["data_dir"] = self.data_dir
         return kwargs
+
+
+def validation_held_out(split: str) -> bool:
+    """Whether the validation digits (``val``) are outside the training split ``split``."""
+    return split == "train"
 
 
 def wrap_location_policy(policy: Any, meta: dict[str, Any]) -> Any:
@@ -288,6 +296,8 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
         f"RAM ({meta['parameters']:,} parameters) on {cfg.env}: {total:,} iterations of "
         f"{cfg.batch_size} episodes ({cfg.epochs:g} epochs), device {device}; run folder {run_dir}"
     )
+    if not validation_held_out(cfg.split):
+        print(f"note: training on {cfg.split!r}, which contains the validation digits")
     t0 = time.perf_counter()
     bar = tqdm(total=total, initial=start, disable=not cfg.progress, unit="it", dynamic_ncols=True)
     val_acc = None
@@ -359,6 +369,7 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
         "iterations_planned": total,
         "epochs": done * cfg.batch_size / n_train,
         "stopped_early": stopped_early,
+        "validation_held_out": validation_held_out(cfg.split),
         "max_minutes": cfg.max_minutes,
         "images_seen": done * cfg.batch_size,
         "train_wall_s": wall,

@@ -209,3 +209,21 @@ def test_loss_options_reach_the_trainer(tmp_path: Path, monkeypatch: pytest.Monk
     assert built[-1].model.location_network.detach_input is False
     with pytest.raises(SystemExit):
         main(["train", "ram", "--location-reward", "dense"])
+
+
+def test_training_split_choices_and_held_out_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Training on ``val`` or ``test`` is refused; ``train_full`` says validation is not held out."""
+    for split in ("val", "test"):
+        with pytest.raises(SystemExit):
+            main(["train", "ram", "--split", split, *TINY])
+        assert "invalid choice" in capsys.readouterr().err
+    full = tmp_path / "full"
+    argv = ["train", "ram", "--run-dir", str(full), "--split", "train_full", *TINY]
+    assert main([*argv, "--max-minutes", "0"]) == 0
+    assert "contains the validation digits" in capsys.readouterr().out
+    assert json.loads((full / "eval.json").read_text())["validation_held_out"] is False
+    held = tmp_path / "held"
+    assert main(["train", "ram", "--run-dir", str(held), *TINY, "--max-minutes", "0"]) == 0
+    assert json.loads((held / "eval.json").read_text())["validation_held_out"] is True
