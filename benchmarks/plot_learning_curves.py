@@ -8,7 +8,9 @@ Usage::
 Plots, against training images seen, the validation accuracy (deterministic, one rollout
 per image) and the training accuracy (moving average over batches, sampled locations),
 read from each run's TensorBoard events (``tb/``), its final test error (``eval.json``) and,
-with ``--paper``, the paper's error for each run (dashed, in the run's colour).
+with ``--paper``, the paper's error for each run (dashed, in the run's colour). A run
+trained on ``train_full`` validates on digits it trains on: its curve is marked
+"val (trained on)" and drawn dash-dotted.
 
 A ``glimpse train ppo`` run (``meta.json`` agent ``ppo`` / ``recurrent_ppo``) is plotted
 against env steps from its ``metrics.csv``: the periodic test-subset evaluation
@@ -53,6 +55,14 @@ def sb3_curves(run: Path) -> tuple[list[int], list[float], list[int], list[float
     return ev_x, ev_y, tr_x, tr_y
 
 
+def validation_held_out(run: Path) -> bool:
+    """Whether a RAM run's validation digits were outside its training split (not so
+    for ``--split train_full``, whose validation curve then shows digits trained on)."""
+    config = run / "config.json"
+    split = json.loads(config.read_text()).get("split", "train") if config.is_file() else "train"
+    return split == "train"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
@@ -73,8 +83,10 @@ def main() -> None:
             x, y = scalars(run, "val_accuracy")
             x_train, y_train = scalars(run, "train_accuracy_ema")
         val = [100 * (1 - a) for a in y]
-        tag = "test subset" if sb3 else "val"
-        line = ax.plot([v / 1e6 for v in x], val, marker="o", ms=3, label=f"{label}: {tag}")
+        held_out = sb3 or validation_held_out(run)
+        tag = "test subset" if sb3 else "val" if held_out else "val (trained on)"
+        style = {"marker": "o", "ms": 3} if held_out else {"marker": "x", "ms": 4, "ls": "-."}
+        line = ax.plot([v / 1e6 for v in x], val, label=f"{label}: {tag}", **style)
         color = line[0].get_color()
         train = [100 * (1 - a) for a in y_train]
         ax.plot([v / 1e6 for v in x_train], train, color=color, alpha=0.35, label=f"{label}: train")

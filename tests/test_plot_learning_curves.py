@@ -27,3 +27,14 @@ def test_ppo_run_curves_and_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(sys, "argv", ["plot", str(run), "--out", str(out), "--title", "t"])
     script.main()
     assert out.stat().st_size > 0
+
+
+def test_validation_held_out_reads_the_training_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = import_benchmark("plot_learning_curves", monkeypatch)
+    assert script.validation_held_out(tmp_path)  # no config.json: the default split
+    (tmp_path / "config.json").write_text(json.dumps({"split": "train"}))
+    assert script.validation_held_out(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"split": "train_full"}))
+    assert not script.validation_held_out(tmp_path)
