@@ -30,6 +30,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from train.ram import validation_held_out as train_validation_held_out
+
 
 def scalars(run: Path, tag: str) -> tuple[list[int], list[float]]:
     events = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
@@ -60,7 +62,7 @@ def validation_held_out(run: Path) -> bool:
     for ``--split train_full``, whose validation curve then shows digits trained on)."""
     config = run / "config.json"
     split = json.loads(config.read_text()).get("split", "train") if config.is_file() else "train"
-    return split == "train"
+    return train_validation_held_out(split)
 
 
 def main() -> None:
