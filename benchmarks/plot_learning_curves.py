@@ -30,7 +30,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from train.ram import validation_held_out as train_validation_held_out
+from train.common import validation_held_out as train_validation_held_out
 
 
 def scalars(run: Path, tag: str) -> tuple[list[int], list[float]]:

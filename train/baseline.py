@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from train.common import RunOptions
+from train.common import TRAINING_SPLITS, RunOptions, training_split_notice, validation_held_out
 
 
 @dataclass
@@ -84,7 +84,7 @@ class BaselineTrainConfig(RunOptions):
 #: Flags restricted to a set of values.
 _CHOICES: dict[str, tuple[str, ...]] = {
     "arch": ("fc64", "fc256", "conv"),
-    "split": ("train", "train_full"),
+    "split": TRAINING_SPLITS,
     "optimizer": ("adam", "sgd"),
     "lr_schedule": ("constant", "linear", "cosine"),
 }
@@ -212,6 +212,8 @@ def train_baseline(cfg: BaselineTrainConfig, resume: str | None = None) -> Path:
         f"({image_size}x{image_size}): {total:,} iterations of {cfg.batch_size} canvases "
         f"({cfg.epochs:g} epochs), device {device}; run folder {run_dir}"
     )
+    if notice := training_split_notice(cfg.split):
+        print(notice)
     t0 = time.perf_counter()
     bar = tqdm(total=total, initial=start, disable=not cfg.progress, unit="it", dynamic_ncols=True)
     val_acc = None
@@ -296,6 +298,7 @@ def train_baseline(cfg: BaselineTrainConfig, resume: str | None = None) -> Path:
         "iterations_planned": total,
         "epochs": done * cfg.batch_size / n_train,
         "stopped_early": stopped_early,
+        "validation_held_out": validation_held_out(cfg.split),
         "max_minutes": cfg.max_minutes,
         "images_seen": done * cfg.batch_size,
         "train_wall_s": wall,

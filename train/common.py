@@ -13,6 +13,22 @@ from typing import Any
 
 import torch
 
+#: Splits a trainer may train on: ``train`` (the first 50,000 digits; the last 10,000,
+#: ``val``, are held out for validation) or ``train_full`` (all 60,000).
+TRAINING_SPLITS: tuple[str, ...] = ("train", "train_full")
+
+
+def validation_held_out(split: str) -> bool:
+    """Whether the validation digits (``val``) are outside the training split ``split``."""
+    return split == "train"
+
+
+def training_split_notice(split: str) -> str | None:
+    """The line a trainer prints when its validation is not held out (else None)."""
+    if validation_held_out(split):
+        return None
+    return f"note: training on {split!r}, which contains the validation digits"
+
 
 def resolve_device(device: str) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without CUDA is an error."""

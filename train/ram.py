@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from train.common import RunOptions
+from train.common import TRAINING_SPLITS, RunOptions, training_split_notice, validation_held_out
 
 #: Presets: the paper's RAM rows (Tables 1-2). Each maps to an env and its settings; the
 #: optimisation settings are this project's (see README for what they reach).
@@ -53,7 +53,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "location_policy": ("learned", "random"),
     "location_reward": ("env", "expected"),
     "precision": ("float32", "bfloat16"),
-    "split": ("train", "train_full"),
+    "split": TRAINING_SPLITS,
 }
 
 
@@ -145,11 +145,6 @@ class RAMTrainConfig(RunOptions):
         if self.data_dir is not None:
             kwargs["data_dir"] = self.data_dir
         return kwargs
-
-
-def validation_held_out(split: str) -> bool:
-    """Whether the validation digits (``val``) are outside the training split ``split``."""
-    return split == "train"
 
 
 def wrap_location_policy(policy: Any, meta: dict[str, Any]) -> Any:
@@ -296,8 +291,8 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
         f"RAM ({meta['parameters']:,} parameters) on {cfg.env}: {total:,} iterations of "
         f"{cfg.batch_size} episodes ({cfg.epochs:g} epochs), device {device}; run folder {run_dir}"
     )
-    if not validation_held_out(cfg.split):
-        print(f"note: training on {cfg.split!r}, which contains the validation digits")
+    if notice := training_split_notice(cfg.split):
+        print(notice)
     t0 = time.perf_counter()
     bar = tqdm(total=total, initial=start, disable=not cfg.progress, unit="it", dynamic_ncols=True)
     val_acc = None

@@ -122,3 +122,14 @@ def test_max_minutes_flag_and_default() -> None:
     assert cfg.max_minutes is None
     args = parser.parse_args(["train", "baseline", "--max-minutes", "2.5"])
     assert config_from_args(args, BaselineTrainConfig).max_minutes == 2.5
+
+
+def test_train_full_says_validation_is_not_held_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The same split rule as ``glimpse train ram``: a notice, and ``validation_held_out``."""
+    full = tmp_path / "full"
+    argv = ["train", "baseline", "--run-dir", str(full), "--split", "train_full", *TINY]
+    assert main([*argv, "--max-minutes", "0"]) == 0
+    assert "contains the validation digits" in capsys.readouterr().out
+    assert json.loads((full / "eval.json").read_text())["validation_held_out"] is False

@@ -43,3 +43,12 @@ def test_fresh_run_replaces_an_old_log(tmp_path: Path) -> None:
     log.log(1, {"loss": 1.0})
     log.close()
     assert [r["step"] for r in _read(tmp_path / "metrics.csv")] == ["1"]
+
+
+def test_training_splits_and_held_out_validation() -> None:
+    from train.common import TRAINING_SPLITS, training_split_notice, validation_held_out
+
+    assert TRAINING_SPLITS == ("train", "train_full")
+    assert validation_held_out("train") and not validation_held_out("train_full")
+    assert training_split_notice("train") is None
+    assert "contains the validation digits" in (training_split_notice("train_full") or "")
