@@ -7,7 +7,7 @@ Attention", NIPS 2014), named as in the paper:
   ``g_t = ReLU(Linear(h_g) + Linear(h_l))``.
 * :class:`CoreNetwork`: ``h_t = ReLU(Linear(h_{t-1}) + Linear(g_t))`` (or an LSTM / GRU).
 * :class:`LocationNetwork`: a 2-D Gaussian policy with mean ``tanh(Linear(h_t))`` and a
-  fixed standard deviation.
+  fixed standard deviation (optionally with one hidden ReLU layer before the mean).
 * :class:`ActionNetwork`: ``Linear(h_t)`` giving class logits.
 * :class:`BaselineNetwork`: ``Linear(h_t)`` giving the REINFORCE baseline ``b_t``.
 
@@ -105,6 +105,12 @@ class RAMConfig:
     location_dim: int = 2
     """Dimension of a location (2 for images)."""
 
+    location_mlp_hidden: int = 0
+    """Units of a hidden ReLU layer of the location network, between ``h_t`` and the mean
+    (``tanh(Linear(ReLU(Linear(h_t))))``, as some public reproductions have it); 0: the
+    paper's ``tanh(Linear(h_t))``. Not available with :class:`RolloutTape` (the model then
+    trains through autograd)."""
+
 
 @dataclass
 class StepOutput:
@@ -138,7 +144,7 @@ class RolloutTape:
     gradient and stores its activations; :meth:`RecurrentAttentionModel.replay` then
     returns differentiable outputs whose backward pass runs over all T steps at once
     (batched matrix products, a hand-written backpropagation through time) instead of
-    step by step. Only the paper's ReLU RNN core supports it
+    step by step. Only the paper's ReLU RNN core with its linear location mean supports it
     (:attr:`RecurrentAttentionModel.supports_tape`). The gradients are those autograd
     computes through :meth:`RecurrentAttentionModel.step` (tested).
 
@@ -372,7 +378,8 @@ class CoreNetwork(nn.Module):
 class LocationNetwork(nn.Module):
     """Location network ``f_l``: Gaussian policy ``l_t ~ N(tanh(Linear(h_t)), std^2 I)``.
 
-    The mean is computed from a detached ``h_t`` (unless ``detach_input=False``) and the
+    With ``mlp_hidden > 0`` the mean is ``tanh(Linear(ReLU(Linear(h_t))))`` instead. The
+    mean is computed from a detached ``h_t`` (unless ``detach_input=False``) and the
     sample is detached, so this network gets gradient only from the REINFORCE term on
     ``location_log_prob``.
     """
@@ -383,6 +390,7 @@ class LocationNetwork(nn.Module):
         location_dim: int = 2,
         std: float = 0.15,
         detach_input: bool = True,
+        mlp_hidden: int = 0,
     ) -> None:
         """Build the location network.
 
@@ -391,9 +399,17 @@ class LocationNetwork(nn.Module):
             location_dim: dimension L of a location.
             std: default fixed standard deviation of the policy.
             detach_input: read ``h_t.detach()`` instead of ``h_t``.
+            mlp_hidden: units M of a hidden ReLU layer (0: none, the paper's linear mean).
+
+        Raises:
+            ValueError: if ``mlp_hidden`` is negative.
         """
         super().__init__()
-        self.fc = nn.Linear(hidden_size, location_dim)
+        if mlp_hidden < 0:
+            raise ValueError(f"mlp_hidden must be >= 0 (0: no hidden layer), got {mlp_hidden}")
+        #: ``Linear(H, M)`` of the hidden layer, or ``None`` (the paper's linear mean).
+        self.hidden = nn.Linear(hidden_size, mlp_hidden) if mlp_hidden else None
+        self.fc = nn.Linear(mlp_hidden or hidden_size, location_dim)
         self.std = std
         self.detach_input = detach_input
 
@@ -419,7 +435,10 @@ class LocationNetwork(nn.Module):
             mean.
         """
         std = self.std if std is None else float(std)
-        mean = torch.tanh(self.fc(h.detach() if self.detach_input else h))
+        x = h.detach() if self.detach_input else h
+        if self.hidden is not None:
+            x = F.relu(self.hidden(x))
+        mean = torch.tanh(self.fc(x))
         sample = self.sample(mean, std, deterministic=deterministic, generator=generator)
         return sample.clamp(-1.0, 1.0), self.log_prob(sample, mean, std), mean
 
@@ -582,6 +601,7 @@ class RecurrentAttentionModel(nn.Module):
             config.location_dim,
             config.location_std,
             config.detach_location_input,
+            config.location_mlp_hidden,
         )
         self.action_network = ActionNetwork(config.core_hidden, n_classes)
         self.baseline_network = BaselineNetwork(config.core_hidden)
@@ -680,8 +700,9 @@ class RecurrentAttentionModel(nn.Module):
 
     @property
     def supports_tape(self) -> bool:
-        """Whether :class:`RolloutTape` recording is available (the ReLU RNN core)."""
-        return self.config.core == "rnn"
+        """Whether :class:`RolloutTape` recording is available (the ReLU RNN core with the
+        paper's linear location mean)."""
+        return self.config.core == "rnn" and self.location_network.hidden is None
 
     def _tape_parameters(self) -> list[Tensor]:
         gn, loc = self.glimpse_network, self.location_network
@@ -721,7 +742,10 @@ class RecurrentAttentionModel(nn.Module):
     ) -> StepOutput:
         """:meth:`step` without autograd, recording activations on ``tape``."""
         if not self.supports_tape:
-            raise ValueError(f"RolloutTape needs the 'rnn' core, not {self.config.core!r}")
+            raise ValueError(
+                "RolloutTape needs the 'rnn' core and the linear location mean, got core "
+                f"{self.config.core!r}, location_mlp_hidden {self.config.location_mlp_hidden}"
+            )
         gn, loc = self.glimpse_network, self.location_network
         cell = self.core_network.cell
         assert isinstance(cell, nn.RNNCell) and (state is None or isinstance(state, Tensor))

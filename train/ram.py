@@ -98,6 +98,9 @@ class RAMTrainConfig(RunOptions):
     """Units of g_t."""
     core_hidden: int = 256
     """Units of the core state h_t."""
+    location_mlp_hidden: int = 0
+    """Units of a hidden ReLU layer in the location network (mean
+    ``tanh(Linear(ReLU(Linear(h_t))))``); 0: the paper's ``tanh(Linear(h_t))``."""
     detach_location_input: bool = True
     """The location network reads a detached ``h_t`` (REINFORCE trains only the location
     network); ``--no-detach-location-input``: the location gradient also reaches the core
@@ -219,6 +222,7 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
         location_hidden=cfg.location_hidden,
         glimpse_out=cfg.glimpse_out,
         core_hidden=cfg.core_hidden,
+        location_mlp_hidden=cfg.location_mlp_hidden,
         core=cfg.core,
         location_std=cfg.std,
         detach_location_input=cfg.detach_location_input,

@@ -104,6 +104,39 @@ def test_location_network_reads_detached_state() -> None:
     assert h2.grad is not None and h2.grad.abs().sum() > 0
 
 
+def test_location_network_hidden_layer() -> None:
+    """``mlp_hidden=M``: mean ``tanh(fc(ReLU(hidden(h))))``, computed by hand; REINFORCE
+    reaches both layers and not ``h``; a negative size is refused."""
+    torch.manual_seed(0)
+    net = LocationNetwork(16, 2, std=0.2, mlp_hidden=8)
+    assert net.hidden is not None and net.hidden.weight.shape == (8, 16)
+    assert net.fc.weight.shape == (2, 8)
+    h = torch.randn(N, 16, requires_grad=True)
+    _, log_prob, mean = net(h)
+    expected = torch.tanh(
+        torch.relu(h.detach() @ net.hidden.weight.T + net.hidden.bias) @ net.fc.weight.T
+        + net.fc.bias
+    )
+    torch.testing.assert_close(mean, expected)
+    log_prob.sum().backward()
+    assert h.grad is None
+    assert net.hidden.weight.grad is not None and net.hidden.weight.grad.abs().sum() > 0
+    assert net.fc.weight.grad is not None and net.fc.weight.grad.abs().sum() > 0
+    assert LocationNetwork(16, 2).hidden is None  # the paper's linear mean by default
+    with pytest.raises(ValueError, match="mlp_hidden"):
+        LocationNetwork(16, 2, mlp_hidden=-1)
+
+
+def test_location_hidden_layer_disables_the_tape() -> None:
+    """The tape's hand-written backward knows the linear mean only: with a hidden layer the
+    model says so and refuses a tape (the trainer then uses autograd)."""
+    model = RecurrentAttentionModel(4, 2, RAMConfig(core_hidden=8, location_mlp_hidden=4))
+    assert not model.supports_tape
+    assert count_parameters(model.location_network) == 8 * 4 + 4 + 4 * 2 + 2
+    with pytest.raises(ValueError, match="linear location mean"):
+        model.step(torch.rand(2, 4), torch.zeros(2, 2), None, tape=RolloutTape())
+
+
 def test_action_and_baseline_shapes() -> None:
     h = torch.randn(N, 256, requires_grad=True)
     assert ActionNetwork(256, 7)(h).shape == (N, 7)
@@ -297,10 +330,11 @@ def test_tape_requires_rnn_core() -> None:
         model.step(torch.rand(2, 4), torch.zeros(2, 2), model.initial_state(2), tape=RolloutTape())
 
 
-def test_step_gradient_routing() -> None:
+@pytest.mark.parametrize("location_mlp_hidden", [0, 8])
+def test_step_gradient_routing(location_mlp_hidden: int) -> None:
     """CE on the logits never reaches the location or baseline networks."""
     torch.manual_seed(0)
-    model = RecurrentAttentionModel(16, 3)
+    model = RecurrentAttentionModel(16, 3, RAMConfig(location_mlp_hidden=location_mlp_hidden))
     state = model.initial_state(N)
     location = torch.zeros(N, 2)
     for _ in range(3):

@@ -228,8 +228,18 @@ def _trainer(envs: object = None, **overrides: object) -> ReinforceTrainer:
     return ReinforceTrainer(envs or MemoryVectorEnv(32, horizon=3), config)
 
 
-def test_location_network_parameters_change() -> None:
-    trainer = _trainer()
+@pytest.mark.parametrize("location_mlp_hidden", [0, 16])
+def test_location_network_parameters_change(location_mlp_hidden: int) -> None:
+    model = RAMConfig(
+        glimpse_hidden=32,
+        location_hidden=32,
+        glimpse_out=64,
+        core_hidden=64,
+        location_mlp_hidden=location_mlp_hidden,
+    )
+    trainer = _trainer(model=model)
+    # a hidden layer in the location network trains through autograd, not the tape
+    assert trainer.model.supports_tape == (location_mlp_hidden == 0)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     for _ in range(3):
         metrics = trainer.train_iteration()

@@ -184,8 +184,9 @@ def test_random_glimpse_presets() -> None:
 
 
 def test_loss_options_reach_the_trainer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--location-reward``, ``--reinforce-weight`` and ``--no-detach-location-input`` are
-    recorded in config.json and configure the trainer and the model."""
+    """``--location-reward``, ``--reinforce-weight``, ``--no-detach-location-input`` and
+    ``--location-mlp-hidden`` are recorded in config.json and configure the trainer and the
+    model."""
     import agents.reinforce
 
     built = []
@@ -199,14 +200,16 @@ def test_loss_options_reach_the_trainer(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(agents.reinforce, "ReinforceTrainer", Spy)
     run = tmp_path / "options"
     flags = ["--location-reward", "expected", "--reinforce-weight", "0.5"]
+    flags += ["--location-mlp-hidden", "8"]
     argv = ["train", "ram", "--run-dir", str(run), *TINY, *flags, "--no-detach-location-input"]
     assert main([*argv, "--max-minutes", "0"]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["location_reward"] == "expected" and config["reinforce_weight"] == 0.5
-    assert config["detach_location_input"] is False
+    assert config["detach_location_input"] is False and config["location_mlp_hidden"] == 8
     trainer = built[-1].config
     assert trainer.location_reward == "expected" and trainer.reinforce_weight == 0.5
     assert built[-1].model.location_network.detach_input is False
+    assert built[-1].model.location_network.hidden.out_features == 8
     with pytest.raises(SystemExit):
         main(["train", "ram", "--location-reward", "dense"])
 
