@@ -227,14 +227,38 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+#: Model sizes a RAM row's label names when a run changed them: config key, and its name.
+_SIZE_NAMES = (
+    ("glimpse_hidden", "h_g"),
+    ("location_hidden", "h_l"),
+    ("glimpse_out", "g"),
+    ("core_hidden", "h"),
+)
+
+
 def model_label(row: Row, config: dict[str, Any]) -> str:
     """The row's model, naming what the run did differently from the rows' defaults: a core
-    network other than the paper's ReLU RNN (e.g. ``"RAM, 8 glimpses, GRU core"``) and
-    training on all 60,000 training digits (``split="train_full"``) rather than 50,000."""
+    network other than the paper's ReLU RNN (e.g. ``"RAM, 8 glimpses, GRU core"``), layer
+    sizes other than the paper's (``"h_g 256, h 384"``), a hidden layer in the location
+    network, and training on all 60,000 training digits (``split="train_full"``) rather
+    than 50,000."""
+    from agents.ram import RAMConfig
+
     label = row.label
-    core = config.get("core", "rnn")
-    if row.kind == "ram" and core != "rnn":
-        label += f", {core.upper()} core"
+    if row.kind == "ram":
+        core = config.get("core", "rnn")
+        if core != "rnn":
+            label += f", {core.upper()} core"
+        paper = RAMConfig()
+        sizes = [
+            f"{name} {config[key]}"
+            for key, name in _SIZE_NAMES
+            if config.get(key, getattr(paper, key)) != getattr(paper, key)
+        ]
+        if sizes:
+            label += ", " + ", ".join(sizes)
+        if config.get("location_mlp_hidden", 0):
+            label += f", location MLP {config['location_mlp_hidden']}"
     if config.get("split", "train") == "train_full":
         label += ", 60k training digits"
     return label

@@ -196,10 +196,10 @@ def test_tiny_real_row_end_to_end(
     assert again["test_error"] == record["test_error"] and again["gif"] is None
     assert again["command"].startswith("glimpse train ram --n-glimpses 2 --batch-size 16 ")
     assert "--epochs 0.001" in again["command"] and "--max-minutes 30" in again["command"]
-    assert again["model"] == record["model"] == "RAM, 2 glimpses"
+    assert again["model"] == record["model"] == "RAM, 2 glimpses, h_g 16, h_l 16, g 32, h 32"
 
 
-def test_model_label_names_the_core_and_the_training_split(script: ModuleType) -> None:
+def test_model_label_names_the_core_sizes_and_the_training_split(script: ModuleType) -> None:
     row = script.ROWS_BY_ID["t1-translated-8"]
     assert script.model_label(row, {"core": "rnn"}) == "RAM, 8 glimpses"
     assert script.model_label(row, {}) == "RAM, 8 glimpses"
@@ -208,8 +208,15 @@ def test_model_label_names_the_core_and_the_training_split(script: ModuleType) -
         "RAM, 8 glimpses, GRU core, 60k training digits"
     )
     assert script.model_label(row, {"split": "train"}) == "RAM, 8 glimpses"
+    sized = {"core": "gru", "glimpse_hidden": 256, "glimpse_out": 384, "core_hidden": 384}
+    assert script.model_label(row, {**sized, "location_hidden": 128}) == (
+        "RAM, 8 glimpses, GRU core, h_g 256, g 384, h 384"
+    )
+    assert script.model_label(row, {"location_mlp_hidden": 64, "split": "train_full"}) == (
+        "RAM, 8 glimpses, location MLP 64, 60k training digits"
+    )
     baseline = script.ROWS_BY_ID["t1-mnist-conv"]
-    assert script.model_label(baseline, {"core": "gru"}) == baseline.label
+    assert script.model_label(baseline, {"core": "gru", "core_hidden": 512}) == baseline.label
     record = {"test_error": 1.5, "test_images": 10_000, "test_error_sampled": None,
               "parameters": 1, "epochs": 1.0, "capped": False, "train_wall_s": 60.0,
               "command": "glimpse train ram ...", "model": "RAM, 8 glimpses, GRU core"}  # fmt: skip
