@@ -25,6 +25,7 @@ nothing but the compiled work ran (no Python at all). Writes
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import timeit
 from collections.abc import Callable
@@ -65,11 +66,10 @@ def measure(env_id: str, num_envs: int, seed: int = 0, calls: int = 2000) -> dic
     task = envs.unwrapped.task
     steps = task.n_glimpses  # episode length: the env terminates after T glimpses
     envs.action_space.seed(seed)
-    actions = [envs.action_space.sample() for _ in range(64)]
-    i = iter(range(10**9))
+    actions = itertools.cycle([envs.action_space.sample() for _ in range(64)])
 
     def step() -> None:
-        envs.step(actions[next(i) % len(actions)])
+        envs.step(next(actions))
 
     step_us = best_us(step, calls)
     keys = np.arange(num_envs, dtype=np.uint64)
