@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import glimpse_env  # noqa: F401  (registers the envs)
+from agents.checkpoints import atomic_write_bytes
 from agents.policy import EVAL_MODES, Policy, load_policy, play_episodes
 from glimpse_env.envs import DIGIT_SIZE
 
@@ -205,11 +205,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["checkpoint"] = str(args.checkpoint)
     print(format_table(result))
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        os.replace(tmp, out)
+        atomic_write_bytes(args.out, (json.dumps(result, indent=2) + "\n").encode())
     return result
 
 
