@@ -55,6 +55,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return torch.load(path, map_location=map_location, weights_only=False)
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON, atomically."""
-    return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+def write_json(path: str | os.PathLike, obj: Any, sort_keys: bool = True) -> Path:
+    """Write ``obj`` as indented JSON, atomically (keys sorted unless ``sort_keys=False``)."""
+    text = json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n"
+    return atomic_write_bytes(path, text.encode())

@@ -28,7 +28,6 @@ Writes one JSON (``--out``) and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import glimpse_env  # noqa: F401  (registers the envs)
-from agents.checkpoints import atomic_write_bytes
+from agents.checkpoints import write_json
 from agents.policy import EVAL_MODES, Policy, load_policy, play_episodes
 from glimpse_env.envs import DIGIT_SIZE
 
@@ -205,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["checkpoint"] = str(args.checkpoint)
     print(format_table(result))
     if args.out:
-        atomic_write_bytes(args.out, (json.dumps(result, indent=2) + "\n").encode())
+        write_json(args.out, result, sort_keys=False)
     return result
 
 

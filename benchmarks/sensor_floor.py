@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 import glimpse_env  # noqa: F401  (registers the ids)
-from agents.checkpoints import atomic_write_bytes
+from agents.checkpoints import write_json
 from glimpse_env import _kernels
 from glimpse_env.sensor import _gather_glimpses, _lazy_table, _uint16_table
 
@@ -115,7 +115,7 @@ def main() -> None:
             sync_cycle_us = result["steps_per_episode"] * args.num_envs / sync * 1e6
             result["recorded_sync_env_steps_per_s"] = sync
             result["max_ratio_over_sync"] = sync_cycle_us / result["cycle_compute_us"]
-    atomic_write_bytes(args.out, (json.dumps(result, indent=2) + "\n").encode())
+    write_json(args.out, result, sort_keys=False)
     for key, value in result.items():
         print(f"{key}: {value:.1f}" if isinstance(value, float) else f"{key}: {value}")
 
