@@ -122,7 +122,8 @@ class StepOutput:
         location_log_prob: (N,) log-density of the *unclamped* sample under the Gaussian
             policy, summed over the L coordinates; differentiable w.r.t. the location
             network only (and the core / glimpse networks when
-            ``detach_location_input=False``).
+            ``detach_location_input=False``). None for a step recorded on a
+            :class:`RolloutTape` (:meth:`RecurrentAttentionModel.replay` gives them).
         location_mean: (N, L) mean of the Gaussian policy, ``tanh(Linear(h_t))``.
         logits: (N, C) class logits from the action network.
         baseline: (N,) baseline ``b_t`` (differentiable w.r.t. the baseline network only).
@@ -130,7 +131,7 @@ class StepOutput:
     """
 
     location: Tensor
-    location_log_prob: Tensor
+    location_log_prob: Tensor | None
     location_mean: Tensor
     logits: Tensor
     baseline: Tensor
@@ -151,9 +152,10 @@ class RolloutTape:
     Recorded activations (each (T, N, .) once stacked; see :meth:`stacked`):
     ``glimpses`` (flattened rho_t), ``locations`` (glimpse-network input),
     ``what_where`` ([h_g, h_l]), ``core_input`` ([g_t, h_{t-1}]), ``hidden`` (h_t),
-    ``samples`` (unclamped location samples), ``means`` (location means), ``baselines``.
-    The concatenations let each layer pair run as one matrix product, forward and
-    backward.
+    ``hidden_heads`` (h_t in the heads' dtype, only when it differs from the compute
+    dtype), ``heads`` ([location mean, baseline, logits], the three heads' outputs) and
+    ``samples`` (unclamped location samples). The concatenations let each layer pair (and
+    the three heads) run as one matrix product, forward and backward.
 
     With ``compute_dtype=torch.bfloat16`` the glimpse and core networks (the matrix
     products that dominate the cost) run and are recorded in bfloat16 from bfloat16 copies
@@ -195,22 +197,34 @@ class RolloutTape:
         """Number of recorded steps."""
         return self.steps
 
-    def slot(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    def slot(
+        self, name: str, shape: tuple[int, ...], like: Tensor, ones_column: bool = False
+    ) -> Tensor:
         """Uninitialised storage for activation ``name`` of the current step.
 
         Args:
             name: activation name.
-            shape: its per-step shape, e.g. (N, H).
+            shape: its per-step shape, e.g. (N, F).
             like: a tensor with the wanted dtype and device.
+            ones_column: widen the last dimension to :func:`biased_width` ``(F)``: column
+                F holds ones and the rest zeros, so that a product with ``[W | b | 0]``
+                adds the bias, and the weight gradient ``d_out^T @ [x | 1 | 0]`` holds
+                the bias gradient in its column F.
 
         Returns:
-            A tensor of ``shape`` to write the activation into.
+            A tensor of ``shape`` (widened with ``ones_column``) to write the activation
+            into (its first F columns).
 
         Raises:
             ValueError: past the tape's horizon.
         """
+        features = shape[-1]
+        if ones_column:
+            shape = (*shape[:-1], biased_width(features))
         if self.horizon is None:
             out = like.new_empty(shape)
+            if ones_column:
+                _fill_ones_column(out, features)
             self._lists.setdefault(name, []).append(out)
             return out
         if self.steps >= self.horizon:
@@ -218,15 +232,19 @@ class RolloutTape:
         buffer = self._buffers.get(name)
         if buffer is None:
             buffer = self._buffers[name] = like.new_empty((self.horizon, *shape))
+            if ones_column:
+                _fill_ones_column(buffer, features)
         return buffer[self.steps]
 
-    def weight(self, key: str, build: Callable[[], Tensor]) -> Tensor:
-        """A tensor derived from the parameters, in the compute dtype, built once per tape.
+    def weight(self, key: str, build: Callable[[], Tensor], compute: bool = True) -> Tensor:
+        """A tensor derived from the parameters, built once per tape.
 
         Args:
             key: name of the result (the same key returns the cached tensor).
             build: makes it from the parameters (a parameter, a concatenation of weights,
                 a sum of biases); called only the first time ``key`` is asked for.
+            compute: cast it to the compute dtype (False: keep the parameters' dtype,
+                for the heads).
 
         Returns:
             A detached tensor (the parameters do not change during a rollout).
@@ -234,10 +252,14 @@ class RolloutTape:
         cached = self._weights.get(key)
         if cached is None:
             cached = build().detach()
-            if self.compute_dtype is not None:
+            if compute and self.compute_dtype is not None:
                 cached = cached.to(self.compute_dtype)
             self._weights[key] = cached
         return cached
+
+    def has(self, name: str) -> bool:
+        """Whether activation ``name`` was recorded."""
+        return name in self._lists or name in self._buffers
 
     def stacked(self, name: str) -> Tensor:
         """(T, N, .) activation ``name`` over the recorded steps.
@@ -251,6 +273,29 @@ class RolloutTape:
         if self.horizon is None:
             return torch.stack(self._lists[name])
         return self._buffers[name][: self.steps]
+
+
+def biased_width(features: int) -> int:
+    """Width of an activation of F features with a ones column: F + 1, rounded up to a
+    multiple of 32 elements (aligned rows for the matrix products)."""
+    return -(-(features + 1) // 32) * 32
+
+
+def _fill_ones_column(x: Tensor, features: int) -> None:
+    """Zero the padding of a widened activation ``x (..., biased_width(F))`` and write
+    ones in its column F."""
+    x[..., features:] = 0.0
+    x[..., features] = 1.0
+
+
+def _with_bias(weight: Tensor, bias: Tensor) -> Tensor:
+    """``[W | b | 0]`` (out, biased_width(in)): a Linear as one product with an input
+    widened by :meth:`RolloutTape.slot` ``(ones_column=True)``."""
+    out_features, in_features = weight.shape
+    widened = weight.new_zeros((out_features, biased_width(in_features)))
+    widened[:, :in_features] = weight
+    widened[:, in_features] = bias
+    return widened
 
 
 @dataclass
@@ -449,6 +494,7 @@ class LocationNetwork(nn.Module):
         *,
         deterministic: bool = False,
         generator: torch.Generator | None = None,
+        out: Tensor | None = None,
     ) -> Tensor:
         """Draw an (unclamped, detached) location from ``N(mean, std^2 I)``.
 
@@ -456,15 +502,16 @@ class LocationNetwork(nn.Module):
             mean: (N, L) policy mean.
             std: standard deviation.
             deterministic: return the mean itself.
-            generator: random generator.
+            generator: random generator (the noise has ``mean``'s dtype).
+            out: optional (N, L) tensor to write the sample into.
 
         Returns:
-            (N, L) detached sample.
+            (N, L) detached sample (``out`` when given).
         """
         if deterministic:
-            return mean.detach()
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device)
-        return noise.mul_(std).add_(mean.detach())
+            return mean.detach() if out is None else out.copy_(mean)
+        noise = torch.empty_like(mean) if out is None else out
+        return noise.normal_(generator=generator).mul_(std).add_(mean.detach())
 
     @staticmethod
     def log_prob(sample: Tensor, mean: Tensor, std: float) -> Tensor:
@@ -729,6 +776,25 @@ class RecurrentAttentionModel(nn.Module):
             self.baseline_network.fc.bias,
         ]
 
+    def _tape_weight(self, tape: RolloutTape, key: Literal["glimpse", "g", "core"]) -> Tensor:
+        """``[W | b | 0]`` (see :func:`_with_bias`) of the glimpse layer ("glimpse"), of
+        ``[W_what, W_where]`` ("g") or of ``[W_ih, W_hh]`` ("core") with their summed
+        biases, in the compute dtype, built once per tape (the rollout's products and
+        their backward share it)."""
+        return tape.weight(key, lambda: self._biased_weight(key))
+
+    def _biased_weight(self, key: Literal["glimpse", "g", "core"]) -> Tensor:
+        """What :meth:`_tape_weight` caches, built from the parameters."""
+        gn, cell = self.glimpse_network, self.core_network.cell
+        assert isinstance(cell, nn.RNNCell)
+        if key == "glimpse":
+            return _with_bias(gn.fc_glimpse.weight, gn.fc_glimpse.bias)
+        if key == "g":
+            weight = torch.cat([gn.fc_what.weight, gn.fc_where.weight], 1)
+            return _with_bias(weight, gn.fc_what.bias + gn.fc_where.bias)
+        weight = torch.cat([cell.weight_ih, cell.weight_hh], 1)
+        return _with_bias(weight, cell.bias_ih + cell.bias_hh)
+
     @torch.no_grad()
     def _tape_step(
         self,
@@ -750,59 +816,60 @@ class RecurrentAttentionModel(nn.Module):
         cell = self.core_network.cell
         assert isinstance(cell, nn.RNNCell) and (state is None or isinstance(state, Tensor))
         head = loc.fc.weight  # dtype of the heads and the location input (the parameters')
-        # its dtype is that of the glimpse and core activations (the compute dtype)
-        w_glimpse = tape.weight("glimpse", lambda: gn.fc_glimpse.weight)
+        w_glimpse = self._tape_weight(tape, "glimpse")  # dtype: the compute dtype
         std = self.location_network.std if std is None else float(std)
         if len(tape) == 0:
             tape.std = std
         elif std != tape.std:
             raise ValueError("the location std must stay the same over a tape")
         n, n_what, n_g = glimpse.shape[0], gn.fc_glimpse.out_features, gn.fc_what.out_features
-        x = tape.slot("glimpses", (n, self.glimpse_dim), w_glimpse).copy_(glimpse.reshape(n, -1))
+        n_hw, n_h = n_what + gn.fc_location.out_features, cell.hidden_size
+        x = tape.slot("glimpses", (n, self.glimpse_dim), w_glimpse, ones_column=True)
+        x[:, : self.glimpse_dim] = glimpse.reshape(n, -1)
         location = tape.slot("locations", tuple(location.shape), head).copy_(location)
-        # The modules' forward, written into the tape's storage; each pair of layers that
-        # is summed runs as one product over the concatenated inputs.
-        hw = tape.slot("what_where", (n, n_what + gn.fc_location.out_features), w_glimpse)
-        torch.addmm(
-            tape.weight("b_glimpse", lambda: gn.fc_glimpse.bias),
-            x,
-            w_glimpse.t(),
-            out=hw[:, :n_what],
+        # The modules' forward, written into the tape's storage. Each Linear, and each pair
+        # of Linears that is summed, is one product over inputs widened with a ones column
+        # (the bias) and concatenated (the pair).
+        hw = tape.slot("what_where", (n, n_hw), w_glimpse, ones_column=True)
+        torch.mm(x, w_glimpse.t(), out=hw[:, :n_what])
+        hw[:, n_what:n_hw] = torch.addmm(gn.fc_location.bias, location, gn.fc_location.weight.t())
+        hw[:, :n_hw].relu_()
+        core_in = tape.slot("core_input", (n, n_g + n_h), w_glimpse, ones_column=True)
+        torch.mm(hw, self._tape_weight(tape, "g").t(), out=core_in[:, :n_g]).relu_()
+        core_in[:, n_g : n_g + n_h] = 0.0 if state is None else state  # h_0 = 0
+        h = tape.slot("hidden", (n, n_h), w_glimpse)
+        torch.mm(core_in, self._tape_weight(tape, "core").t(), out=h).relu_()
+        h_head = h  # the heads read h_t in their (float32) dtype, kept for their backward
+        if h.dtype != head.dtype:
+            h_head = tape.slot("hidden_heads", (n, cell.hidden_size), head).copy_(h)
+        # The three heads read the same h_t: one product into [mean | baseline | logits].
+        heads_layers = (loc.fc, self.baseline_network.fc, self.action_network.fc)
+        w_heads = tape.weight(
+            "w_heads", lambda: torch.cat([fc.weight for fc in heads_layers]), compute=False
         )
-        hw[:, n_what:] = torch.addmm(gn.fc_location.bias, location, gn.fc_location.weight.t())
-        hw.relu_()
-        core_in = tape.slot("core_input", (n, n_g + cell.hidden_size), w_glimpse)
-        b_g = tape.weight("b_g", lambda: gn.fc_what.bias + gn.fc_where.bias)
-        w_g = tape.weight("w_g", lambda: torch.cat([gn.fc_what.weight, gn.fc_where.weight], 1))
-        torch.addmm(b_g, hw, w_g.t(), out=core_in[:, :n_g]).relu_()
-        h = tape.slot("hidden", (n, cell.hidden_size), w_glimpse)
-        b_core = tape.weight("b_core", lambda: cell.bias_ih + cell.bias_hh)
-        w_core = tape.weight("w_core", lambda: torch.cat([cell.weight_ih, cell.weight_hh], 1))
-        if state is None:  # h_0 = 0
-            core_in[:, n_g:] = 0.0
-            torch.addmm(b_core, core_in[:, :n_g], w_core[:, :n_g].t(), out=h)
-        else:
-            core_in[:, n_g:] = state
-            torch.addmm(b_core, core_in, w_core.t(), out=h)
-        h.relu_()
-        h_head = h.to(head.dtype)
-        mean = tape.slot("means", (n, loc.fc.out_features), head)
-        torch.addmm(loc.fc.bias, h_head, head.t(), out=mean).tanh_()
-        sample = tape.slot("samples", tuple(mean.shape), head)
-        sample.copy_(
-            LocationNetwork.sample(mean, std, deterministic=deterministic, generator=generator)
+        b_heads = tape.weight(
+            "b_heads", lambda: torch.cat([fc.bias for fc in heads_layers]), compute=False
         )
-        baseline = tape.slot("baselines", (n,), head)
-        baseline.copy_(self.baseline_network(h_head))
-        logits = self.action_network(h_head)
+        heads = tape.slot("heads", (n, w_heads.shape[0]), head)
+        torch.addmm(b_heads, h_head, w_heads.t(), out=heads)
+        n_loc = loc.fc.out_features
+        mean = heads[:, :n_loc].tanh_()
+        sample = LocationNetwork.sample(
+            mean,
+            std,
+            deterministic=deterministic,
+            generator=generator,
+            out=tape.slot("samples", tuple(mean.shape), head),
+        )
+        logits = heads[:, n_loc + 1 :]
         tape.logits = logits
         tape.steps += 1
         return StepOutput(
             location=sample.clamp(-1.0, 1.0),
-            location_log_prob=LocationNetwork.log_prob(sample, mean, std),
+            location_log_prob=None,
             location_mean=mean,
             logits=logits,
-            baseline=baseline,
+            baseline=heads[:, n_loc],
             state=h,
         )
 
@@ -821,18 +888,24 @@ class RecurrentAttentionModel(nn.Module):
         """
         if len(tape) == 0 or tape.logits is None:
             raise ValueError("empty tape")
+        n_loc = self.config.location_dim
+        heads = tape.stacked("heads")  # (T, N, L + 1 + C)
+        hidden = tape.stacked("hidden")
         acts = _StackedTape(
             glimpses=tape.stacked("glimpses"),
             locations=tape.stacked("locations"),
             what_where=tape.stacked("what_where"),
             core_input=tape.stacked("core_input"),
-            hidden=tape.stacked("hidden"),
-            means=tape.stacked("means"),
+            hidden=hidden,
+            hidden_heads=tape.stacked("hidden_heads") if tape.has("hidden_heads") else hidden,
+            means=heads[..., :n_loc],
+            w_g=self._tape_weight(tape, "g"),
+            w_core=self._tape_weight(tape, "core"),
             detach_location_input=self.location_network.detach_input,
         )
         means, baselines, logits = _TapeReplay.apply(
             acts,
-            tape.stacked("baselines"),
+            heads[..., n_loc],
             tape.logits,
             *self._tape_parameters(),
         )
@@ -854,7 +927,10 @@ class _StackedTape:
     what_where: Tensor
     core_input: Tensor
     hidden: Tensor
+    hidden_heads: Tensor
     means: Tensor
+    w_g: Tensor
+    w_core: Tensor
     detach_location_input: bool
 
 
@@ -900,7 +976,7 @@ class _TapeReplay(torch.autograd.Function):
         w_loc, w_act = params[12], params[14]  # heads: float32 (the parameters' dtype)
         hidden = a.hidden  # (T, N, H), in the compute dtype
         low, head = hidden.dtype, w_loc.dtype
-        h_flat = _flat(hidden).to(head)  # (T * N, H), for the heads
+        h_flat = _flat(a.hidden_heads)  # (T * N, H), in the heads' dtype
 
         def linear_grads(d_out: Tensor | None, inputs: Tensor) -> list[Tensor | None]:
             """[dW, db] of a Linear from d_out (T * N, out) and its inputs (T * N, in)."""
@@ -931,9 +1007,13 @@ class _TapeReplay(torch.autograd.Function):
 
         # Backpropagation through time of h_t = ReLU(W_ih g_t + W_hh h_{t-1} + b_ih + b_hh):
         # the only sequential part; everything else is one matrix product over T * N.
-        n_g = params[8].shape[1]
-        w_core = torch.cat([params[8], params[10]], 1).to(low)  # [W_ih, W_hh]
-        w_hh = w_core[:, n_g:]
+        # The recorded inputs are widened with a ones column (RolloutTape.slot), so each
+        # weight gradient [dW | db | 0] = d_out^T @ [x | 1 | 0] holds the bias gradient.
+        n_what, n_input = params[0].shape
+        n_hw = n_what + params[2].shape[0]
+        n_h, n_g = params[8].shape
+        w_core = a.w_core  # [W_ih | W_hh | b | 0] in the compute dtype (the rollout's)
+        w_hh = w_core[:, n_g : n_g + n_h]
         d_pre = torch.empty_like(hidden)
         d_h = d_h_final
         for t in range(hidden.shape[0] - 1, -1, -1):
@@ -945,30 +1025,33 @@ class _TapeReplay(torch.autograd.Function):
                     else torch.addmm(d_hidden[t - 1], d_pre[t], w_hh)
                 )
         d_pre_flat = _flat(d_pre)
-        # [dW_ih, dW_hh] in one product (the t = 0 block of h_{t-1} is h_0, zeros if None).
-        grad_w_core, grad_b_core = linear_grads(d_pre_flat, _flat(a.core_input))
-        assert grad_w_core is not None and grad_b_core is not None
+        core_in = _flat(a.core_input)  # [g_t | h_{t-1} | 1 | 0]; h_0 is zeros if None
+        grad_core = d_pre_flat.t() @ core_in
         # Glimpse network: g = ReLU(W_what h_g + W_where h_l + b_what + b_where).
-        core_in = _flat(a.core_input)
         d_g = _relu_backward(d_pre_flat @ w_core[:, :n_g], core_in[:, :n_g])
-        w_g = torch.cat([params[4], params[6]], 1).to(low)  # [W_what, W_where]
-        what_where = _flat(a.what_where)
-        d_what_where = _relu_backward(d_g @ w_g, what_where)
-        grad_w_g, grad_b_g = linear_grads(d_g, what_where)
-        assert grad_w_g is not None and grad_b_g is not None
-        n_what = params[0].shape[0]
+        what_where = _flat(a.what_where)  # [h_g | h_l | 1 | 0]
+        grad_g = d_g.t() @ what_where
+        d_what_where = _relu_backward(d_g @ a.w_g[:, :n_hw], what_where[:, :n_hw])
+        grad_glimpse = d_what_where[:, :n_what].t() @ _flat(a.glimpses)  # [rho_t | 1 | 0]
         d_where = d_what_where[:, n_what:].to(head)
+
+        def piece(grad: Tensor, start: int, stop: int | None = None) -> Tensor:
+            """Columns [start, stop) (one column if stop is None) as a new float32 tensor."""
+            part = grad[:, start] if stop is None else grad[:, start:stop]
+            return part.to(head, copy=True)
+
         body = [
-            *linear_grads(d_what_where[:, :n_what], _flat(a.glimpses)),
+            piece(grad_glimpse, 0, n_input),
+            piece(grad_glimpse, n_input),
             *linear_grads(d_where, _flat(a.locations)),
-            grad_w_g[:, :n_what],
-            grad_b_g,
-            grad_w_g[:, n_what:],
-            grad_b_g.clone(),
-            grad_w_core[:, :n_g],
-            grad_b_core,
-            grad_w_core[:, n_g:],
-            grad_b_core.clone(),
+            piece(grad_g, 0, n_what),
+            piece(grad_g, n_hw),
+            piece(grad_g, n_what, n_hw),
+            piece(grad_g, n_hw),
+            piece(grad_core, 0, n_g),
+            piece(grad_core, n_g + n_h),
+            piece(grad_core, n_g, n_g + n_h),
+            piece(grad_core, n_g + n_h),
         ]
         grads = [*body, *heads]
         needs = ctx.needs_input_grad[3:]

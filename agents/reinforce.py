@@ -336,27 +336,32 @@ class _ObservationAdapter:
         t, aliased = self._tensor(x)
         return t.clone() if aliased else t
 
-    def __call__(self, obs: Any) -> tuple[Tensor, Tensor | None, torch.device | None]:
+    def __call__(
+        self, obs: Any, owned: bool = True
+    ) -> tuple[Tensor, Tensor | None, torch.device | None]:
         """Split an observation batch.
 
         Args:
             obs: batched observation (dict of arrays/tensors, or one array/tensor).
+            owned: never return a view of a numpy buffer (False: the caller copies the
+                tensors before the next env step, as a :class:`RolloutTape` does).
 
         Returns:
             ``(glimpse (N, D), location (N, L) or None, env_device)`` where
             ``env_device`` is the device of torch observations (None for numpy).
         """
+        convert = self._owned if owned else lambda x: self._tensor(x)[0]
         if self.keys is None:
             first = obs
-            glimpse = self._owned(obs).flatten(1)
+            glimpse = convert(obs).flatten(1)
             location = None
         else:
             first = obs[self.keys[0]]
             if len(self.keys) == 1:
-                glimpse = self._owned(first).flatten(1)
+                glimpse = convert(first).flatten(1)
             else:  # torch.cat copies: no aliasing possible.
                 glimpse = torch.cat([self._tensor(obs[k])[0].flatten(1) for k in self.keys], 1)
-            location = self._owned(obs[LOCATION_KEY]) if self.has_location else None
+            location = convert(obs[LOCATION_KEY]) if self.has_location else None
         return glimpse, location, first.device if isinstance(first, Tensor) else None
 
 
@@ -482,7 +487,7 @@ def collect_rollout(
         else None
     )
     while step < max_steps:
-        glimpse, location, env_device = adapter(obs)
+        glimpse, location, env_device = adapter(obs, owned=tape is None)
         if location is None:
             location = previous_location
         out = model.step(
@@ -508,8 +513,10 @@ def collect_rollout(
         action = torch.cat([next_location, scores], 1)
         previous_location = next_location
         obs, reward, terminated, truncated, info = envs.step(_to_env_action(action, env_device))
-        log_probs.append(out.location_log_prob)
-        baselines.append(out.baseline)
+        if tape is None:  # a tape's replay gives them
+            assert out.location_log_prob is not None
+            log_probs.append(out.location_log_prob)
+            baselines.append(out.baseline)
         rewards.append(reward)
         step += 1
         if horizon is None:

@@ -304,7 +304,7 @@ def test_bfloat16_tape_records_bfloat16_activations() -> None:
             out = model.step(torch.rand(5, 16), torch.zeros(5, 2), state, tape=tape)
             state = out.state
     assert tape.stacked("hidden").dtype == torch.bfloat16
-    assert tape.stacked("means").dtype == torch.float32
+    assert tape.stacked("heads").dtype == tape.stacked("hidden_heads").dtype == torch.float32
     assert out.logits.dtype == out.location.dtype == torch.float32
     assert model.glimpse_network.fc_glimpse.weight.dtype == torch.float32
 
