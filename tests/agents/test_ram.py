@@ -20,6 +20,8 @@ from agents.ram import (
     RAMConfig,
     RecurrentAttentionModel,
     RolloutTape,
+    _with_bias,
+    biased_width,
     count_parameters,
 )
 
@@ -293,6 +295,25 @@ def test_bfloat16_tape_approximates_float32_gradients(preallocate: bool) -> None
         assert grads_b[name].dtype == torch.float32, name
         error = float((grads_b[name] - grad).norm() / grad.norm())
         assert error < 0.05, (name, error)
+
+
+@pytest.mark.parametrize("horizon", [3, None])
+def test_tape_ones_column_slot(horizon: int | None) -> None:
+    """A widened slot: F columns to write, then a one, then zeros up to a 32-multiple."""
+    assert [biased_width(f) for f in (1, 31, 32, 64, 512)] == [32, 32, 64, 96, 544]
+    tape = RolloutTape(horizon)
+    slot = tape.slot("x", (4, 40), torch.zeros(1), ones_column=True)
+    assert slot.shape == (4, 64)
+    torch.testing.assert_close(slot[:, 40], torch.ones(4))
+    torch.testing.assert_close(slot[:, 41:], torch.zeros(4, 23))
+    slot[:, :40] = 2.0
+    weight, bias = torch.rand(3, 40), torch.rand(3)
+    model = RecurrentAttentionModel(4, 2)
+    widened = model._biased_weight("glimpse")
+    assert widened.shape == (model.config.glimpse_hidden, biased_width(4))
+    torch.testing.assert_close(
+        slot @ _with_bias(weight, bias).t(), slot[:, :40] @ weight.t() + bias
+    )
 
 
 def test_bfloat16_tape_records_bfloat16_activations() -> None:
