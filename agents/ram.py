@@ -161,10 +161,10 @@ class RolloutTape:
     products that dominate the cost) run and are recorded in bfloat16 from bfloat16 copies
     of the float32 weights, and their backward pass too; the heads (location mean and
     sample, log-probabilities, logits, baseline) and every parameter gradient stay float32
-    (the glimpse and core layers' weight and bias gradients come out of bfloat16 products,
-    so they carry bfloat16 rounding). On CPUs with native bfloat16 arithmetic (AVX512-BF16, AMX) this about halves the time
-    of those products; the values differ from float32 by bfloat16 rounding (about 3
-    significant digits).
+    (the glimpse and core layers' weight and bias gradients come out of bfloat16
+    products, so they carry bfloat16 rounding). On CPUs with native bfloat16 arithmetic
+    (AVX512-BF16, AMX) this about halves the time of those products; the values differ
+    from float32 by bfloat16 rounding (about 3 significant digits).
 
     Attributes:
         horizon: number of steps T if known: activations are then written straight into
