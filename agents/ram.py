@@ -32,7 +32,7 @@ autograd in the tests), instead of T small autograd steps.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -150,8 +150,9 @@ class RolloutTape:
     computes through :meth:`RecurrentAttentionModel.step` (tested).
 
     Recorded activations (each (T, N, .) once stacked; see :meth:`stacked`):
-    ``glimpses`` (flattened rho_t), ``locations`` (glimpse-network input),
-    ``what_where`` ([h_g, h_l]), ``core_input`` ([g_t, h_{t-1}]), ``hidden`` (h_t),
+    ``glimpses`` ([rho_t, l_t], the glimpse network's input: flattened glimpse and the
+    location it was taken at), ``what_where`` ([h_g, h_l]), ``core_input``
+    ([g_t, h_{t-1}]), ``hidden`` (h_t),
     ``hidden_heads`` (h_t in the heads' dtype, only when it differs from the compute
     dtype), ``heads`` ([location mean, baseline, logits], the three heads' outputs) and
     ``samples`` (unclamped location samples). The concatenations let each layer pair (and
@@ -159,7 +160,8 @@ class RolloutTape:
 
     With ``compute_dtype=torch.bfloat16`` the glimpse and core networks (the matrix
     products that dominate the cost) run and are recorded in bfloat16 from bfloat16 copies
-    of the float32 weights, and their backward pass too; the heads (location mean and
+    of the float32 weights, and their backward pass too (as under ``torch.autocast``, the
+    location l_t enters the glimpse network in bfloat16); the heads (location mean and
     sample, log-probabilities, logits, baseline) and every parameter gradient stay float32
     (the glimpse and core layers' weight and bias gradients come out of bfloat16
     products, so they carry bfloat16 rounding). On CPUs with native bfloat16 arithmetic
@@ -237,25 +239,21 @@ class RolloutTape:
                 _fill_ones_column(buffer, features)
         return buffer[self.steps]
 
-    def weight(self, key: str, build: Callable[[], Tensor], compute: bool = True) -> Tensor:
+    def weight(self, key: str, build: Callable[[], Tensor]) -> Tensor:
         """A tensor derived from the parameters, built once per tape.
 
         Args:
             key: name of the result (the same key returns the cached tensor).
             build: makes it from the parameters (a parameter, a concatenation of weights,
-                a sum of biases); called only the first time ``key`` is asked for.
-            compute: cast it to the compute dtype (False: keep the parameters' dtype,
-                for the heads).
+                a sum of biases), in the dtype it is used in; called only the first time
+                ``key`` is asked for.
 
         Returns:
             A detached tensor (the parameters do not change during a rollout).
         """
         cached = self._weights.get(key)
         if cached is None:
-            cached = build().detach()
-            if compute and self.compute_dtype is not None:
-                cached = cached.to(self.compute_dtype)
-            self._weights[key] = cached
+            cached = self._weights[key] = build().detach()
         return cached
 
     def has(self, name: str) -> bool:
@@ -289,13 +287,18 @@ def _fill_ones_column(x: Tensor, features: int) -> None:
     x[..., features] = 1.0
 
 
-def _with_bias(weight: Tensor, bias: Tensor) -> Tensor:
-    """``[W | b | 0]`` (out, biased_width(in)): a Linear as one product with an input
-    widened by :meth:`RolloutTape.slot` ``(ones_column=True)``."""
-    out_features, in_features = weight.shape
-    widened = weight.new_zeros((out_features, biased_width(in_features)))
-    widened[:, :in_features] = weight
-    widened[:, in_features] = bias
+def _with_bias(weights: Sequence[Tensor], bias: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """``[W_1 | ... | W_k | b | 0]`` (out, biased_width(in)), in ``dtype`` (default: the
+    weights'): Linears summed over side-by-side inputs as one product with an input widened
+    by :meth:`RolloutTape.slot` ``(ones_column=True)``."""
+    in_features = sum(weight.shape[1] for weight in weights)
+    widened = bias.new_empty((bias.shape[0], biased_width(in_features)), dtype=dtype)
+    start = 0
+    for weight in weights:
+        widened[:, start : start + weight.shape[1]] = weight
+        start += weight.shape[1]
+    widened[:, start] = bias
+    widened[:, start + 1 :] = 0.0
     return widened
 
 
@@ -511,8 +514,7 @@ class LocationNetwork(nn.Module):
         """
         if deterministic:
             return mean.detach() if out is None else out.copy_(mean)
-        noise = torch.empty_like(mean) if out is None else out
-        return noise.normal_(generator=generator).mul_(std).add_(mean.detach())
+        return torch.normal(mean.detach(), std, generator=generator, out=out)
 
     @staticmethod
     def log_prob(sample: Tensor, mean: Tensor, std: float) -> Tensor:
@@ -778,23 +780,29 @@ class RecurrentAttentionModel(nn.Module):
         ]
 
     def _tape_weight(self, tape: RolloutTape, key: Literal["glimpse", "g", "core"]) -> Tensor:
-        """``[W | b | 0]`` (see :func:`_with_bias`) of the glimpse layer ("glimpse"), of
-        ``[W_what, W_where]`` ("g") or of ``[W_ih, W_hh]`` ("core") with their summed
-        biases, in the compute dtype, built once per tape (the rollout's products and
-        their backward share it)."""
-        return tape.weight(key, lambda: self._biased_weight(key))
+        """``[W | b | 0]`` (see :func:`_with_bias`) of the glimpse network's first layers
+        ("glimpse": ``[[W_glimpse, 0], [0, W_location]]``, giving ``[h_g, h_l]``), of
+        ``[W_what, W_where]`` ("g") or of ``[W_ih, W_hh]`` ("core"), with their (summed)
+        biases, in the tape's compute dtype, built once per tape (the rollout's products
+        and their backward share it)."""
+        return tape.weight(key, lambda: self._biased_weight(key, tape.compute_dtype))
 
-    def _biased_weight(self, key: Literal["glimpse", "g", "core"]) -> Tensor:
+    @torch.no_grad()
+    def _biased_weight(
+        self, key: Literal["glimpse", "g", "core"], dtype: torch.dtype | None = None
+    ) -> Tensor:
         """What :meth:`_tape_weight` caches, built from the parameters."""
         gn, cell = self.glimpse_network, self.core_network.cell
         assert isinstance(cell, nn.RNNCell)
         if key == "glimpse":
-            return _with_bias(gn.fc_glimpse.weight, gn.fc_glimpse.bias)
+            weight = torch.block_diag(gn.fc_glimpse.weight, gn.fc_location.weight)
+            bias = torch.cat([gn.fc_glimpse.bias, gn.fc_location.bias])
+            return _with_bias([weight], bias, dtype)
         if key == "g":
-            weight = torch.cat([gn.fc_what.weight, gn.fc_where.weight], 1)
-            return _with_bias(weight, gn.fc_what.bias + gn.fc_where.bias)
-        weight = torch.cat([cell.weight_ih, cell.weight_hh], 1)
-        return _with_bias(weight, cell.bias_ih + cell.bias_hh)
+            return _with_bias(
+                [gn.fc_what.weight, gn.fc_where.weight], gn.fc_what.bias + gn.fc_where.bias, dtype
+            )
+        return _with_bias([cell.weight_ih, cell.weight_hh], cell.bias_ih + cell.bias_hh, dtype)
 
     @torch.no_grad()
     def _tape_step(
@@ -825,16 +833,15 @@ class RecurrentAttentionModel(nn.Module):
             raise ValueError("the location std must stay the same over a tape")
         n, n_what, n_g = glimpse.shape[0], gn.fc_glimpse.out_features, gn.fc_what.out_features
         n_hw, n_h = n_what + gn.fc_location.out_features, cell.hidden_size
-        x = tape.slot("glimpses", (n, self.glimpse_dim), w_glimpse, ones_column=True)
-        x[:, : self.glimpse_dim] = glimpse.reshape(n, -1)
-        location = tape.slot("locations", tuple(location.shape), head).copy_(location)
+        d, n_loc = self.glimpse_dim, loc.fc.out_features
+        x = tape.slot("glimpses", (n, d + n_loc), w_glimpse, ones_column=True)
+        x[:, :d] = glimpse.reshape(n, -1)
+        x[:, d : d + n_loc] = location
         # The modules' forward, written into the tape's storage. Each Linear, and each pair
-        # of Linears that is summed, is one product over inputs widened with a ones column
-        # (the bias) and concatenated (the pair).
+        # of Linears that is summed or side by side, is one product over inputs widened
+        # with a ones column (the bias) and concatenated (the pair).
         hw = tape.slot("what_where", (n, n_hw), w_glimpse, ones_column=True)
-        torch.mm(x, w_glimpse.t(), out=hw[:, :n_what])
-        hw[:, n_what:n_hw] = torch.addmm(gn.fc_location.bias, location, gn.fc_location.weight.t())
-        hw[:, :n_hw].relu_()
+        torch.mm(x, w_glimpse.t(), out=hw[:, :n_hw]).relu_()
         core_in = tape.slot("core_input", (n, n_g + n_h), w_glimpse, ones_column=True)
         torch.mm(hw, self._tape_weight(tape, "g").t(), out=core_in[:, :n_g]).relu_()
         core_in[:, n_g : n_g + n_h] = 0.0 if state is None else state  # h_0 = 0
@@ -845,15 +852,10 @@ class RecurrentAttentionModel(nn.Module):
             h_head = tape.slot("hidden_heads", (n, cell.hidden_size), head).copy_(h)
         # The three heads read the same h_t: one product into [mean | baseline | logits].
         heads_layers = (loc.fc, self.baseline_network.fc, self.action_network.fc)
-        w_heads = tape.weight(
-            "w_heads", lambda: torch.cat([fc.weight for fc in heads_layers]), compute=False
-        )
-        b_heads = tape.weight(
-            "b_heads", lambda: torch.cat([fc.bias for fc in heads_layers]), compute=False
-        )
+        w_heads = tape.weight("w_heads", lambda: torch.cat([fc.weight for fc in heads_layers]))
+        b_heads = tape.weight("b_heads", lambda: torch.cat([fc.bias for fc in heads_layers]))
         heads = tape.slot("heads", (n, w_heads.shape[0]), head)
         torch.addmm(b_heads, h_head, w_heads.t(), out=heads)
-        n_loc = loc.fc.out_features
         mean = heads[:, :n_loc].tanh_()
         sample = LocationNetwork.sample(
             mean,
@@ -894,7 +896,6 @@ class RecurrentAttentionModel(nn.Module):
         hidden = tape.stacked("hidden")
         acts = _StackedTape(
             glimpses=tape.stacked("glimpses"),
-            locations=tape.stacked("locations"),
             what_where=tape.stacked("what_where"),
             core_input=tape.stacked("core_input"),
             hidden=hidden,
@@ -924,7 +925,6 @@ class _StackedTape:
     """Stacked (T, N, .) activations of a :class:`RolloutTape`."""
 
     glimpses: Tensor
-    locations: Tensor
     what_where: Tensor
     core_input: Tensor
     hidden: Tensor
@@ -1033,18 +1033,22 @@ class _TapeReplay(torch.autograd.Function):
         what_where = _flat(a.what_where)  # [h_g | h_l | 1 | 0]
         grad_g = d_g.t() @ what_where
         d_what_where = _relu_backward(d_g @ a.w_g[:, :n_hw], what_where[:, :n_hw])
-        grad_glimpse = d_what_where[:, :n_what].t() @ _flat(a.glimpses)  # [rho_t | 1 | 0]
-        d_where = d_what_where[:, n_what:].to(head)
+        grad_glimpse = d_what_where.t() @ _flat(a.glimpses)  # [rho_t | l_t | 1 | 0]
+        n_x = n_input + params[2].shape[1]  # the ones column
 
-        def piece(grad: Tensor, start: int, stop: int | None = None) -> Tensor:
+        def piece(
+            grad: Tensor, start: int, stop: int | None = None, rows: slice = slice(None)
+        ) -> Tensor:
             """Columns [start, stop) (one column if stop is None) as a new float32 tensor."""
-            part = grad[:, start] if stop is None else grad[:, start:stop]
+            part = grad[rows, start] if stop is None else grad[rows, start:stop]
             return part.to(head, copy=True)
 
+        what, where = slice(0, n_what), slice(n_what, None)
         body = [
-            piece(grad_glimpse, 0, n_input),
-            piece(grad_glimpse, n_input),
-            *linear_grads(d_where, _flat(a.locations)),
+            piece(grad_glimpse, 0, n_input, what),
+            piece(grad_glimpse, n_x, rows=what),
+            piece(grad_glimpse, n_input, n_x, where),
+            piece(grad_glimpse, n_x, rows=where),
             piece(grad_g, 0, n_what),
             piece(grad_g, n_hw),
             piece(grad_g, n_what, n_hw),

@@ -307,13 +307,25 @@ def test_tape_ones_column_slot(horizon: int | None) -> None:
     torch.testing.assert_close(slot[:, 40], torch.ones(4))
     torch.testing.assert_close(slot[:, 41:], torch.zeros(4, 23))
     slot[:, :40] = 2.0
-    weight, bias = torch.rand(3, 40), torch.rand(3)
-    model = RecurrentAttentionModel(4, 2)
-    widened = model._biased_weight("glimpse")
-    assert widened.shape == (model.config.glimpse_hidden, biased_width(4))
+    weights, bias = [torch.rand(3, 30), torch.rand(3, 10)], torch.rand(3)
     torch.testing.assert_close(
-        slot @ _with_bias(weight, bias).t(), slot[:, :40] @ weight.t() + bias
+        slot @ _with_bias(weights, bias).t(),
+        slot[:, :30] @ weights[0].t() + slot[:, 30:40] @ weights[1].t() + bias,
     )
+    assert _with_bias(weights, bias, torch.bfloat16).dtype == torch.bfloat16
+
+
+def test_tape_glimpse_weight_gives_what_and_where_in_one_product() -> None:
+    """[rho | l | 1 | 0] @ widened.T == [fc_glimpse(rho), fc_location(l)]."""
+    model = RecurrentAttentionModel(4, 2)
+    gn = model.glimpse_network
+    widened = model._biased_weight("glimpse")
+    assert widened.shape == (gn.fc_glimpse.out_features + 128, biased_width(4 + 2))
+    rho, loc = torch.rand(5, 4), torch.rand(5, 2)
+    x = torch.cat([rho, loc, torch.ones(5, 1), torch.zeros(5, widened.shape[1] - 7)], 1)
+    with torch.no_grad():
+        expected = torch.cat([gn.fc_glimpse(rho), gn.fc_location(loc)], 1)
+    torch.testing.assert_close(x @ widened.t(), expected)
 
 
 def test_bfloat16_tape_records_bfloat16_activations() -> None:
