@@ -168,6 +168,11 @@ class RolloutTape:
     (AVX512-BF16, AMX) this about halves the time of those products; the values differ
     from float32 by bfloat16 rounding (about 3 significant digits).
 
+    One tape can record many rollouts: :meth:`reset` starts the next one and, once the
+    previous replay has been backpropagated, reuses its storage (the buffers, their ones
+    columns, the per-step views and the widened weights), which saves most of the
+    per-step bookkeeping. :class:`~agents.reinforce.ReinforceTrainer` keeps one tape.
+
     Attributes:
         horizon: number of steps T if known: activations are then written straight into
             preallocated (T, N, .) buffers (no stacking copies); None: kept in lists.
@@ -175,6 +180,12 @@ class RolloutTape:
         std: location std used at every step (set by the first step).
         logits: (N, C) class logits of the latest step.
         steps: number of recorded steps.
+        frames: per-step views into the storage, kept by the model between rollouts
+            (see :meth:`RecurrentAttentionModel.step`).
+        step_weights: the rollout's weights as its steps use them (set by the model at
+            the first step).
+        layout: what the storage was made for (set by the model; a different layout at
+            the first step of a rollout drops the storage).
     """
 
     def __init__(
@@ -189,12 +200,59 @@ class RolloutTape:
         """
         self.horizon = horizon
         self.compute_dtype = compute_dtype
-        self._weights: dict[str, Tensor] = {}
         self.std = 0.0
         self.logits: Tensor | None = None
         self.steps = 0
+        self.frames: list[Any] = []
+        self.layout: tuple[Any, ...] | None = None
+        self.step_weights: tuple[Tensor, ...] = ()
+        self._weights: dict[str, Tensor] = {}
+        self._spare_weights: dict[str, Tensor] = {}
         self._lists: dict[str, list[Tensor]] = {}
         self._buffers: dict[str, Tensor] = {}
+        self._in_use = False  # replayed, and that replay not backpropagated yet
+
+    def reset(
+        self, horizon: int | None = None, compute_dtype: torch.dtype | None = None
+    ) -> RolloutTape:
+        """Start recording a new rollout on this tape.
+
+        The storage of the previous rollout is reused when it can be: same horizon and
+        compute dtype, and its replay (if any) already backpropagated (the backward pass
+        reads it). Otherwise it is dropped (left to the previous replay's graph) and new
+        storage is allocated as the steps come. On reused storage the next rollout
+        overwrites the tensors the previous steps returned (views of it), and
+        backpropagating the previous replay again would read the new rollout.
+
+        Args:
+            horizon: number of steps T, when known in advance.
+            compute_dtype: as in the constructor.
+
+        Returns:
+            This tape, empty.
+        """
+        if self._in_use or horizon != self.horizon or compute_dtype != self.compute_dtype:
+            self.drop_storage()
+        else:
+            self._spare_weights = self._weights
+        self.horizon, self.compute_dtype = horizon, compute_dtype
+        self._weights, self._lists = {}, {}
+        if horizon is None:  # list storage is never reused
+            self.frames, self.layout = [], None
+        self.std, self.logits, self.steps, self._in_use = 0.0, None, 0, False
+        return self
+
+    def hold(self) -> None:
+        """Mark the storage as read by a pending replay (:meth:`reset` will not reuse it)."""
+        self._in_use = True
+
+    def release(self) -> None:
+        """Mark the replay's backward pass as done (:meth:`reset` may reuse the storage)."""
+        self._in_use = False
+
+    def drop_storage(self) -> None:
+        """Forget the reusable storage (the next steps allocate anew)."""
+        self.frames, self.layout, self._buffers, self._spare_weights = [], None, {}, {}
 
     def __len__(self) -> int:
         """Number of recorded steps."""
@@ -239,21 +297,22 @@ class RolloutTape:
                 _fill_ones_column(buffer, features)
         return buffer[self.steps]
 
-    def weight(self, key: str, build: Callable[[], Tensor]) -> Tensor:
-        """A tensor derived from the parameters, built once per tape.
+    def weight(self, key: str, build: Callable[[Tensor | None], Tensor]) -> Tensor:
+        """A tensor derived from the parameters, built once per rollout.
 
         Args:
             key: name of the result (the same key returns the cached tensor).
-            build: makes it from the parameters (a parameter, a concatenation of weights,
-                a sum of biases), in the dtype it is used in; called only the first time
-                ``key`` is asked for.
+            build: makes it from the parameters (a concatenation of weights, a sum of
+                biases), in the dtype it is used in; called only the first time ``key`` is
+                asked for in a rollout, with the previous rollout's tensor for ``key`` to
+                write into when the storage is reused (else None).
 
         Returns:
             A detached tensor (the parameters do not change during a rollout).
         """
         cached = self._weights.get(key)
         if cached is None:
-            cached = self._weights[key] = build().detach()
+            cached = self._weights[key] = build(self._spare_weights.pop(key, None)).detach()
         return cached
 
     def has(self, name: str) -> bool:
@@ -287,19 +346,50 @@ def _fill_ones_column(x: Tensor, features: int) -> None:
     x[..., features] = 1.0
 
 
-def _with_bias(weights: Sequence[Tensor], bias: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+def _with_bias(
+    weights: Sequence[Tensor],
+    bias: Tensor,
+    dtype: torch.dtype | None = None,
+    out: Tensor | None = None,
+) -> Tensor:
     """``[W_1 | ... | W_k | b | 0]`` (out, biased_width(in)), in ``dtype`` (default: the
     weights'): Linears summed over side-by-side inputs as one product with an input widened
-    by :meth:`RolloutTape.slot` ``(ones_column=True)``."""
+    by :meth:`RolloutTape.slot` ``(ones_column=True)``. ``out``: an earlier result of the
+    same shape and dtype to overwrite (its zero padding is kept)."""
     in_features = sum(weight.shape[1] for weight in weights)
-    widened = bias.new_empty((bias.shape[0], biased_width(in_features)), dtype=dtype)
+    shape = (bias.shape[0], biased_width(in_features))
+    fresh = out is None or out.shape != shape or out.dtype != (dtype or bias.dtype)
+    widened = bias.new_empty(shape, dtype=dtype) if fresh else out
+    assert widened is not None
     start = 0
     for weight in weights:
         widened[:, start : start + weight.shape[1]] = weight
         start += weight.shape[1]
     widened[:, start] = bias
-    widened[:, start + 1 :] = 0.0
+    if fresh:
+        widened[:, start + 1 :] = 0.0
     return widened
+
+
+@dataclass
+class _TapeFrame:
+    """Views into a :class:`RolloutTape`'s storage for one step (built once, reused)."""
+
+    x: Tensor  # (N, biased_width(D + L)): [rho_t | l_t | 1 | 0]
+    glimpse: Tensor  # its rho_t columns
+    location: Tensor  # its l_t columns
+    what_where: Tensor  # (N, biased_width(H_g + H_l)): [h_g | h_l | 1 | 0]
+    what_where_out: Tensor  # its [h_g | h_l] columns
+    core_input: Tensor  # (N, biased_width(G + H)): [g_t | h_{t-1} | 1 | 0]
+    g_out: Tensor  # its g_t columns
+    previous_hidden: Tensor  # its h_{t-1} columns
+    hidden: Tensor  # (N, H) h_t, compute dtype
+    hidden_heads: Tensor  # (N, H) h_t in the heads' dtype (``hidden`` itself if the same)
+    heads: Tensor  # (N, L + 1 + C): [mean | baseline | logits]
+    mean: Tensor
+    baseline: Tensor
+    logits: Tensor
+    sample: Tensor  # (N, L) unclamped location sample
 
 
 @dataclass
@@ -783,26 +873,90 @@ class RecurrentAttentionModel(nn.Module):
         """``[W | b | 0]`` (see :func:`_with_bias`) of the glimpse network's first layers
         ("glimpse": ``[[W_glimpse, 0], [0, W_location]]``, giving ``[h_g, h_l]``), of
         ``[W_what, W_where]`` ("g") or of ``[W_ih, W_hh]`` ("core"), with their (summed)
-        biases, in the tape's compute dtype, built once per tape (the rollout's products
-        and their backward share it)."""
-        return tape.weight(key, lambda: self._biased_weight(key, tape.compute_dtype))
+        biases, in the tape's compute dtype, built once per rollout (the rollout's
+        products and their backward share it)."""
+        return tape.weight(key, lambda out: self._biased_weight(key, tape.compute_dtype, out))
 
     @torch.no_grad()
     def _biased_weight(
-        self, key: Literal["glimpse", "g", "core"], dtype: torch.dtype | None = None
+        self,
+        key: Literal["glimpse", "g", "core"],
+        dtype: torch.dtype | None = None,
+        out: Tensor | None = None,
     ) -> Tensor:
-        """What :meth:`_tape_weight` caches, built from the parameters."""
+        """What :meth:`_tape_weight` caches, built from the parameters (into ``out``, an
+        earlier result, when given)."""
         gn, cell = self.glimpse_network, self.core_network.cell
         assert isinstance(cell, nn.RNNCell)
         if key == "glimpse":
             weight = torch.block_diag(gn.fc_glimpse.weight, gn.fc_location.weight)
             bias = torch.cat([gn.fc_glimpse.bias, gn.fc_location.bias])
-            return _with_bias([weight], bias, dtype)
+            return _with_bias([weight], bias, dtype, out)
         if key == "g":
-            return _with_bias(
-                [gn.fc_what.weight, gn.fc_where.weight], gn.fc_what.bias + gn.fc_where.bias, dtype
+            weights = [gn.fc_what.weight, gn.fc_where.weight]
+            return _with_bias(weights, gn.fc_what.bias + gn.fc_where.bias, dtype, out)
+        weights = [cell.weight_ih, cell.weight_hh]
+        return _with_bias(weights, cell.bias_ih + cell.bias_hh, dtype, out)
+
+    def _start_tape(self, tape: RolloutTape, n: int, std: float) -> None:
+        """First step of a rollout on ``tape``: check, fix the std and the layout, and
+        build the rollout's weights (``tape.step_weights``: the transposed products'
+        weights and the heads' bias)."""
+        if not self.supports_tape:
+            raise ValueError(
+                "RolloutTape needs the 'rnn' core and the linear location mean, got core "
+                f"{self.config.core!r}, location_mlp_hidden {self.config.location_mlp_hidden}"
             )
-        return _with_bias([cell.weight_ih, cell.weight_hh], cell.bias_ih + cell.bias_hh, dtype)
+        tape.std = std
+        head = self.location_network.fc.weight  # the heads' dtype (the parameters')
+        layout = (n, self.glimpse_dim, self.n_classes, tape.compute_dtype, head.dtype, head.device)
+        if tape.layout != layout:
+            tape.drop_storage()
+            tape.layout = layout
+        heads = (self.location_network.fc, self.baseline_network.fc, self.action_network.fc)
+        w_heads = tape.weight("w_heads", lambda o: torch.cat([fc.weight for fc in heads], out=o))
+        b_heads = tape.weight("b_heads", lambda o: torch.cat([fc.bias for fc in heads], out=o))
+        tape.step_weights = (
+            self._tape_weight(tape, "glimpse").t(),
+            self._tape_weight(tape, "g").t(),
+            self._tape_weight(tape, "core").t(),
+            w_heads.t(),
+            b_heads,
+        )
+
+    def _tape_frame(self, tape: RolloutTape, n: int) -> _TapeFrame:
+        """Allocate the current step's activations on ``tape`` and their views."""
+        gn, cell = self.glimpse_network, self.core_network.cell
+        assert isinstance(cell, nn.RNNCell)
+        low, b_heads = tape.step_weights[0], tape.step_weights[4]  # their dtypes: see slots
+        d, n_loc = self.glimpse_dim, self.config.location_dim
+        n_what, n_g, n_h = gn.fc_glimpse.out_features, gn.fc_what.out_features, cell.hidden_size
+        n_hw = n_what + gn.fc_location.out_features
+        x = tape.slot("glimpses", (n, d + n_loc), low, ones_column=True)
+        what_where = tape.slot("what_where", (n, n_hw), low, ones_column=True)
+        core_input = tape.slot("core_input", (n, n_g + n_h), low, ones_column=True)
+        hidden = tape.slot("hidden", (n, n_h), low)
+        hidden_heads = (
+            hidden if low.dtype == b_heads.dtype else tape.slot("hidden_heads", (n, n_h), b_heads)
+        )
+        heads = tape.slot("heads", (n, b_heads.shape[0]), b_heads)
+        return _TapeFrame(
+            x=x,
+            glimpse=x[:, :d],
+            location=x[:, d : d + n_loc],
+            what_where=what_where,
+            what_where_out=what_where[:, :n_hw],
+            core_input=core_input,
+            g_out=core_input[:, :n_g],
+            previous_hidden=core_input[:, n_g : n_g + n_h],
+            hidden=hidden,
+            hidden_heads=hidden_heads,
+            heads=heads,
+            mean=heads[:, :n_loc],
+            baseline=heads[:, n_loc],
+            logits=heads[:, n_loc + 1 :],
+            sample=tape.slot("samples", (n, n_loc), b_heads),
+        )
 
     @torch.no_grad()
     def _tape_step(
@@ -815,64 +969,51 @@ class RecurrentAttentionModel(nn.Module):
         generator: torch.Generator | None,
         tape: RolloutTape,
     ) -> StepOutput:
-        """:meth:`step` without autograd, recording activations on ``tape``."""
-        if not self.supports_tape:
-            raise ValueError(
-                "RolloutTape needs the 'rnn' core and the linear location mean, got core "
-                f"{self.config.core!r}, location_mlp_hidden {self.config.location_mlp_hidden}"
-            )
-        gn, loc = self.glimpse_network, self.location_network
-        cell = self.core_network.cell
-        assert isinstance(cell, nn.RNNCell) and (state is None or isinstance(state, Tensor))
-        head = loc.fc.weight  # dtype of the heads and the location input (the parameters')
-        w_glimpse = self._tape_weight(tape, "glimpse")  # dtype: the compute dtype
+        """:meth:`step` without autograd, recording activations on ``tape``.
+
+        The modules' forward, written into the tape's storage through the step's
+        :class:`_TapeFrame` (reused from the tape's previous rollout when it can be). Each
+        Linear, and each pair of Linears that is summed or side by side, is one product
+        over inputs widened with a ones column (the bias) and concatenated (the pair).
+        """
         std = self.location_network.std if std is None else float(std)
-        if len(tape) == 0:
-            tape.std = std
+        n, t = glimpse.shape[0], tape.steps
+        if t == 0:
+            self._start_tape(tape, n, std)
         elif std != tape.std:
             raise ValueError("the location std must stay the same over a tape")
-        n, n_what, n_g = glimpse.shape[0], gn.fc_glimpse.out_features, gn.fc_what.out_features
-        n_hw, n_h = n_what + gn.fc_location.out_features, cell.hidden_size
-        d, n_loc = self.glimpse_dim, loc.fc.out_features
-        x = tape.slot("glimpses", (n, d + n_loc), w_glimpse, ones_column=True)
-        x[:, :d] = glimpse.reshape(n, -1)
-        x[:, d : d + n_loc] = location
-        # The modules' forward, written into the tape's storage. Each Linear, and each pair
-        # of Linears that is summed or side by side, is one product over inputs widened
-        # with a ones column (the bias) and concatenated (the pair).
-        hw = tape.slot("what_where", (n, n_hw), w_glimpse, ones_column=True)
-        torch.mm(x, w_glimpse.t(), out=hw[:, :n_hw]).relu_()
-        core_in = tape.slot("core_input", (n, n_g + n_h), w_glimpse, ones_column=True)
-        torch.mm(hw, self._tape_weight(tape, "g").t(), out=core_in[:, :n_g]).relu_()
-        core_in[:, n_g : n_g + n_h] = 0.0 if state is None else state  # h_0 = 0
-        h = tape.slot("hidden", (n, n_h), w_glimpse)
-        torch.mm(core_in, self._tape_weight(tape, "core").t(), out=h).relu_()
-        h_head = h  # the heads read h_t in their (float32) dtype, kept for their backward
-        if h.dtype != head.dtype:
-            h_head = tape.slot("hidden_heads", (n, cell.hidden_size), head).copy_(h)
+        if t < len(tape.frames):
+            frame = tape.frames[t]
+        else:
+            frame = self._tape_frame(tape, n)
+            tape.frames.append(frame)
+        w_glimpse, w_g, w_core, w_heads, b_heads = tape.step_weights
+        frame.glimpse.copy_(glimpse.reshape(n, -1))
+        frame.location.copy_(location)
+        torch.mm(frame.x, w_glimpse, out=frame.what_where_out).relu_()
+        torch.mm(frame.what_where, w_g, out=frame.g_out).relu_()
+        if state is None:  # h_0 = 0
+            frame.previous_hidden.zero_()
+        else:
+            assert isinstance(state, Tensor)
+            frame.previous_hidden.copy_(state)
+        h = torch.mm(frame.core_input, w_core, out=frame.hidden).relu_()
+        if frame.hidden_heads is not h:  # the heads read h_t in their (float32) dtype
+            frame.hidden_heads.copy_(h)
         # The three heads read the same h_t: one product into [mean | baseline | logits].
-        heads_layers = (loc.fc, self.baseline_network.fc, self.action_network.fc)
-        w_heads = tape.weight("w_heads", lambda: torch.cat([fc.weight for fc in heads_layers]))
-        b_heads = tape.weight("b_heads", lambda: torch.cat([fc.bias for fc in heads_layers]))
-        heads = tape.slot("heads", (n, w_heads.shape[0]), head)
-        torch.addmm(b_heads, h_head, w_heads.t(), out=heads)
-        mean = heads[:, :n_loc].tanh_()
+        torch.addmm(b_heads, frame.hidden_heads, w_heads, out=frame.heads)
+        mean = frame.mean.tanh_()
         sample = LocationNetwork.sample(
-            mean,
-            std,
-            deterministic=deterministic,
-            generator=generator,
-            out=tape.slot("samples", tuple(mean.shape), head),
+            mean, std, deterministic=deterministic, generator=generator, out=frame.sample
         )
-        logits = heads[:, n_loc + 1 :]
-        tape.logits = logits
+        tape.logits = frame.logits
         tape.steps += 1
         return StepOutput(
             location=sample.clamp(-1.0, 1.0),
             location_log_prob=None,
             location_mean=mean,
-            logits=logits,
-            baseline=heads[:, n_loc],
+            logits=frame.logits,
+            baseline=frame.baseline,
             state=h,
         )
 
@@ -904,7 +1045,9 @@ class RecurrentAttentionModel(nn.Module):
             w_g=self._tape_weight(tape, "g"),
             w_core=self._tape_weight(tape, "core"),
             detach_location_input=self.location_network.detach_input,
+            tape=tape,
         )
+        tape.hold()
         means, baselines, logits = _TapeReplay.apply(
             acts,
             heads[..., n_loc],
@@ -933,6 +1076,7 @@ class _StackedTape:
     w_g: Tensor
     w_core: Tensor
     detach_location_input: bool
+    tape: RolloutTape  # released when the backward pass has read it
 
 
 def _relu_backward(grad: Tensor, output: Tensor, out: Tensor | None = None) -> Tensor:
@@ -973,6 +1117,7 @@ class _TapeReplay(torch.autograd.Function):
         ctx: Any, d_means: Tensor | None, d_baselines: Tensor | None, d_logits: Tensor | None
     ) -> tuple[Tensor | None, ...]:
         a: _StackedTape = ctx.acts
+        a.tape.release()
         params = ctx.saved_tensors
         w_loc, w_act = params[12], params[14]  # heads: float32 (the parameters' dtype)
         hidden = a.hidden  # (T, N, H), in the compute dtype

@@ -425,6 +425,7 @@ def collect_rollout(
     use_tape: bool = True,
     compute_dtype: torch.dtype | None = None,
     location_policy: str = "learned",
+    tape: RolloutTape | None = None,
 ) -> tuple[Rollout, Any]:
     """Play one batch of episodes (one per sub-environment) from ``obs``.
 
@@ -455,6 +456,9 @@ def collect_rollout(
             ``generator``; the location network still runs (at its mean, no sample
             drawn) but its outputs are not used, and the rollout's
             ``location_log_probs`` are then meaningless (the trainer zeroes them).
+        tape: the tape to record on when one is used (:meth:`RolloutTape.reset` first,
+            so its storage is reused once the previous replay was backpropagated); None:
+            a new one.
 
     Returns:
         ``(rollout, next_obs)`` where ``next_obs`` is the observation returned by the
@@ -481,11 +485,12 @@ def collect_rollout(
     env_device: torch.device | None = None
     logits = chosen = torch.empty(0)
     max_steps = horizon if horizon is not None else _MAX_EPISODE_STEPS
-    tape = (
-        RolloutTape(horizon, compute_dtype)
-        if use_tape and torch.is_grad_enabled() and model.supports_tape
-        else None
-    )
+    if not (use_tape and torch.is_grad_enabled() and model.supports_tape):
+        tape = None
+    elif tape is None:
+        tape = RolloutTape(horizon, compute_dtype)
+    else:
+        tape.reset(horizon, compute_dtype)
     while step < max_steps:
         glimpse, location, env_device = adapter(obs, owned=tape is None)
         if location is None:
@@ -934,6 +939,7 @@ class ReinforceTrainer:
         self._reset_seed: int | None = config.seed
         self._horizon: int | None = None
         self._labels_available: bool | None = None
+        self._tape = RolloutTape()  # reused by every rollout (its storage too)
 
     # ---- schedules -------------------------------------------------------------------
 
@@ -980,6 +986,7 @@ class ReinforceTrainer:
             use_tape=self.config.fast_backward,
             compute_dtype=_COMPUTE_DTYPES[self.config.precision],
             location_policy=self.config.location_policy,
+            tape=self._tape,
         )
         if not self._same_step:
             self._obs = None

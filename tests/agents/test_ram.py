@@ -222,10 +222,13 @@ def _unroll(
     preallocate: bool = False,
     compute_dtype: torch.dtype | None = None,
     n: int = 6,
+    tape: RolloutTape | None = None,
+    seed: int = 4,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Unroll T=4 steps on fixed inputs, return a mixed loss and the parameter grads."""
+    """Unroll T=4 steps on fixed inputs (drawn from ``seed``), return a mixed loss and the
+    parameter grads; ``tape``: record on it (reset) instead of a new tape."""
     gen = torch.Generator().manual_seed(3)
-    data = torch.Generator().manual_seed(4)
+    data = torch.Generator().manual_seed(seed)
     t_steps, dtype = 4, model.action_network.fc.weight.dtype
     glimpses = torch.rand(t_steps, n, 16, generator=data, dtype=dtype)
     locations = torch.rand(t_steps, n, 2, generator=data, dtype=dtype) * 2 - 1
@@ -237,7 +240,13 @@ def _unroll(
         if preallocate
         else None
     )
-    tape = RolloutTape(t_steps if preallocate else None, compute_dtype) if use_tape else None
+    horizon = t_steps if preallocate else None
+    if not use_tape:
+        tape = None
+    elif tape is None:
+        tape = RolloutTape(horizon, compute_dtype)
+    else:
+        tape.reset(horizon, compute_dtype)
     outs = []
     for t in range(t_steps):
         out = model.step(glimpses[t], locations[t], state, std=0.2, generator=gen, tape=tape)
@@ -295,6 +304,63 @@ def test_bfloat16_tape_approximates_float32_gradients(preallocate: bool) -> None
         assert grads_b[name].dtype == torch.float32, name
         error = float((grads_b[name] - grad).norm() / grad.norm())
         assert error < 0.05, (name, error)
+
+
+@pytest.mark.parametrize("compute_dtype", [None, torch.bfloat16])
+@pytest.mark.parametrize("preallocate", [True, False])
+def test_reused_tape_gives_a_fresh_tapes_values(
+    preallocate: bool, compute_dtype: torch.dtype | None
+) -> None:
+    """A tape that recorded (and backpropagated) another rollout gives bit-identical
+    losses and gradients, and reuses its buffers when their size is known."""
+    torch.manual_seed(0)
+    model = RecurrentAttentionModel(16, 3, RAMConfig(core_hidden=32, glimpse_out=24))
+    kwargs = {"use_tape": True, "preallocate": preallocate, "compute_dtype": compute_dtype}
+    loss_fresh, grads_fresh = _unroll(model, **kwargs)
+    tape = RolloutTape()
+    _unroll(model, **kwargs, tape=tape, seed=9)  # another rollout first
+    buffers = {name: b.data_ptr() for name, b in tape._buffers.items()}
+    loss, grads = _unroll(model, **kwargs, tape=tape)
+    assert torch.equal(loss, loss_fresh)
+    for name, grad in grads_fresh.items():
+        assert torch.equal(grads[name], grad), name
+    assert {name: b.data_ptr() for name, b in tape._buffers.items()} == buffers
+    assert bool(buffers) == preallocate
+
+
+def test_tape_reset_leaves_a_pending_replay_its_storage() -> None:
+    """Reset before the previous replay's backward: new storage, the old replay intact."""
+    torch.manual_seed(0)
+    model = RecurrentAttentionModel(4, 3, RAMConfig(core_hidden=8, glimpse_out=8))
+    tape, data = RolloutTape(2), torch.Generator().manual_seed(0)
+    glimpses = torch.rand(2, 2, N, 4, generator=data)
+
+    def record(rollout: int) -> torch.Tensor:
+        tape.reset(2)
+        state = None
+        for t in range(2):
+            out = model.step(glimpses[rollout, t], torch.zeros(N, 2), state, tape=tape)
+            state = out.state
+        replay = model.replay(tape)
+        return replay.logits.sum() + replay.location_means.sum() + replay.baselines.sum()
+
+    expected = torch.autograd.grad(record(0), model.parameters())
+    first = record(0)  # replayed, not backpropagated yet
+    buffer = tape._buffers["hidden"]
+    record(1)  # a different rollout on the same tape
+    assert tape._buffers["hidden"] is not buffer
+    for got, want in zip(torch.autograd.grad(first, model.parameters()), expected):
+        assert torch.equal(got, want)
+
+
+def test_tape_drops_storage_for_another_batch_size() -> None:
+    model = RecurrentAttentionModel(4, 3, RAMConfig(core_hidden=8, glimpse_out=8))
+    tape = RolloutTape(1)
+    for n in (N, N + 1):
+        tape.reset(1)
+        out = model.step(torch.rand(n, 4), torch.zeros(n, 2), None, tape=tape)
+        assert out.logits.shape == (n, 3) and tape.stacked("hidden").shape == (1, n, 8)
+        model.replay(tape).logits.sum().backward()
 
 
 @pytest.mark.parametrize("horizon", [3, None])
