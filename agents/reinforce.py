@@ -476,6 +476,7 @@ def collect_rollout(
     n_classes = model.n_classes
     state: CoreState | None = None  # zero initial state
     previous_location = torch.zeros(n, model.config.location_dim, device=device)
+    score_rows = 2.0 * torch.eye(n_classes, device=device) - 1.0  # row c: the scores naming c
     log_probs: list[Tensor] = []
     baselines: list[Tensor] = []
     rewards: list[Any] = []
@@ -507,8 +508,7 @@ def collect_rollout(
         state = out.state
         logits = out.logits
         chosen = _sample_class(logits, generator) if sample_class else logits.detach().argmax(-1)
-        scores = torch.full((n, n_classes), -1.0, device=device)
-        scores.scatter_(1, chosen.unsqueeze(1), 1.0)
+        scores = score_rows.index_select(0, chosen)  # +1 for the chosen class, -1 elsewhere
         next_location = out.location
         if random_policy:  # uniform in [-1, 1]^L, from the (seeded) generator
             u = torch.rand(
