@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any, Literal, TypeAlias
 
 import gymnasium as gym
@@ -909,7 +909,14 @@ class RecurrentAttentionModel(nn.Module):
             )
         tape.std = std
         head = self.location_network.fc.weight  # the heads' dtype (the parameters')
-        layout = (n, self.glimpse_dim, self.n_classes, tape.compute_dtype, head.dtype, head.device)
+        layout = (
+            n,
+            self.glimpse_dim,
+            self.n_classes,
+            astuple(self.config),
+            head.dtype,
+            head.device,
+        )
         if tape.layout != layout:
             tape.drop_storage()
             tape.layout = layout
@@ -928,7 +935,8 @@ class RecurrentAttentionModel(nn.Module):
         """Allocate the current step's activations on ``tape`` and their views."""
         gn, cell = self.glimpse_network, self.core_network.cell
         assert isinstance(cell, nn.RNNCell)
-        low, b_heads = tape.step_weights[0], tape.step_weights[4]  # their dtypes: see slots
+        low = tape.step_weights[0]  # in the compute dtype
+        b_heads = tape.step_weights[4]  # in the heads' dtype, L + 1 + C entries
         d, n_loc = self.glimpse_dim, self.config.location_dim
         n_what, n_g, n_h = gn.fc_glimpse.out_features, gn.fc_what.out_features, cell.hidden_size
         n_hw = n_what + gn.fc_location.out_features
@@ -998,7 +1006,7 @@ class RecurrentAttentionModel(nn.Module):
             assert isinstance(state, Tensor)
             frame.previous_hidden.copy_(state)
         h = torch.mm(frame.core_input, w_core, out=frame.hidden).relu_()
-        if frame.hidden_heads is not h:  # the heads read h_t in their (float32) dtype
+        if frame.hidden_heads is not frame.hidden:  # the heads read h_t in their dtype
             frame.hidden_heads.copy_(h)
         # The three heads read the same h_t: one product into [mean | baseline | logits].
         torch.addmm(b_heads, frame.hidden_heads, w_heads, out=frame.heads)
