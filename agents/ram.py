@@ -1192,10 +1192,13 @@ class _TapeReplay(torch.autograd.Function):
         def piece(
             grad: Tensor, start: int, stop: int | None = None, rows: slice = slice(None)
         ) -> Tensor:
-            """Columns [start, stop) (one column if stop is None) as a new float32 tensor."""
+            """Columns [start, stop) (one column if stop is None) of ``rows``, as a new
+            float32 tensor."""
             part = grad[rows, start] if stop is None else grad[rows, start:stop]
             return part.to(head, copy=True)
 
+        # grad_glimpse is block-diagonal like its weight: rows of h_g read rho_t, rows of
+        # h_l read l_t, and both the ones column.
         what, where = slice(0, n_what), slice(n_what, None)
         body = [
             piece(grad_glimpse, 0, n_input, what),
