@@ -10,7 +10,9 @@ sizes, batch 128): forward, backward and Adam step, env stepping included (the n
 vector env), as ``images_per_second``, for float32 and for bfloat16 mixed precision
 (``--precision`` picks the one reported as ``images_per_second``). Best of a few timed
 windows. Also records the milliseconds per iteration spent in ``envs.step`` (in the best
-window), to see the env's share (``GLIMPSE_ENV_NUMBA=0`` measures the NumPy env code).
+window), to see the env's share (``GLIMPSE_ENV_NUMBA=0`` measures the NumPy env code),
+and the machine's speed on a fixed matrix product before and after (``machine_reference_*``,
+GFLOP/s), which tells a slow day from slow code.
 """
 
 from __future__ import annotations
@@ -65,6 +67,40 @@ def measure(precision: str, args: argparse.Namespace) -> tuple[list[float], list
     return rates, env_ms
 
 
+def machine_reference(repeats: int = 50) -> dict[str, float]:
+    """The machine's speed on a fixed product, to compare runs made on different days.
+
+    The training step's largest product shape, ``(896 x 256) @ (256 x 256)`` (7 steps of
+    128 images against a 256 x 256 weight), in float32 and bfloat16 on the current torch
+    threads: best and median of ``repeats``, in GFLOP/s. A day when these are low is a
+    slow machine, not slow code.
+
+    Args:
+        repeats: timed products per dtype.
+
+    Returns:
+        GFLOP/s under the keys ``float32_gflops`` (best), ``float32_gflops_median``,
+        ``bfloat16_gflops`` and ``bfloat16_gflops_median``.
+    """
+    flops = 2 * 896 * 256 * 256
+    result = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        generator = torch.Generator().manual_seed(0)
+        a = torch.randn(896, 256, generator=generator).to(dtype)
+        b = torch.randn(256, 256, generator=generator).to(dtype)
+        out = torch.empty(896, 256, dtype=dtype)
+        seconds = []
+        for _ in range(repeats + 5):
+            start = time.perf_counter()
+            torch.mm(a, b, out=out)
+            seconds.append(time.perf_counter() - start)
+        seconds = sorted(seconds[5:])  # the first 5 warm up
+        name = str(dtype).removeprefix("torch.")
+        result[f"{name}_gflops"] = flops / seconds[0] / 1e9
+        result[f"{name}_gflops_median"] = flops / seconds[len(seconds) // 2] / 1e9
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=128)
@@ -81,7 +117,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
+    reference_before = machine_reference()
     measured = {precision: measure(precision, args) for precision in PRECISIONS}
+    reference_after = machine_reference()
     windows = {p: rates for p, (rates, _) in measured.items()}
     best = {p: max(range(len(rates)), key=rates.__getitem__) for p, rates in windows.items()}
     result = {
@@ -96,6 +134,8 @@ def main() -> None:
         "env_id": "GlimpseMNIST-v0",
         "torch_threads": args.threads,
         "load_average": os.getloadavg(),
+        "machine_reference_before": reference_before,
+        "machine_reference_after": reference_after,
         "torch": torch.__version__,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
