@@ -31,6 +31,7 @@ is invisible to Adam, and so to training).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import subprocess
 from pathlib import Path
@@ -73,8 +74,6 @@ def record(iterations: int, num_envs: int = 64, seed: int = 0) -> dict[str, Any]
     Returns:
         ``{"snapshots": {iteration: {name: tensor}}, "commit": str | None, "torch": str}``.
     """
-    import agents.reinforce
-
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     envs = gym.make_vec("GlimpseMNIST-v0", num_envs=num_envs)
@@ -96,7 +95,7 @@ def record(iterations: int, num_envs: int = 64, seed: int = 0) -> dict[str, Any]
     envs.close()
     return {
         "snapshots": snapshots,
-        "commit": _commit(agents.reinforce.__file__),
+        "commit": _commit(inspect.getfile(ReinforceTrainer)),
         "torch": str(torch.__version__),
     }
 
