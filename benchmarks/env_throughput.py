@@ -37,6 +37,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from machine_info import cpu_info
 
 import glimpse_env
 from glimpse_env import _kernels
@@ -183,8 +184,7 @@ def main() -> None:
 
     results: dict[str, Any] = {
         "machine": {
-            "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
+            "cpu": cpu_info(),
             "python": platform.python_version(),
             "numpy": np.__version__,
             "torch": torch.__version__,

@@ -39,6 +39,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from machine_info import cpu_info  # noqa: E402
+
 import glimpse_env  # noqa: E402  (registers the ids)
 from agents.sb3_presets import get_preset  # noqa: E402
 
@@ -197,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "speedup_native_over_dummy": speedup,
         "machine": {
             "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
+            "cpu": cpu_info(),
             "load_average_at_end": list(os.getloadavg()),
             "python": platform.python_version(),
             "torch": torch.__version__,

@@ -11,8 +11,9 @@ vector env), as ``images_per_second``, for float32 and for bfloat16 mixed precis
 (``--precision`` picks the one reported as ``images_per_second``). Best of a few timed
 windows. Also records the milliseconds per iteration spent in ``envs.step`` (in the best
 window), to see the env's share (``GLIMPSE_ENV_NUMBA=0`` measures the NumPy env code),
-and the machine's speed on a fixed matrix product before and after (``machine_reference_*``,
-GFLOP/s), which tells a slow day from slow code.
+the machine's speed on a fixed matrix product before and after (``machine_reference_*``,
+GFLOP/s), which tells a slow day from slow code, and the CPU (``cpu``: the host CPU of the
+machine is not always the same one).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 import gymnasium as gym
 import torch
+from machine_info import cpu_info
 
 from agents.reinforce import ReinforceConfig, ReinforceTrainer
 from glimpse_env import _kernels
@@ -136,6 +138,7 @@ def main() -> None:
         "load_average": os.getloadavg(),
         "machine_reference_before": reference_before,
         "machine_reference_after": reference_after,
+        "cpu": cpu_info(),
         "torch": torch.__version__,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

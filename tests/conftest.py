@@ -16,7 +16,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def import_benchmark(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """``benchmarks/<name>.py`` imported as the module ``name``, registered in
-    ``sys.modules`` while ``monkeypatch`` lasts (its dataclasses need that)."""
+    ``sys.modules`` while ``monkeypatch`` lasts (its dataclasses need that), with
+    ``benchmarks/`` on ``sys.path`` as when the script runs (for its sibling imports)."""
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -51,3 +51,4 @@ def test_main_reports_the_chosen_precisions_best_window(
     assert result["machine_reference_before"] == reference
     assert result["machine_reference_after"] == reference
     assert result["batch_size"] == 128 and result["torch_threads"] == 1
+    assert result["cpu"] == script.cpu_info()  # which host CPU was measured
