@@ -63,6 +63,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from machine_info import cpu_info  # noqa: E402
+
 ENV_ID = "GlimpseMNIST-v0"
 N_GLIMPSES = 7
 AGENTS: tuple[str, ...] = ("ram", "ppo", "recurrent_ppo")
@@ -654,7 +656,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "torch": torch.__version__,
             "torch_threads": args.threads,
             "device": args.device,
-            "cpu_count": os.cpu_count(),
+            "cpu": cpu_info(),
             "load_average_end": list(os.getloadavg()),
         },
         "results": results,
