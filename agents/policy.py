@@ -170,7 +170,14 @@ def evaluate_policy(
     kwargs = {**(policy.env_kwargs if env_kwargs is None else env_kwargs)}
     for key in ("split", "sequential", "start", "reward"):
         kwargs.pop(key, None)
-    envs = gym.make_vec(env_id, num_envs=num_envs, split=split, sequential=True, **kwargs)
+    envs = gym.make_vec(
+        env_id,
+        num_envs=num_envs,
+        split=split,
+        sequential=True,
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+        **kwargs,
+    )
     total = len(envs.unwrapped.task.data) if n_images is None else int(n_images)
     n_batches = math.ceil(total / num_envs)
     correct = 0

@@ -388,7 +388,7 @@ def _final_info_value(info: Mapping[str, Any], key: str) -> np.ndarray | None:
         if isinstance(source, Mapping) and key in source:
             mask = source.get(f"_{key}")
             if mask is not None and not bool(np.all(_as_numpy(mask))):
-                return None
+                continue  # not set here (e.g. the same-step autoreset reports final_info)
             return _as_numpy(source[key])
     return None
 

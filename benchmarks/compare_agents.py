@@ -189,7 +189,14 @@ def run_ram(settings: Settings, seed: int, run_dir: Path) -> dict[str, Any]:
     if settings.data_dir is not None:
         env_kwargs["data_dir"] = settings.data_dir
     backend = {"backend": "torch", "device": device} if device.type == "cuda" else {}
-    envs = gym.make_vec(ENV_ID, num_envs=batch, split="train", **env_kwargs, **backend)
+    envs = gym.make_vec(
+        ENV_ID,
+        num_envs=batch,
+        split="train",
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+        **env_kwargs,
+        **backend,
+    )
     model_cfg = RAMConfig(location_std=RAM_SETTINGS["std_start"])
     trainer = ReinforceTrainer(
         envs,

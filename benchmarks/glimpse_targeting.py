@@ -79,7 +79,14 @@ def targeting(
         if k not in ("split", "sequential", "start", "reward")
     }
     num_envs = min(num_envs, n_images)
-    envs = gym.make_vec(policy.env_id, num_envs=num_envs, split=split, sequential=True, **kwargs)
+    envs = gym.make_vec(
+        policy.env_id,
+        num_envs=num_envs,
+        split=split,
+        sequential=True,
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+        **kwargs,
+    )
     size = envs.unwrapped.task.canvas_size
     locations, centres, success = [], [], []
     obs, info = envs.reset(seed=0)

@@ -76,7 +76,9 @@ def record(iterations: int, num_envs: int = 64, seed: int = 0) -> dict[str, Any]
     """
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    envs = gym.make_vec("GlimpseMNIST-v0", num_envs=num_envs)
+    envs = gym.make_vec(
+        "GlimpseMNIST-v0", num_envs=num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+    )
     config = ReinforceConfig(
         model=RAMConfig(location_std=0.12),
         total_iterations=100_000,

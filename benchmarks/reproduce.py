@@ -346,7 +346,7 @@ def _row_glimpses(meta: dict[str, Any], config: dict[str, Any]) -> int | None:
     from glimpse_env.registration import VARIANTS
 
     n = config.get("n_glimpses")
-    return int(n) if n is not None else VARIANTS[meta["env_id"]].default_n_glimpses
+    return int(n) if n is not None else VARIANTS[meta["env_id"]].env_cls.default_n_glimpses
 
 
 def check_run_matches(row: Row, run_dir: Path) -> None:

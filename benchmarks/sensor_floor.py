@@ -62,7 +62,9 @@ def measure(env_id: str, num_envs: int, seed: int = 0, calls: int = 2000) -> dic
     Returns:
         The timings in microseconds (see the module docstring) and the env-steps/s.
     """
-    envs = gym.make_vec(env_id, num_envs=num_envs)
+    envs = gym.make_vec(
+        env_id, num_envs=num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+    )
     envs.reset(seed=seed)
     task = envs.unwrapped.task
     steps = task.n_glimpses  # episode length: the env terminates after T glimpses

@@ -52,7 +52,13 @@ class _TimedSteps(gym.vector.VectorWrapper):
 
 def measure(precision: str, args: argparse.Namespace) -> tuple[list[float], list[float]]:
     """Images/s and env milliseconds per iteration of each timed window, for one precision."""
-    envs = _TimedSteps(gym.make_vec("GlimpseMNIST-v0", num_envs=args.batch_size))
+    envs = _TimedSteps(
+        gym.make_vec(
+            "GlimpseMNIST-v0",
+            num_envs=args.batch_size,
+            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+        )
+    )
     config = ReinforceConfig(total_iterations=10**6, lr=1e-3, precision=precision)
     trainer = ReinforceTrainer(envs, config)
     for _ in range(20):  # warm-up

@@ -7,10 +7,10 @@ default backend) or on torch tensors on any device (the vector env's torch backe
 from __future__ import annotations
 
 import functools
+import sys
 from typing import Any
 
 import numpy as np
-import torch
 
 from glimpse_env import _kernels
 
@@ -19,29 +19,27 @@ Array = Any  # np.ndarray | torch.Tensor
 #: Bytes per word of :func:`byte_words`.
 WORD = 8
 
-_TORCH_DTYPES = {
-    "uint8": torch.uint8,
-    "int16": torch.int16,
-    "int64": torch.int64,
-    "float32": torch.float32,
-}
-
 
 def is_torch(x: Any) -> bool:
-    """Whether ``x`` is a torch tensor."""
-    return isinstance(x, torch.Tensor)
+    """Whether ``x`` is a torch tensor (never imports torch: without it, nothing is one)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def zeros(like: Array, shape: tuple[int, ...], dtype: str) -> Array:
     """Zeros on the backend (and device) of ``like``; ``dtype`` by name (``"uint8"``...)."""
     if is_torch(like):
-        return torch.zeros(shape, dtype=_TORCH_DTYPES[dtype], device=like.device)
+        import torch
+
+        return torch.zeros(shape, dtype=getattr(torch, dtype), device=like.device)
     return np.zeros(shape, dtype=dtype)
 
 
 def randint(u: Array, high: int) -> Array:
     """Map uniforms in [0, 1) to int64 in ``0 .. high - 1`` (identical on every backend)."""
     if is_torch(u):
+        import torch
+
         return torch.clamp((u * high).to(torch.int64), max=high - 1)
     return np.minimum((u * high).astype(np.int64), high - 1)
 
@@ -49,6 +47,8 @@ def randint(u: Array, high: int) -> Array:
 def saturating_add(a: Array, b: Array) -> Array:
     """``min(a + b, 255)`` of two uint8 arrays, as uint8 (pixel values saturate at 1.0)."""
     if is_torch(a):
+        import torch
+
         return torch.clamp(a.to(torch.int16) + b, max=255).to(torch.uint8)
     # a + min(b, 255 - a) == min(a + b, 255), without leaving uint8.
     return a + np.minimum(b, 255 - a)
@@ -84,6 +84,8 @@ def add_saturating_at(canvases: Array, patches: Array, rows: Array, cols: Array)
     255 (i.e. at 1.0)."""
     n, p = patches.shape[0], patches.shape[1]
     if is_torch(canvases):
+        import torch
+
         ramp = torch.arange(p, device=canvases.device)
         index: tuple[Array, ...] = (
             torch.arange(n, device=canvases.device)[:, None, None],
@@ -161,5 +163,7 @@ def _window_offsets(size: int, width: int) -> np.ndarray:
 def to_backend(x: np.ndarray, like: Array) -> Array:
     """Move a NumPy array to the backend (and device) of ``like``."""
     if is_torch(like):
+        import torch
+
         return torch.as_tensor(x, device=like.device)
     return x

@@ -90,10 +90,23 @@ def validate_actions(actions: Any, shape: tuple[int, ...]) -> np.ndarray:
     return array
 
 
+def validate_seed(seed: Any) -> int:
+    """``seed`` as an int, checked: an integer in ``[0, 2**64)`` (not a bool, float or str).
+
+    Raises:
+        ValueError: otherwise.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be an integer in [0, 2**64) or None, got {seed!r}")
+    return int(seed)
+
+
 def clip_locations(actions: Any) -> Any:
     """The location part of ``actions (N, 2 + C)`` clipped to [-1, 1], as float32 ``(N, 2)``."""
     if _xp.is_torch(actions):
-        return _xp.torch.clamp(actions[:, :2], -1.0, 1.0).to(_xp.torch.float32)
+        import torch
+
+        return torch.clamp(actions[:, :2], -1.0, 1.0).to(torch.float32)
     # Clipping before rounding to float32 gives the same values (rounding is monotone and
     # keeps -1 and 1), and the cast is free for float32 actions.
     return np.minimum(np.maximum(actions[:, :2], -1.0), 1.0).astype(np.float32, copy=False)
@@ -156,8 +169,12 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     ## Episode End
 
-    Terminates after ``n_glimpses`` steps (``terminated=True``). Never truncates by itself;
-    ``gym.make(..., max_episode_steps=k)`` with ``k < n_glimpses`` truncates at ``k``. The
+    Terminates after ``n_glimpses`` steps (``terminated=True``). Never truncates by itself,
+    but each id registers ``max_episode_steps`` = its default ``n_glimpses``, so
+    ``gym.make`` adds Gymnasium's ``TimeLimit``, which also sets ``truncated=True`` at that
+    last step (``terminated`` is what counts there). ``gym.make(..., max_episode_steps=k)``
+    with ``k < n_glimpses`` truncates at ``k`` (nothing judged); with a larger
+    ``n_glimpses`` pass ``max_episode_steps=n_glimpses`` (or ``-1`` for no limit). The
     final ``info`` holds ``label`` (int), ``prediction`` (int, argmax of the scores) and
     ``is_success`` (bool). ``reset`` returns ``info={"image_index": i}``, the digit's index in
     its split. A step before ``reset`` or after the episode ended raises
@@ -363,15 +380,18 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """Keys of ``n`` envs: ``seed + i`` when seeded, else drawn from ``np_random``."""
         if seed is None:
             return self.np_random.integers(0, 2**63, size=n, dtype=np.uint64)
-        if int(seed) < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed}")
-        return (np.uint64(seed) + np.arange(n, dtype=np.uint64)).astype(np.uint64)
+        first = validate_seed(seed)
+        return np.array([first + i for i in range(n)], dtype=np.uint64)
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        if seed is not None:
+            seed = validate_seed(seed)
         super().reset(seed=seed)
+        if self._key is None:
+            self._warn_if_time_limit_cuts()
         if seed is not None or self._key is None:
             self._key = self.new_keys(seed, 1)
             self._episode, self._ahead = 0, None
@@ -382,6 +402,20 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._path = [batch.starts[0]] if self.render_mode is not None else []
         obs = self.observe(batch.tables, batch.starts)
         return _first(obs), {"image_index": int(batch.image_indices[0])}
+
+    def _warn_if_time_limit_cuts(self) -> None:
+        """Warn (first reset) when the id's registered ``max_episode_steps`` is below
+        ``n_glimpses``: ``gym.make`` then cuts episodes before their class is judged unless
+        it was given a larger limit (which this env cannot see)."""
+        registered = gym.registry.get(self.spec.id) if self.spec is not None else None
+        limit = registered.max_episode_steps if registered is not None else None
+        if limit is not None and limit < self.n_glimpses:
+            gym.logger.warn(
+                f"{self.spec.id} registers max_episode_steps={limit} < n_glimpses="
+                f"{self.n_glimpses}: unless gym.make got max_episode_steps >= "
+                f"{self.n_glimpses} (or -1), its TimeLimit ends every episode at step {limit}, "
+                "before the class is judged"
+            )
 
     def _next_episode(self) -> EpisodeBatch:
         """Episode ``_episode`` of this env's key, drawn :attr:`lookahead` at a time."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+from typing import NamedTuple
 
 import gymnasium as gym
 
@@ -14,25 +14,44 @@ from glimpse_env.envs import (
     TranslatedMNISTEnv,
 )
 
-#: id -> env class; the class carries the variant's defaults (canvas, glimpses, scales).
-VARIANTS: dict[str, type[GlimpseEnv]] = {
-    "GlimpseMNIST-v0": GlimpseMNISTEnv,
-    "GlimpseTranslatedMNIST-v0": TranslatedMNISTEnv,
-    "GlimpseClutteredMNIST-v0": ClutteredMNISTEnv,
-    "GlimpseClutteredMNIST100-v0": ClutteredMNIST100Env,
+
+class Variant(NamedTuple):
+    """One registered id: its env class and the paper's test error for its default glimpses."""
+
+    env_cls: type[GlimpseEnv]
+    #: Test error (%) of RAM in Mnih et al. (2014), Tables 1 and 2, for this id's defaults.
+    paper_error: float
+
+
+#: id -> variant; the class carries the variant's defaults (canvas, glimpses, scales), and
+#: ``glimpse_env.vector`` has its batched twin of the same name with ``Vector`` before ``Env``.
+VARIANTS: dict[str, Variant] = {
+    "GlimpseMNIST-v0": Variant(GlimpseMNISTEnv, 1.07),
+    "GlimpseTranslatedMNIST-v0": Variant(TranslatedMNISTEnv, 1.2),
+    "GlimpseClutteredMNIST-v0": Variant(ClutteredMNISTEnv, 4.04),
+    "GlimpseClutteredMNIST100-v0": Variant(ClutteredMNIST100Env, 8.11),
 }
 ENV_IDS: tuple[str, ...] = tuple(VARIANTS)
 
 
 def register_envs() -> None:
-    """Register every variant with Gymnasium (idempotent)."""
-    from glimpse_env.vector import GlimpseVectorEnv
+    """Register every variant with Gymnasium (idempotent).
 
-    for env_id, env_cls in VARIANTS.items():
+    Each spec is plain data (``spec.to_json()`` round-trips): string entry points for
+    ``gym.make`` and ``gym.make_vec``, ``max_episode_steps`` = the id's ``n_glimpses`` (so
+    ``gym.make`` adds Gymnasium's ``TimeLimit`` there, which never cuts an episode short;
+    pass a larger ``max_episode_steps`` with a larger ``n_glimpses``), and
+    ``reward_threshold`` = the paper's test accuracy for the id (the mean sparse reward is
+    the accuracy).
+    """
+    for env_id, (env_cls, paper_error) in VARIANTS.items():
         if env_id in gym.registry:
             continue
+        vector_name = env_cls.__name__.removesuffix("Env") + "VectorEnv"
         gym.register(
             id=env_id,
             entry_point=f"{env_cls.__module__}:{env_cls.__name__}",
-            vector_entry_point=functools.partial(GlimpseVectorEnv, env_cls),
+            vector_entry_point=f"glimpse_env.vector:{vector_name}",
+            max_episode_steps=env_cls.default_n_glimpses,
+            reward_threshold=round(1.0 - paper_error / 100.0, 4),
         )

@@ -37,8 +37,9 @@ class GlimpseVecEnv(VecEnv):
     """SB3 ``VecEnv`` over a native :class:`GlimpseVectorEnv` (NumPy backend).
 
     Args:
-        env: a registered id (``"GlimpseMNIST-v0"``) or an existing ``GlimpseVectorEnv``
-            created with ``autoreset_mode=SAME_STEP`` (the default) and ``backend="numpy"``.
+        env: a registered id (``"GlimpseMNIST-v0"``; the adapter asks ``gym.make_vec`` for
+            the ``SAME_STEP`` autoreset SB3 needs) or an existing ``GlimpseVectorEnv`` created
+            with ``autoreset_mode=SAME_STEP`` and ``backend="numpy"``.
         num_envs: number of sub-envs when ``env`` is an id.
         seed: seed of the first reset (sub-env ``i`` gets ``seed + i``); ``None`` for entropy.
         **env_kwargs: keyword arguments of the env (``split``, ``reward``, ...) when ``env``
@@ -58,7 +59,11 @@ class GlimpseVecEnv(VecEnv):
         **env_kwargs: Any,
     ) -> None:
         if isinstance(env, str):
-            env = gym.make_vec(env, num_envs=num_envs, **env_kwargs)
+            if "autoreset_mode" in env_kwargs:
+                raise TypeError("GlimpseVecEnv sets autoreset_mode itself (SB3 needs SAME_STEP)")
+            env = gym.make_vec(
+                env, num_envs=num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **env_kwargs
+            )
         elif env_kwargs:
             raise TypeError("env_kwargs are only accepted together with an env id")
         if not isinstance(env, GlimpseVectorEnv):

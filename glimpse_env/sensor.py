@@ -54,13 +54,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from glimpse_env import _kernels
-from glimpse_env._xp import WORD, byte_words
+from glimpse_env._xp import WORD, byte_words, is_torch
+
+if TYPE_CHECKING:
+    import torch
 
 Array = Any  # np.ndarray | torch.Tensor
 
@@ -208,14 +210,16 @@ def summed_area_table(images: Array) -> SummedAreaTable:
         ValueError: if ``images`` is not 3-D.
         TypeError: if ``images`` is neither uint8 nor floating point.
     """
-    if isinstance(images, torch.Tensor):
+    if is_torch(images):
         return _lazy_table(images.clone())
     return _lazy_table(np.array(images))
 
 
 def _lazy_table(images: Array) -> SummedAreaTable:
     """:func:`summed_area_table` without the copy (for images nobody changes afterwards)."""
-    if isinstance(images, torch.Tensor):
+    if is_torch(images):
+        import torch
+
         uint8, floating = images.dtype == torch.uint8, images.is_floating_point()
     else:
         images = np.asarray(images)
@@ -231,7 +235,9 @@ def _float_table(images: Array) -> Array:
     """The documented :attr:`SummedAreaTable.table` of ``(N, H, W)`` images."""
     n, h, w = (int(d) for d in images.shape)
     exact32 = h * w <= _MAX_EXACT_FLOAT32_PIXELS
-    if isinstance(images, torch.Tensor):
+    if is_torch(images):
+        import torch
+
         if images.dtype == torch.uint8:
             dtype = torch.float32 if exact32 else torch.float64
         else:
@@ -311,7 +317,9 @@ def glimpse_top_left(
     Returns:
         int64 ``(N, k, 2)``: ``[..., 0]`` is ``x0`` (column), ``[..., 1]`` is ``y0`` (row).
     """
-    if isinstance(locations, torch.Tensor):
+    if is_torch(locations):
+        import torch
+
         dev = str(locations.device)
         half, shift = _torch_constants(image_shape, glimpse_size, n_scales, 1.0, dev)[:2]
         centre = (locations.to(torch.float32) + 1.0) * half  # (N, 2)
@@ -362,8 +370,8 @@ def extract_glimpses(
     n = len(sat)
     if tuple(locations.shape) != (n, 2):
         raise ValueError(f"locations must have shape ({n}, 2), got {tuple(locations.shape)}")
-    is_torch = isinstance(locations, torch.Tensor)
-    if not bool((torch.isfinite(locations) if is_torch else np.isfinite(locations)).all()):
+    finite = locations.isfinite() if is_torch(locations) else np.isfinite(locations)
+    if not bool(finite.all()):
         raise ValueError("locations must be finite (got NaN or infinity)")
     return _gather_glimpses(sat, locations, glimpse_size, n_scales)
 
@@ -397,6 +405,8 @@ def _torch_constants(
     image_shape: tuple[int, int], glimpse_size: int, n_scales: int, value_scale: float, device: str
 ) -> tuple[torch.Tensor, ...]:
     """:func:`_constants` as tensors on ``device`` (cached: no host-to-device copy per call)."""
+    import torch
+
     consts = _constants(image_shape, glimpse_size, n_scales, value_scale)
     return tuple(torch.tensor(c, device=device) for c in consts)
 
@@ -445,7 +455,7 @@ def _gather_glimpses(
     ``out``: optional C-contiguous float32 ``(N, k, g, g)`` NumPy array to write into
     (NumPy only; the vector env's threads each fill their part of one batch).
     """
-    if isinstance(locations, torch.Tensor):
+    if is_torch(locations):
         return _gather_torch(sat, locations, glimpse_size, n_scales)
     g, k, n = glimpse_size, n_scales, len(sat)
     images = sat.images
@@ -692,6 +702,8 @@ def _gather_torch(
     sat: SummedAreaTable, locations: torch.Tensor, glimpse_size: int, n_scales: int
 ) -> torch.Tensor:
     """:func:`_gather_glimpses` on torch: every scale from the float table (any device)."""
+    import torch
+
     table = sat.table
     h, w = sat.image_shape
     g = glimpse_size

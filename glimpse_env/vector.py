@@ -10,22 +10,40 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import gymnasium as gym
 import numpy as np
-import torch
 from gymnasium.error import ResetNeeded
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from glimpse_env.envs import EpisodeBatch, GlimpseEnv, clip_locations, validate_actions
+from glimpse_env import _xp
+from glimpse_env.envs import (
+    ClutteredMNIST100Env,
+    ClutteredMNISTEnv,
+    EpisodeBatch,
+    GlimpseEnv,
+    GlimpseMNISTEnv,
+    TranslatedMNISTEnv,
+    clip_locations,
+    validate_actions,
+    validate_seed,
+)
 from glimpse_env.sensor import SummedAreaTable, _gather_glimpses, _lazy_table
+
+if TYPE_CHECKING:
+    import torch
 
 _T = TypeVar("_T")
 
 BACKENDS = ("numpy", "torch")
-AUTORESET_MODES = (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP)
+#: Every autoreset mode of Gymnasium 1.x; the first is the default (Gymnasium's own).
+AUTORESET_MODES = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED)
+#: Info keys of every ``reset`` and ``step`` (each with its ``_key`` mask), and the result
+#: keys, which are set only where an episode's class was judged.
+INFO_KEYS = ("image_index", "label", "prediction", "is_success")
+RESULT_KEYS = INFO_KEYS[1:]
 #: Fewest canvas pixels (sub-envs x canvas area) a thread is given (see ``num_threads``).
 MIN_SHARD_PIXELS = 2**20
 
@@ -36,6 +54,9 @@ class GlimpseVectorEnv(VectorEnv):
     Observations, actions, rewards and the episode timing are those of the single env, with
     a leading batch axis: ``observation["glimpse"]`` is float32 ``(N, k, g, g)``,
     ``observation["location"]`` float32 ``(N, 2)``, actions float ``(N, 2 + 10)``.
+    ``gym.make_vec(id, num_envs=N)`` returns the variant's subclass (e.g.
+    :class:`GlimpseMNISTVectorEnv`); any other Gymnasium vector env of the single env
+    (``SyncVectorEnv``, ``AsyncVectorEnv``) gives the same transitions, only slower.
 
     ## Seeding
 
@@ -48,34 +69,55 @@ class GlimpseVectorEnv(VectorEnv):
     ## Autoreset
 
     ``autoreset_mode`` is declared in ``metadata["autoreset_mode"]`` and follows Gymnasium
-    1.x exactly (tested against ``SyncVectorEnv``):
+    1.x exactly (each mode is tested transition by transition against ``SyncVectorEnv``):
 
-    * ``SAME_STEP`` (default; what SB3 and fixed-horizon trainers want): the step that ends
-      an episode already returns the first observation of the next one;
+    * ``NEXT_STEP`` (default, Gymnasium's): the step that ends an episode returns its last
+      observation and ``label``/``prediction``/``is_success`` in ``info``; the next step
+      resets those sub-envs (their actions are ignored, reward 0, both flags False).
+    * ``SAME_STEP`` (what SB3's ``VecEnv`` and fixed-horizon trainers want): the step that
+      ends an episode already returns the first observation of the next one;
       ``info["final_obs"]`` (object array of per-env dicts) and ``info["final_info"]``
       (with ``label``, ``prediction``, ``is_success``) hold the end of the old one.
-    * ``NEXT_STEP``: the step that ends an episode returns its last observation and
-      ``label``/``prediction``/``is_success`` in ``info``; the next step resets those
-      sub-envs (their actions are ignored, reward 0).
+    * ``DISABLED``: nothing resets by itself; after an episode ends, call ``reset()`` (or
+      ``reset(options={"reset_mask": mask})``) before the next ``step``.
 
-    Infos are batched the Gymnasium way: an array per key plus a boolean ``_key`` mask.
-    ``reset`` and every reset inside ``step`` report ``image_index``.
+    Every episode of one vector env lasts the same number of steps, so the sub-envs run in
+    lock-step and end together: a ``reset_mask`` must select every sub-env (a partial one
+    raises ``ValueError``; use ``SyncVectorEnv`` for sub-envs that reset on their own).
+
+    ## Info
+
+    Batched the Gymnasium way: an array per key plus a boolean ``_key`` mask saying which
+    sub-envs set it. Every ``reset`` and ``step`` returns the same keys, so libraries that
+    fix their info layout at reset (TorchRL) can read every step:
+
+    | key | dtype | set (mask True) where |
+    |---|---|---|
+    | ``image_index`` | int64 | a new episode started (its digit's index in the split) |
+    | ``label``, ``prediction`` | int64 | an episode ended at its last glimpse (true class, argmax of the scores) |
+    | ``is_success`` | bool | as ``label``: whether the prediction was right |
+
+    Unset entries hold 0 / False. With ``SAME_STEP`` the results of the episodes that just
+    ended are in ``final_info`` (the same three keys), and ``final_obs`` holds their last
+    observations (``None`` where unset); both are present at every call. An episode that
+    was truncated by ``max_episode_steps`` before its last glimpse has no result.
 
     ## Backends
 
-    ``backend="numpy"`` (default) returns NumPy arrays. ``backend="torch"`` keeps the
-    dataset, canvases and glimpses on ``device`` (e.g. ``"cuda"``) and returns torch tensors
-    there (rewards float32, terminations bool; info arrays are tensors too); actions must
-    be floating-point torch tensors on that device. Only the random draws of new episodes
-    (a few numbers each) are made on the host. Both backends give the same observations for
-    the same seed (to float tolerance).
+    ``backend="numpy"`` (default) returns NumPy arrays and never imports torch.
+    ``backend="torch"`` keeps the dataset, canvases and glimpses on ``device`` (e.g.
+    ``"cuda"``) and returns torch tensors there (rewards float32, terminations bool; info
+    arrays are tensors too); actions must be floating-point torch tensors on that device.
+    Only the random draws of new episodes (a few numbers each) are made on the host. Both
+    backends give the same observations for the same seed (to float tolerance).
 
     ## Arguments
 
-    ``env_cls`` (the variant; :func:`gymnasium.make_vec` fills it in), ``num_envs``,
+    ``env_cls`` (the variant; the per-variant subclasses fill it in), ``num_envs``,
     ``max_episode_steps`` (truncate after that many steps, as Gymnasium's ``TimeLimit``:
-    at ``n_glimpses`` both flags are set; truncated episodes report no result),
-    ``backend``, ``device``, ``autoreset_mode``, ``num_threads``, and every keyword
+    at ``n_glimpses`` both flags are set; truncated episodes report no result; the
+    registered ids set it to their default ``n_glimpses``: pass a larger one with a larger
+    ``n_glimpses``), ``backend``, ``device``, ``autoreset_mode``, ``num_threads``, and every keyword
     argument of the single env (``split``, ``n_glimpses``, ``glimpse_size``, ``n_scales``,
     ``start``, ``reward``, ``sequential``, ``data_dir``, ``render_mode``). Unknown ones
     raise ``TypeError``.
@@ -94,61 +136,62 @@ class GlimpseVectorEnv(VectorEnv):
 
     ## Version History
 
-    * v0: Initial version.
+    * v0: Initial version. Since glimpse-env 0.2: ``NEXT_STEP`` is the default autoreset
+      mode (it was ``SAME_STEP``), ``DISABLED`` is supported, and every call returns the
+      same info keys.
     """
+
+    #: The single-env class of the per-variant subclasses (``None`` here: pass ``env_cls``).
+    variant: ClassVar[type[GlimpseEnv] | None] = None
 
     def __init__(
         self,
-        env_cls: type[GlimpseEnv],
-        num_envs: int,
+        env_cls: type[GlimpseEnv] | None = None,
+        num_envs: int = 1,
         max_episode_steps: int | None = None,
         backend: str = "numpy",
         device: str | torch.device | None = None,
-        autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         num_threads: int = 1,
         **env_kwargs: Any,
     ) -> None:
-        if (
-            isinstance(num_envs, bool)
-            or not isinstance(num_envs, (int, np.integer))
-            or num_envs < 1
-        ):
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        self._pool: ThreadPoolExecutor | None = None  # close() works whatever raises below
+        env_cls = env_cls or self.variant
+        if env_cls is None:
+            raise TypeError("GlimpseVectorEnv needs env_cls (or use a per-variant subclass)")
+        _check_count("num_envs", num_envs)
+        _check_count("num_threads", num_threads)
+        if max_episode_steps is not None:
+            _check_count("max_episode_steps", max_episode_steps)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "numpy" and device not in (None, "cpu"):
             raise ValueError(f'device={device!r} needs backend="torch"')
-        if (
-            isinstance(num_threads, bool)
-            or not isinstance(num_threads, (int, np.integer))
-            or num_threads < 1
-        ):
-            raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
         if backend == "torch" and num_threads != 1:
             raise ValueError(
                 'num_threads applies to backend="numpy" (torch runs its own threads), '
                 f"got num_threads={num_threads}"
             )
-        mode = AutoresetMode(autoreset_mode)
+        try:
+            mode = AutoresetMode(autoreset_mode)
+        except ValueError:
+            mode = None
         if mode not in AUTORESET_MODES:
-            raise ValueError(f"autoreset_mode must be one of {AUTORESET_MODES}, got {mode}")
+            raise ValueError(
+                f"autoreset_mode must be one of {[m.name for m in AUTORESET_MODES]}, "
+                f"got {autoreset_mode!r}"
+            )
         #: The single env whose batched methods this vector env runs (never stepped itself).
         self.task = env_cls(**env_kwargs)
         self.num_envs = int(num_envs)
         self.backend = backend
-        self.device = torch.device(device or "cpu") if backend == "torch" else None
+        self.device = _torch_device(device) if backend == "torch" else None
         if self.device is not None:
             self.task.to_backend(self.device)
         self.autoreset_mode = mode
         self.metadata = {**env_cls.metadata, "autoreset_mode": mode}
         self.render_mode = self.task.render_mode
-        self.max_episode_steps = max_episode_steps
-        if max_episode_steps is not None and (
-            isinstance(max_episode_steps, bool) or int(max_episode_steps) < 1
-        ):
-            raise ValueError(
-                f"max_episode_steps must be a positive integer, got {max_episode_steps!r}"
-            )
+        self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
 
         self.single_observation_space = self.task.observation_space
         self.single_action_space = self.task.action_space
@@ -165,17 +208,14 @@ class GlimpseVectorEnv(VectorEnv):
         self._t = 0
         self._batch: EpisodeBatch | None = None
         self._locations: Any = None
-        self._needs_reset = False
+        self._ended = False  # the episodes ended; the next step resets (NEXT_STEP) or raises
         self._path: list[Any] = []  # locations (N, 2) per step, for rendering
         #: Contiguous sub-env shards, one per thread, and the tables of each shard.
         bounds = np.linspace(0, n, self._shard_count(int(num_threads)) + 1).astype(int)
         self._shards = [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
         self._shard_tables: list[SummedAreaTable] = []
-        self._pool = (
-            ThreadPoolExecutor(len(self._shards) - 1, thread_name_prefix="glimpse-env")
-            if len(self._shards) > 1
-            else None
-        )
+        if len(self._shards) > 1:
+            self._pool = ThreadPoolExecutor(len(self._shards) - 1, thread_name_prefix="glimpse-env")
 
     def _shard_count(self, num_threads: int) -> int:
         """Shards for at most ``num_threads`` threads: none smaller than
@@ -226,23 +266,58 @@ class GlimpseVectorEnv(VectorEnv):
         keys, episodes, offsets = self._keys[shard], self._episodes[shard], self._offsets[shard]
         return self.task.draw_episodes(keys, episodes, offsets, self.num_envs)
 
-    def _new_episodes(self) -> dict[str, Any]:
-        """Start the next episode of every sub-env; returns the reset info."""
+    def _new_episodes(self) -> None:
+        """Start the next episode of every sub-env."""
         parts = self._map_shards(self._draw)
         batch = parts[0] if len(parts) == 1 else _concatenate(parts)
         self._shard_tables = [part.tables for part in parts]
         self._batch, self._locations, self._t = batch, batch.starts, 0
-        self._needs_reset = False
+        self._ended = False
         if self.render_mode:
             self._path = [batch.starts]
-        index = batch.image_indices
-        present = np.ones(self.num_envs, dtype=bool)
-        if self.backend == "torch":
-            return {
-                "image_index": torch.as_tensor(index, device=self.device),
-                "_image_index": torch.as_tensor(present, device=self.device),
-            }
-        return {"image_index": index, "_image_index": present}
+
+    def _info(
+        self,
+        new_episodes: bool = False,
+        result: dict[str, Any] | None = None,
+        final_obs: np.ndarray | None = None,
+    ) -> dict[str, Any]:
+        """The info of one call: every key of :data:`INFO_KEYS` with its mask, plus
+        ``final_obs``/``final_info`` with the same-step autoreset (see the class docstring).
+
+        Args:
+            new_episodes: whether the sub-envs have just started new episodes.
+            result: ``label``/``prediction``/``is_success`` arrays of episodes that ended at
+                their last glimpse, or ``None``.
+            final_obs: (same-step autoreset) object array of the ended episodes' last
+                observations, or ``None`` when no episode ended.
+        """
+        index = self._batch.image_indices if new_episodes else None
+        info = self._masked({"image_index": index})
+        if self.autoreset_mode != AutoresetMode.SAME_STEP:
+            return {**info, **self._masked({**dict.fromkeys(RESULT_KEYS), **(result or {})})}
+        ended = final_obs is not None
+        final_info = self._masked({**dict.fromkeys(RESULT_KEYS), **(result or {})})
+        return {
+            **info,
+            **self._masked(dict.fromkeys(RESULT_KEYS)),  # results go to final_info
+            "final_obs": final_obs if ended else np.full(self.num_envs, None, dtype=object),
+            "_final_obs": np.full(self.num_envs, ended),
+            "final_info": final_info,
+            "_final_info": self._flags(ended),
+        }
+
+    def _masked(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Info arrays with their ``_key`` masks: an array sets the key for every sub-env,
+        ``None`` for none (the array then holds zeros of the key's dtype)."""
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            if value is None:
+                value = np.zeros(self.num_envs, dtype=bool if key == "is_success" else np.int64)
+                out[key], out[f"_{key}"] = self._array(value), self._flags(False)
+            else:
+                out[key], out[f"_{key}"] = self._array(value), self._flags(True)
+        return out
 
     def _observe(self, locations: Any) -> dict[str, Any]:
         """Batched observation at ``locations (N, 2)``, shard by shard."""
@@ -261,10 +336,10 @@ class GlimpseVectorEnv(VectorEnv):
 
     def _validate(self, actions: Any) -> Any:
         if self.backend == "numpy":
-            if isinstance(actions, torch.Tensor):
+            if _xp.is_torch(actions):
                 raise TypeError("backend='numpy' takes NumPy actions, got a torch tensor")
             return validate_actions(actions, self._action_shape)
-        if not isinstance(actions, torch.Tensor):
+        if not _xp.is_torch(actions):
             raise TypeError(
                 f"backend='torch' takes actions as a torch tensor on {self.device}, "
                 f"got {type(actions).__name__}"
@@ -278,12 +353,22 @@ class GlimpseVectorEnv(VectorEnv):
                 f"actions must have shape {self._action_shape} (num_envs, location x, y, "
                 f"then one score per class), got {tuple(actions.shape)}"
             )
-        if not bool(torch.isfinite(actions).all()):
+        if not bool(actions.isfinite().all()):
             raise ValueError("actions must be finite, got NaN or infinity")
         return actions
 
+    def _array(self, value: Any) -> Any:
+        """A host array as this backend's array (a tensor on ``device`` for torch)."""
+        if self.backend == "torch":
+            import torch
+
+            return torch.as_tensor(value, device=self.device)
+        return value
+
     def _flags(self, value: bool) -> Any:
         if self.backend == "torch":
+            import torch
+
             return torch.full((self.num_envs,), value, dtype=torch.bool, device=self.device)
         return (np.ones if value else np.zeros)(self.num_envs, dtype=bool)  # faster than full
 
@@ -297,38 +382,69 @@ class GlimpseVectorEnv(VectorEnv):
             seed: ``s`` seeds sub-env ``i`` with ``s + i``; a list gives one seed per sub-env;
                 ``None`` continues with each sub-env's next episode (the first time: seeds
                 drawn from entropy).
-            options: not supported (all sub-envs always reset together); must be ``None``.
+            options: ``None``, or ``{"reset_mask": mask}`` with a bool ``(N,)`` array that
+                selects every sub-env (they run in lock-step; see the class docstring).
 
         Returns:
-            Batched first observations and ``{"image_index": (N,), "_image_index": (N,)}``.
+            Batched first observations and the info (see the class docstring).
         """
-        if options:
-            raise ValueError(
-                f"GlimpseVectorEnv.reset takes no options (all sub-envs reset together), got {options}"
-            )
-        super().reset(seed=seed if isinstance(seed, int) else None)
-        if isinstance(seed, (list, tuple, np.ndarray)):
-            if len(seed) != self.num_envs:
-                raise ValueError(f"need one seed per sub-env ({self.num_envs}), got {len(seed)}")
-            self._keys = np.concatenate([self.task.new_keys(int(s), 1) for s in seed])
-            self._episodes[:] = 0
-        elif seed is not None:
-            self._keys = self.task.new_keys(seed, self.num_envs)
+        self._check_options(options)
+        seeds = self._seeds(seed)
+        super().reset(seed=seed if isinstance(seed, (int, np.integer)) else None)
+        if seeds is not None:
+            self._keys = np.array(seeds, dtype=np.uint64)
             self._episodes[:] = 0
         elif self._batch is None:
             self._keys = self.np_random.integers(0, 2**63, self.num_envs, dtype=np.uint64)
             self._episodes[:] = 0
         else:
             self._episodes += 1
-        info = self._new_episodes()
-        return self._observe(self._locations), info
+        self._new_episodes()
+        return self._observe(self._locations), self._info(new_episodes=True)
+
+    def _seeds(self, seed: Any) -> list[int] | None:
+        """One validated seed per sub-env, or ``None`` for an unseeded reset."""
+        if seed is None:
+            return None
+        if isinstance(seed, (list, tuple, np.ndarray)):
+            if len(seed) != self.num_envs:
+                raise ValueError(f"need one seed per sub-env ({self.num_envs}), got {len(seed)}")
+            return [validate_seed(s) for s in seed]
+        first = validate_seed(seed)
+        if first + self.num_envs > 2**64:
+            raise ValueError(
+                f"seed {first} + sub-env index must stay below 2**64 for {self.num_envs} "
+                "sub-envs (sub-env i is seeded seed + i)"
+            )
+        return [first + i for i in range(self.num_envs)]
+
+    def _check_options(self, options: dict[str, Any] | None) -> None:
+        if not options:
+            return
+        unknown = set(options) - {"reset_mask"}
+        if unknown:
+            raise ValueError(
+                f"GlimpseVectorEnv.reset takes only the option 'reset_mask', got {sorted(unknown)}"
+            )
+        mask = _host(options["reset_mask"])
+        if mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
+            raise ValueError(
+                f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), "
+                f"got {mask.dtype} {mask.shape}"
+            )
+        if not mask.all():
+            raise ValueError(
+                "GlimpseVectorEnv runs its sub-envs in lock-step (every episode has the same "
+                "length, so they all end together): reset_mask must select every sub-env, got "
+                f"{mask.tolist()}; use gymnasium.vector.SyncVectorEnv for independent resets"
+            )
 
     def get_state(self) -> dict[str, Any]:
         """The episode stream's position, for exact resumption of a training run.
 
         Only valid at an episode boundary (after ``reset`` or an autoreset step).
         """
-        if self._batch is None or self._t != 0 or self._needs_reset:
+        if self._batch is None or self._t != 0 or self._ended:
             raise RuntimeError("get_state() is only defined at the start of episodes")
         return {
             "keys": self._keys.copy(),
@@ -353,32 +469,34 @@ class GlimpseVectorEnv(VectorEnv):
         if self._batch is None:
             raise ResetNeeded("Cannot call step() before reset(): call envs.reset() first.")
         actions = self._validate(actions)
-        if self._needs_reset:  # NEXT_STEP: this step only resets (actions ignored)
+        if self._ended:
+            if self.autoreset_mode == AutoresetMode.DISABLED:
+                raise ResetNeeded(
+                    "The episodes ended and autoreset_mode is DISABLED: call envs.reset() "
+                    "before step()."
+                )
+            # NEXT_STEP: this step only resets (actions ignored).
             self._episodes += 1
-            info = self._new_episodes()
-            obs = self._observe(self._locations)
-            no = self._flags(False)
-            return obs, self._zero_rewards(), no, self._flags(False), info
+            self._new_episodes()
+            obs, info = self._observe(self._locations), self._info(new_episodes=True)
+            return obs, self._zero_rewards(), self._flags(False), self._flags(False), info
         obs, rewards, terminated, truncated, predictions = self._advance(actions)
         if not (terminated or truncated):
-            return obs, rewards, self._flags(False), self._flags(False), {}
-        final_info = self._final_info(predictions, terminated)
-        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            self._needs_reset = True
-            return obs, rewards, self._flags(terminated), self._flags(truncated), final_info
+            return obs, rewards, self._flags(False), self._flags(False), self._info()
+        result = self._result(predictions) if terminated else None
+        flags = self._flags(terminated), self._flags(truncated)
+        if self.autoreset_mode != AutoresetMode.SAME_STEP:
+            self._ended = True
+            return obs, rewards, *flags, self._info(result=result)
         final_obs = np.empty(self.num_envs, dtype=object)
         final_obs[:] = [
             {"glimpse": g, "location": loc}
             for g, loc in zip(list(obs["glimpse"]), list(obs["location"]))
         ]
         self._episodes += 1
-        info = self._new_episodes()
-        obs = self._observe(self._locations)
-        done = np.ones(self.num_envs, dtype=bool)
-        info.update(
-            final_obs=final_obs, _final_obs=done, final_info=final_info, _final_info=done.copy()
-        )
-        return obs, rewards, self._flags(terminated), self._flags(truncated), info
+        self._new_episodes()
+        info = self._info(new_episodes=True, result=result, final_obs=final_obs)
+        return self._observe(self._locations), rewards, *flags, info
 
     def _advance(self, actions: Any) -> tuple[dict[str, Any], Any, bool, bool, Any]:
         """Move every sensor to its action's location; returns obs, rewards, flags, predictions."""
@@ -395,26 +513,15 @@ class GlimpseVectorEnv(VectorEnv):
 
     def _zero_rewards(self) -> Any:
         if self.backend == "torch":
+            import torch
+
             return torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)
         return np.zeros(self.num_envs)
 
-    def _final_info(self, predictions: Any, terminated: bool) -> dict[str, Any]:
-        """``label``/``prediction``/``is_success`` of episodes that just terminated (all of
-        them); empty when they were truncated before their last glimpse, as for a single env
-        under ``TimeLimit``."""
-        if not terminated:
-            return {}
+    def _result(self, predictions: Any) -> dict[str, Any]:
+        """``label``/``prediction``/``is_success`` of the episodes that just terminated."""
         labels = self._batch.labels
-        mask = self._flags(True)
-        success = predictions == labels
-        return {
-            "label": labels,
-            "_label": mask,
-            "prediction": predictions,
-            "_prediction": mask.clone() if self.backend == "torch" else mask.copy(),
-            "is_success": success,
-            "_is_success": mask.clone() if self.backend == "torch" else mask.copy(),
-        }
+        return {"label": labels, "prediction": predictions, "is_success": predictions == labels}
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         """One RGB frame per sub-env (``render_mode="rgb_array"``)."""
@@ -433,7 +540,53 @@ class GlimpseVectorEnv(VectorEnv):
     def close_extras(self, **kwargs: Any) -> None:
         if self._pool is not None:
             self._pool.shutdown()
-        self.task.close()
+        if hasattr(self, "task"):
+            self.task.close()
+
+
+class GlimpseMNISTVectorEnv(GlimpseVectorEnv):
+    """:class:`GlimpseMNISTEnv` batched: ``gym.make_vec("GlimpseMNIST-v0", num_envs=N)``."""
+
+    variant = GlimpseMNISTEnv
+
+
+class TranslatedMNISTVectorEnv(GlimpseVectorEnv):
+    """:class:`TranslatedMNISTEnv` batched: ``gym.make_vec("GlimpseTranslatedMNIST-v0")``."""
+
+    variant = TranslatedMNISTEnv
+
+
+class ClutteredMNISTVectorEnv(GlimpseVectorEnv):
+    """:class:`ClutteredMNISTEnv` batched: ``gym.make_vec("GlimpseClutteredMNIST-v0")``."""
+
+    variant = ClutteredMNISTEnv
+
+
+class ClutteredMNIST100VectorEnv(GlimpseVectorEnv):
+    """:class:`ClutteredMNIST100Env` batched: ``gym.make_vec("GlimpseClutteredMNIST100-v0")``."""
+
+    variant = ClutteredMNIST100Env
+
+
+def _check_count(name: str, value: Any) -> None:
+    """``value`` must be a positive integer (not a bool, not a float such as 2.5)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _torch_device(device: Any) -> torch.device:
+    """``device`` as a ``torch.device`` that exists on this machine (``None``: the CPU)."""
+    import torch
+
+    try:
+        dev = torch.device(device or "cpu")
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}"
+        ) from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but torch finds no CUDA device here; use 'cpu'")
+    return dev
 
 
 def _concatenate(parts: list[EpisodeBatch]) -> EpisodeBatch:
@@ -452,7 +605,17 @@ def _concatenate(parts: list[EpisodeBatch]) -> EpisodeBatch:
 
 
 def _host(x: Any) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    return x.detach().cpu().numpy() if _xp.is_torch(x) else np.asarray(x)
 
 
-__all__ = ["AUTORESET_MODES", "BACKENDS", "MIN_SHARD_PIXELS", "GlimpseVectorEnv"]
+__all__ = [
+    "AUTORESET_MODES",
+    "BACKENDS",
+    "INFO_KEYS",
+    "MIN_SHARD_PIXELS",
+    "ClutteredMNIST100VectorEnv",
+    "ClutteredMNISTVectorEnv",
+    "GlimpseMNISTVectorEnv",
+    "GlimpseVectorEnv",
+    "TranslatedMNISTVectorEnv",
+]

@@ -112,13 +112,18 @@ def test_seed_none_and_reset_without_seed() -> None:
 def test_constructor_checks() -> None:
     with pytest.raises(ValueError, match="SAME_STEP"):
         GlimpseVecEnv(gym.make_vec("GlimpseMNIST-v0", num_envs=2, autoreset_mode="NextStep"))
+    same_step = {"autoreset_mode": "SameStep"}
     with pytest.raises(ValueError, match="numpy"):
-        GlimpseVecEnv(gym.make_vec("GlimpseMNIST-v0", num_envs=2, backend="torch"))
+        GlimpseVecEnv(gym.make_vec("GlimpseMNIST-v0", num_envs=2, backend="torch", **same_step))
     with pytest.raises(TypeError, match="env id"):
-        GlimpseVecEnv(gym.make_vec("GlimpseMNIST-v0", num_envs=2), split="val")
+        GlimpseVecEnv(gym.make_vec("GlimpseMNIST-v0", num_envs=2, **same_step), split="val")
     with pytest.raises(TypeError, match="GlimpseVectorEnv"):
         GlimpseVecEnv(gym.make("GlimpseMNIST-v0"))
-    wrapped = GlimpseVecEnv(gym.make_vec("GlimpseMNIST-v0", num_envs=3, split="test"))
+    with pytest.raises(TypeError, match="autoreset_mode"):
+        GlimpseVecEnv("GlimpseMNIST-v0", num_envs=2, **same_step)
+    # From an id, the adapter asks for the mode SB3 needs (make_vec's default is NEXT_STEP).
+    assert GlimpseVecEnv("GlimpseMNIST-v0").venv.autoreset_mode.name == "SAME_STEP"
+    wrapped = GlimpseVecEnv(gym.make_vec("GlimpseMNIST-v0", num_envs=3, split="test", **same_step))
     assert wrapped.num_envs == 3 and isinstance(wrapped.venv, GlimpseVectorEnv)
     assert wrapped.get_attr("split") == ["test"] * 3
 

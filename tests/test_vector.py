@@ -2,7 +2,9 @@
 
 The reference is Gymnasium itself: sub-env ``i`` of ``make_vec(id).reset(seed=s)`` must be
 ``make(id).reset(seed=s + i)``, and whole transitions (infos included) must be those of a
-``SyncVectorEnv`` of single envs, in both autoreset modes.
+``SyncVectorEnv`` of single envs, in every autoreset mode. The native env returns the same
+info keys at every call (``SyncVectorEnv`` only those some sub-env set): keys the reference
+lacks must be unset (mask all False), and set entries must agree.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from glimpse_env.vector import GlimpseVectorEnv
 
 pytestmark = pytest.mark.usefixtures("glimpse_data")
 
-MODES = [AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP]
+MODES = [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED]
+ALL_INFO_KEYS = {"image_index", "label", "prediction", "is_success"}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -90,6 +93,37 @@ def assert_transitions_same(a: tuple, b: tuple, exact_dtypes: bool = True) -> No
         assert_same(u, v, name, exact_dtypes)
 
 
+def assert_info_like(native: dict[str, Any], ref: dict[str, Any], path: str = "info") -> None:
+    """``native`` (every key, always) carries ``ref``'s info (``SyncVectorEnv``: only set keys).
+
+    Every key of ``ref`` is in ``native`` with the same mask and the same set entries; every
+    other key of ``native`` is unset (its mask all False).
+    """
+    for key in ref:
+        assert key in native, f"{path}: {key} missing"
+    for key, value in native.items():
+        if key.startswith("_"):
+            continue
+        mask = native[f"_{key}"]
+        if key not in ref:
+            assert not np.any(mask), f"{path}/{key}: set here but not in the reference"
+            continue
+        assert_same(mask, ref[f"_{key}"], f"{path}/_{key}")
+        if isinstance(value, dict):
+            assert_info_like(value, ref[key], f"{path}/{key}")
+        elif value.dtype == object:
+            assert_same(value[mask], ref[key][mask], f"{path}/{key}")
+        else:
+            assert value.dtype == ref[key].dtype, f"{path}/{key}: {value.dtype} != {ref[key].dtype}"
+            np.testing.assert_array_equal(value[mask], ref[key][mask], err_msg=f"{path}/{key}")
+
+
+def assert_like_sync(native: tuple, sync: tuple) -> None:
+    """A ``reset`` or ``step`` result of the native env against ``SyncVectorEnv``'s."""
+    assert_same(native[:-1], sync[:-1])
+    assert_info_like(native[-1], sync[-1])
+
+
 # --------------------------------------------------------------------------- construction
 
 
@@ -98,7 +132,12 @@ def test_make_vec_returns_native_vector_env(env_id: str) -> None:
     envs = gym.make_vec(env_id, num_envs=3)
     assert isinstance(envs, GlimpseVectorEnv)
     assert envs.num_envs == 3
-    assert envs.metadata["autoreset_mode"] is AutoresetMode.SAME_STEP
+    assert type(envs).__name__ == type(single := gym.make(env_id).unwrapped).__name__.replace(
+        "Env", "VectorEnv"
+    )
+    assert envs.env_cls is type(single)
+    # Gymnasium's default autoreset mode, declared where its vector wrappers look.
+    assert envs.metadata["autoreset_mode"] is AutoresetMode.NEXT_STEP
     single = gym.make(env_id)
     assert envs.single_observation_space == single.observation_space
     assert envs.single_action_space == single.action_space
@@ -109,11 +148,12 @@ def test_make_vec_returns_native_vector_env(env_id: str) -> None:
     assert envs.action_space.shape == (3, 12)
     obs, info = envs.reset(seed=0)
     assert envs.observation_space.contains(obs)
-    assert set(info) == {"image_index", "_image_index"}
-    next_step = gym.make_vec(env_id, num_envs=2, autoreset_mode=AutoresetMode.NEXT_STEP)
-    assert next_step.metadata["autoreset_mode"] is AutoresetMode.NEXT_STEP
-    assert gym.make_vec(env_id, num_envs=2, autoreset_mode="NextStep").autoreset_mode is (
-        AutoresetMode.NEXT_STEP
+    assert set(info) == ALL_INFO_KEYS | {f"_{k}" for k in ALL_INFO_KEYS}
+    for mode in MODES:
+        other = gym.make_vec(env_id, num_envs=2, autoreset_mode=mode)
+        assert other.metadata["autoreset_mode"] is mode
+    assert gym.make_vec(env_id, num_envs=2, autoreset_mode="SameStep").autoreset_mode is (
+        AutoresetMode.SAME_STEP
     )
 
 
@@ -123,7 +163,11 @@ def test_make_vec_returns_native_vector_env(env_id: str) -> None:
         ({"num_envs": 0}, ValueError, "num_envs"),
         ({"num_envs": 2, "backend": "jax"}, ValueError, "backend"),
         ({"num_envs": 2, "device": "cuda"}, ValueError, "backend"),
-        ({"num_envs": 2, "autoreset_mode": AutoresetMode.DISABLED}, ValueError, "autoreset_mode"),
+        ({"num_envs": 2, "autoreset_mode": "Sometimes"}, ValueError, "autoreset_mode"),
+        ({"num_envs": 2.5}, ValueError, "num_envs"),
+        ({"num_envs": 2, "max_episode_steps": 2.5}, ValueError, "max_episode_steps"),
+        ({"num_envs": 2, "max_episode_steps": "a"}, ValueError, "max_episode_steps"),
+        ({"num_envs": 2, "max_episode_steps": 0}, ValueError, "max_episode_steps"),
         ({"num_envs": 2, "split": "nope"}, ValueError, "split"),
         ({"num_envs": 2, "n_glimpse": 3}, TypeError, "n_glimpse"),
         ({"num_envs": 2, "num_threads": 0}, ValueError, "num_threads"),
@@ -143,8 +187,8 @@ def test_bad_constructor_arguments(kwargs: dict[str, Any], error: type, match: s
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_sub_env_i_is_single_env_seeded_s_plus_i(env_id: str) -> None:
     n, seed, episodes = 3, 123, 3
-    envs = gym.make_vec(env_id, num_envs=n)
-    singles = [gym.make(env_id) for _ in range(n)]
+    envs = gym.make_vec(env_id, num_envs=n, autoreset_mode=AutoresetMode.SAME_STEP)
+    singles = [gym.make(env_id, max_episode_steps=-1) for _ in range(n)]
     T = singles[0].unwrapped.n_glimpses
     rng = np.random.default_rng(0)
 
@@ -158,7 +202,10 @@ def test_sub_env_i_is_single_env_seeded_s_plus_i(env_id: str) -> None:
         for t in range(1, T + 1):
             actions = actions_for(rng, n)
             obs, rewards, terminated, truncated, info = envs.step(actions)
-            assert (terminated == (t == T)).all() and not truncated.any()
+            assert (terminated == (t == T)).all()
+            # The ids' max_episode_steps is n_glimpses: TimeLimit's flag at the last step.
+            assert (truncated == (t == T)).all()
+            truncated[:] = False  # the single envs here run without TimeLimit
             for i, env in enumerate(singles):
                 o, r, term, trunc, inf = env.step(actions[i])
                 assert rewards[i] == r and terminated[i] == term and truncated[i] == trunc
@@ -275,8 +322,11 @@ def test_threads_change_nothing(
         assert_same(sharded.reset(seed=8), plain.reset(seed=8))
         for _ in range(3 * (T + 1)):
             actions = actions_for(rng, n)
-            assert_transitions_same(sharded.step(actions), plain.step(actions))
+            out = sharded.step(actions)
+            assert_transitions_same(out, plain.step(actions))
             np.testing.assert_array_equal(sharded.canvases, plain.canvases)
+            if mode == AutoresetMode.DISABLED and out[2].any():
+                assert_same(sharded.reset(), plain.reset())
         assert_same(sharded.reset(), plain.reset())
         state = plain.get_state()
         assert_same(sharded.set_state(state), plain.set_state(state))
@@ -320,20 +370,27 @@ def test_matches_sync_vector_env(env_id: str, mode: AutoresetMode) -> None:
     native = gym.make_vec(env_id, num_envs=n, n_glimpses=T, autoreset_mode=mode)
     sync = _sync(env_id, n, mode, n_glimpses=T)
     rng = np.random.default_rng(1)
-    assert_same(native.reset(seed=31), sync.reset(seed=31))
-    steps = 4 * (T + 1)  # >= 4 episodes in either mode
+    assert_like_sync(native.reset(seed=31), sync.reset(seed=31))
+    steps = 4 * (T + 1)  # >= 4 episodes in every mode
     for k in range(steps):
         actions = actions_for(rng, n)
         if k == steps // 2:
             actions[:, 2:] = 0.0  # ties: argmax must pick the first class on both
-        assert_transitions_same(native.step(actions), sync.step(actions))
+        out = native.step(actions)
+        assert_like_sync(out, sync.step(actions))
+        if mode == AutoresetMode.DISABLED and (out[2].any() or out[3].any()):
+            mask = np.ones(n, dtype=bool)
+            assert_like_sync(
+                native.reset(options={"reset_mask": mask}),
+                sync.reset(options={"reset_mask": mask.copy()}),
+            )
     # An unseeded reset mid-episode moves every sub-env to its next episode.
     native.step(actions)
     sync.step(actions)
-    assert_same(native.reset(), sync.reset())
-    for _ in range(T + 1):
+    assert_like_sync(native.reset(), sync.reset())
+    for _ in range(T):
         actions = actions_for(rng, n)
-        assert_transitions_same(native.step(actions), sync.step(actions))
+        assert_like_sync(native.step(actions), sync.step(actions))
 
 
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
@@ -344,13 +401,16 @@ def test_dense_reward_matches_sync_vector_env(mode: AutoresetMode) -> None:
     )
     sync = _sync("GlimpseClutteredMNIST-v0", n, mode, n_glimpses=T, reward="dense")
     rng = np.random.default_rng(2)
-    assert_same(native.reset(seed=0), sync.reset(seed=0))
+    assert_like_sync(native.reset(seed=0), sync.reset(seed=0))
     for _ in range(3 * (T + 1)):
         actions = actions_for(rng, n)
         a, b = native.step(actions), sync.step(actions)
         np.testing.assert_allclose(a[1], b[1], rtol=1e-12)
         assert_same(a[0], b[0])
-        assert_same(a[2:], b[2:])
+        assert_same(a[2:4], b[2:4])
+        assert_info_like(a[4], b[4])
+        if mode == AutoresetMode.DISABLED and a[2].any():
+            assert_like_sync(native.reset(), sync.reset())
 
 
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
@@ -360,12 +420,12 @@ def test_max_episode_steps_truncates(mode: AutoresetMode) -> None:
     sync = _sync("GlimpseMNIST-v0", n, mode, max_episode_steps=k)
     assert native.task.n_glimpses == 7 > k
     rng = np.random.default_rng(3)
-    assert_same(native.reset(seed=4), sync.reset(seed=4))
+    assert_like_sync(native.reset(seed=4), sync.reset(seed=4))
     ends = 0
     for _ in range(3 * (k + 1)):
         actions = actions_for(rng, n)
         a, b = native.step(actions), sync.step(actions)
-        assert_same(a[:4], b[:4])  # obs, rewards, terminated, truncated
+        assert_like_sync(a, b)
         _, rewards, terminated, truncated, info = a
         assert not terminated.any()
         if truncated.any():
@@ -373,14 +433,13 @@ def test_max_episode_steps_truncates(mode: AutoresetMode) -> None:
             assert truncated.all() and not rewards.any()
             final = info["final_info"] if mode == AutoresetMode.SAME_STEP else info
             # Nothing was judged: no result, as for a single env under TimeLimit.
-            assert "is_success" not in final and "label" not in final
-            if mode == AutoresetMode.SAME_STEP:
-                assert_same(info["final_info"], b[4]["final_info"])
-                assert_same(info["final_obs"], b[4]["final_obs"])
-                assert_same(info["image_index"], b[4]["image_index"])
-    assert ends == 3 * (k + 1) // (k if mode == AutoresetMode.SAME_STEP else k + 1)
+            assert not final["_is_success"].any() and not final["_label"].any()
+            if mode == AutoresetMode.DISABLED:
+                assert_like_sync(native.reset(), sync.reset())
+    assert ends == 3 * (k + 1) // (k if mode != AutoresetMode.NEXT_STEP else k + 1)
     # max_episode_steps >= n_glimpses never truncates: the episode terminates at n_glimpses.
     long = gym.make_vec("GlimpseMNIST-v0", num_envs=n, n_glimpses=2, max_episode_steps=5)
+    assert long.max_episode_steps == 5
     long.reset(seed=0)
     for t in (1, 2):
         _, _, terminated, truncated, _ = long.step(actions_for(rng, n))
@@ -421,6 +480,8 @@ def test_torch_backend_matches_numpy(env_id: str, mode: AutoresetMode) -> None:
         assert rewards.dtype == torch.float32
         assert terminated.dtype == torch.bool and truncated.dtype == torch.bool
         assert_transitions_same(to_numpy(out), np_env.step(actions), exact_dtypes=False)
+        if mode == AutoresetMode.DISABLED and bool(terminated.any()):
+            assert_same(to_numpy(t_env.reset()), np_env.reset(), exact_dtypes=False)
 
 
 def test_torch_backend_dense_rewards_match_numpy() -> None:
@@ -483,10 +544,62 @@ def test_numpy_backend_bad_actions() -> None:
     envs.step(good)
 
 
-def test_reset_options_are_rejected() -> None:
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"reset_mask": np.array([True, False])}, "lock-step"),
+        ({"reset_mask": np.array([1, 1])}, "bool array"),
+        ({"reset_mask": np.array([True, True, True])}, "bool array"),
+        ({"mask": np.array([True, True])}, "only the option 'reset_mask'"),
+    ],
+)
+def test_bad_reset_options(options: dict[str, Any], match: str) -> None:
     envs = gym.make_vec("GlimpseMNIST-v0", num_envs=2)
-    with pytest.raises(ValueError, match="options"):
-        envs.reset(seed=0, options={"reset_mask": np.array([True, False])})
+    with pytest.raises(ValueError, match=match):
+        envs.reset(seed=0, options=options)
+
+
+def test_disabled_autoreset_needs_a_reset() -> None:
+    """DISABLED: a step after the episodes ended raises until ``reset``; a full reset_mask
+    continues the episode streams as a plain ``reset()`` does."""
+    envs = gym.make_vec(
+        "GlimpseMNIST-v0", num_envs=2, n_glimpses=2, autoreset_mode=AutoresetMode.DISABLED
+    )
+    twin = gym.make_vec("GlimpseMNIST-v0", num_envs=2, n_glimpses=2, autoreset_mode="Disabled")
+    zeros = np.zeros((2, 12), np.float32)
+    for env in (envs, twin):
+        env.reset(seed=3)
+        env.step(zeros)
+        assert env.step(zeros)[2].all()
+        with pytest.raises(ResetNeeded, match="DISABLED"):
+            env.step(zeros)
+    assert_same(envs.reset(options={"reset_mask": np.ones(2, bool)}), twin.reset())
+    assert not envs.step(zeros)[2].any()
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, 1.5, "7", True])
+def test_bad_seeds(seed: Any) -> None:
+    envs = gym.make_vec("GlimpseMNIST-v0", num_envs=2)
+    with pytest.raises(ValueError, match="seed"):
+        envs.reset(seed=seed)
+    with pytest.raises(ValueError, match="seed"):
+        envs.reset(seed=[0, seed])
+    with pytest.raises(ValueError, match="2\\*\\*64"):
+        envs.reset(seed=2**64 - 1)  # sub-env 1 would need seed 2**64
+
+
+def test_failed_construction_closes_cleanly() -> None:
+    """A constructor that raises leaves nothing for ``__del__`` to trip over (it printed
+    ``AttributeError: ... no attribute '_pool'``); run in a fresh process to see stderr."""
+    code = (
+        "import gymnasium as gym, glimpse_env\n"
+        "try:\n    gym.make_vec('GlimpseMNIST-v0', num_envs=2, split='nope')\n"
+        "except ValueError:\n    print('raised')\n"
+        "import gc; gc.collect()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "raised"
+    assert "Error" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
 
 
 def test_render_returns_one_frame_per_sub_env() -> None:

@@ -213,7 +213,12 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
     # Environments: the training batch (torch backend on CUDA keeps the loop on the GPU).
     backend = {"backend": "torch", "device": device} if device.type == "cuda" else {}
     envs = gym.make_vec(
-        cfg.env, num_envs=cfg.batch_size, split=cfg.split, **cfg.env_kwargs(), **backend
+        cfg.env,
+        num_envs=cfg.batch_size,
+        split=cfg.split,
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+        **cfg.env_kwargs(),
+        **backend,
     )
     n_train = len(envs.unwrapped.task.data)
     total = max(1, round(cfg.epochs * n_train / cfg.batch_size))
