@@ -194,6 +194,8 @@ def main() -> None:
         },
         "random_actions": True,
         "resets_included": True,
+        # make_vec's default (and SyncVectorEnv's): the step after an episode end resets.
+        "autoreset_mode": gym.make_vec("GlimpseMNIST-v0", num_envs=1).autoreset_mode.value,
         "compiled_loops": _kernels.ENABLED,
     }
     results["single_env_steps_per_s"] = {
@@ -219,12 +221,7 @@ def main() -> None:
                     envs, seconds, lambda i, n=n: rng.uniform(-1, 1, (n, 12)).astype(np.float32)
                 )
             envs.close()
-        sync = gym.make_vec(
-            env_id,
-            num_envs=64,
-            vectorization_mode="sync",
-            vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
-        )
+        sync = gym.make_vec(env_id, num_envs=64, vectorization_mode="sync")
         row["sync_vector_env_n64"] = vector_rate(
             sync, seconds, lambda i: rng.uniform(-1, 1, (64, 12)).astype(np.float32)
         )
