@@ -9,6 +9,7 @@ arrays of ``N`` episodes: the single env runs it with ``N = 1`` and the native v
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, SupportsFloat
 
@@ -71,9 +72,12 @@ def validate_actions(actions: Any, shape: tuple[int, ...]) -> np.ndarray:
     """Check a (batch of) action(s) and return it as a float array.
 
     Raises:
-        TypeError: if the action is not a floating-point array.
+        TypeError: if the action is not a floating-point array (or is a torch tensor that
+            requires grad: the env never takes part in the caller's graph).
         ValueError: on a wrong shape or a NaN/infinite entry.
     """
+    if _xp.is_torch(actions) and actions.requires_grad:
+        raise TypeError("action is a torch tensor that requires grad: pass action.detach()")
     array = np.asarray(actions)
     if array.dtype.kind != "f":
         raise TypeError(
@@ -106,14 +110,17 @@ def clip_locations(actions: Any) -> Any:
     if _xp.is_torch(actions):
         import torch
 
-        return torch.clamp(actions[:, :2], -1.0, 1.0).to(torch.float32)
+        # detach: observations never carry the caller's graph.
+        return torch.clamp(actions[:, :2].detach(), -1.0, 1.0).to(torch.float32)
     # Clipping before rounding to float32 gives the same values (rounding is monotone and
     # keeps -1 and 1), and the cast is free for float32 actions.
     return np.minimum(np.maximum(actions[:, :2], -1.0), 1.0).astype(np.float32, copy=False)
 
 
 def log_softmax(scores: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax of ``(N, C)`` scores."""
+    """Row-wise log-softmax of ``(N, C)`` scores, in float64 whatever their dtype (finite
+    float32 scores as large as +-3e38 give finite log-probabilities)."""
+    scores = np.asarray(scores, dtype=np.float64)
     shifted = scores - scores.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
@@ -169,16 +176,14 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     ## Episode End
 
-    Terminates after ``n_glimpses`` steps (``terminated=True``). Never truncates by itself,
-    but each id registers ``max_episode_steps`` = its default ``n_glimpses``, so
-    ``gym.make`` adds Gymnasium's ``TimeLimit``, which also sets ``truncated=True`` at that
-    last step (``terminated`` is what counts there). ``gym.make(..., max_episode_steps=k)``
-    with ``k < n_glimpses`` truncates at ``k`` (nothing judged); with a larger
-    ``n_glimpses`` pass ``max_episode_steps=n_glimpses`` (or ``-1`` for no limit). The
-    final ``info`` holds ``label`` (int), ``prediction`` (int, argmax of the scores) and
-    ``is_success`` (bool). ``reset`` returns ``info={"image_index": i}``, the digit's index in
-    its split. A step before ``reset`` or after the episode ended raises
-    ``gymnasium.error.ResetNeeded``.
+    Terminates after ``n_glimpses`` steps (``terminated=True``). Never truncates by itself
+    (the ids register no ``max_episode_steps``: a time limit at the horizon would flag every
+    episode end as truncated too); ``gym.make(..., max_episode_steps=k)`` with
+    ``k < n_glimpses`` truncates at ``k``, and nothing is judged. Every ``info`` holds
+    ``image_index`` (int), the index of the episode's digit in its split (``reset`` returns
+    ``info={"image_index": i}``); the last step's also holds ``label`` (int), ``prediction``
+    (int, argmax of the scores) and ``is_success`` (bool). A step before ``reset`` or after
+    the episode ended raises ``gymnasium.error.ResetNeeded``.
 
     ## Arguments
 
@@ -204,7 +209,8 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     ## Version History
 
-    * v0: Initial version.
+    * v0: Initial version. Since glimpse-env 0.2 every step's ``info`` holds ``image_index``
+      (libraries that fix their info layout at reset, such as TorchRL, read every step).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 2}
@@ -237,11 +243,14 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.n_glimpses = _positive_int("n_glimpses", n_glimpses, self.default_n_glimpses)
         self.glimpse_size = _positive_int("glimpse_size", glimpse_size, self.default_glimpse_size)
         self.n_scales = _positive_int("n_scales", n_scales, self.default_n_scales)
+        self._check_sizes()
         _check_choice("split", split, SPLITS)
         _check_choice("start", start, STARTS)
         _check_choice("reward", reward, REWARDS)
         _check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
         self.split, self.start, self.reward_type = split, start, reward
+        if not isinstance(sequential, (bool, np.bool_)):
+            raise ValueError(f"sequential must be True or False, got {sequential!r}")
         self.sequential = bool(sequential)
         self.render_mode = render_mode
         self.data: MNISTSplit = load_mnist(split, data_dir)
@@ -269,6 +278,19 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._t = 0
         self._done = True
         self._path: list[np.ndarray] = []
+
+    def _check_sizes(self) -> None:
+        """The glimpse must fit what the canvas can use: scale ``s`` is ``g * 2**s`` pixels
+        wide, and a scale twice the canvas already sees all of it from any location."""
+        g, k, size = self.glimpse_size, self.n_scales, self.canvas_size
+        if g > size:
+            raise ValueError(f"glimpse_size must be at most the canvas side ({size}), got {g}")
+        max_scales = 1 + max(0, math.ceil(math.log2(2 * size / g)))
+        if k > max_scales:
+            raise ValueError(
+                f"n_scales={k} is more than a {size}x{size} canvas can use with {g}x{g} "
+                f"glimpses: scale s is {g} * 2**s pixels wide, so at most {max_scales} scales"
+            )
 
     # ------------------------------------------------------------------ the variant hook
     def compose(
@@ -390,8 +412,6 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if seed is not None:
             seed = validate_seed(seed)
         super().reset(seed=seed)
-        if self._key is None:
-            self._warn_if_time_limit_cuts()
         if seed is not None or self._key is None:
             self._key = self.new_keys(seed, 1)
             self._episode, self._ahead = 0, None
@@ -402,20 +422,6 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._path = [batch.starts[0]] if self.render_mode is not None else []
         obs = self.observe(batch.tables, batch.starts)
         return _first(obs), {"image_index": int(batch.image_indices[0])}
-
-    def _warn_if_time_limit_cuts(self) -> None:
-        """Warn (first reset) when the id's registered ``max_episode_steps`` is below
-        ``n_glimpses``: ``gym.make`` then cuts episodes before their class is judged unless
-        it was given a larger limit (which this env cannot see)."""
-        registered = gym.registry.get(self.spec.id) if self.spec is not None else None
-        limit = registered.max_episode_steps if registered is not None else None
-        if limit is not None and limit < self.n_glimpses:
-            gym.logger.warn(
-                f"{self.spec.id} registers max_episode_steps={limit} < n_glimpses="
-                f"{self.n_glimpses}: unless gym.make got max_episode_steps >= "
-                f"{self.n_glimpses} (or -1), its TimeLimit ends every episode at step {limit}, "
-                "before the class is judged"
-            )
 
     def _next_episode(self) -> EpisodeBatch:
         """Episode ``_episode`` of this env's key, drawn :attr:`lookahead` at a time."""
@@ -444,14 +450,14 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             self._path.append(locations[0])
         obs = _first(self.observe(self._batch.tables, locations))
         last = self._t >= self.n_glimpses
+        info: dict[str, Any] = {"image_index": int(self._batch.image_indices[0])}
         if not last and self.reward_type == "sparse":
-            return obs, 0.0, False, False, {}
+            return obs, 0.0, False, False, info
         rewards, predictions = self.rewards(actions[:, 2:], self._batch.labels, last)
-        info: dict[str, Any] = {}
         if last:
             self._done = True
             label, prediction = int(self._batch.labels[0]), int(predictions[0])
-            info = {"label": label, "prediction": prediction, "is_success": label == prediction}
+            info.update(label=label, prediction=prediction, is_success=label == prediction)
         return obs, float(rewards[0]), last, False, info
 
     def render(self) -> np.ndarray | None:

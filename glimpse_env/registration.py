@@ -38,11 +38,11 @@ def register_envs() -> None:
     """Register every variant with Gymnasium (idempotent).
 
     Each spec is plain data (``spec.to_json()`` round-trips): string entry points for
-    ``gym.make`` and ``gym.make_vec``, ``max_episode_steps`` = the id's ``n_glimpses`` (so
-    ``gym.make`` adds Gymnasium's ``TimeLimit`` there, which never cuts an episode short;
-    pass a larger ``max_episode_steps`` with a larger ``n_glimpses``), and
-    ``reward_threshold`` = the paper's test accuracy for the id (the mean sparse reward is
-    the accuracy).
+    ``gym.make`` and ``gym.make_vec``, and ``reward_threshold`` = the paper's test accuracy
+    for the id (the mean sparse reward is the accuracy). ``max_episode_steps`` stays unset
+    on purpose: every episode terminates at ``n_glimpses`` by itself, and a ``TimeLimit`` at
+    that step would flag every episode end as truncated as well (Minari would record it,
+    TorchRL and RLlib report it), and would cut episodes short for a larger ``n_glimpses``.
     """
     for env_id, (env_cls, paper_error) in VARIANTS.items():
         if env_id in gym.registry:
@@ -52,6 +52,5 @@ def register_envs() -> None:
             id=env_id,
             entry_point=f"{env_cls.__module__}:{env_cls.__name__}",
             vector_entry_point=f"glimpse_env.vector:{vector_name}",
-            max_episode_steps=env_cls.default_n_glimpses,
             reward_threshold=round(1.0 - paper_error / 100.0, 4),
         )

@@ -103,12 +103,15 @@ class GlimpseVecEnv(VecEnv):
         n = self.num_envs
         if not dones.any():
             # As DummyVecEnv: every step's info says whether it was a time-limit truncation.
-            infos = [{"TimeLimit.truncated": False} for _ in range(n)]
+            infos = [
+                {"image_index": int(i), "TimeLimit.truncated": False} for i in info["image_index"]
+            ]
             return obs, rewards.astype(np.float32), dones, infos
         final, final_obs = info["final_info"], info["final_obs"]
         infos = []
         for i in range(n):
             entry = {
+                "image_index": int(final["image_index"][i]),
                 "terminal_observation": final_obs[i],
                 "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
             }

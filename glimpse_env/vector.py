@@ -93,14 +93,15 @@ class GlimpseVectorEnv(VectorEnv):
 
     | key | dtype | set (mask True) where |
     |---|---|---|
-    | ``image_index`` | int64 | a new episode started (its digit's index in the split) |
+    | ``image_index`` | int64 | always: the index of the current episode's digit in its split |
     | ``label``, ``prediction`` | int64 | an episode ended at its last glimpse (true class, argmax of the scores) |
     | ``is_success`` | bool | as ``label``: whether the prediction was right |
 
-    Unset entries hold 0 / False. With ``SAME_STEP`` the results of the episodes that just
-    ended are in ``final_info`` (the same three keys), and ``final_obs`` holds their last
-    observations (``None`` where unset); both are present at every call. An episode that
-    was truncated by ``max_episode_steps`` before its last glimpse has no result.
+    Unset entries hold 0 / False. These are the single env's info keys (it returns
+    ``image_index`` at every step, the rest at the last). With ``SAME_STEP`` the step that
+    ends the episodes also has ``final_obs`` (object array of their last observations) and
+    ``final_info`` (their ``image_index`` and result), as Gymnasium's own vector envs do. An
+    episode truncated by ``max_episode_steps`` before its last glimpse has no result.
 
     ## Backends
 
@@ -115,9 +116,8 @@ class GlimpseVectorEnv(VectorEnv):
 
     ``env_cls`` (the variant; the per-variant subclasses fill it in), ``num_envs``,
     ``max_episode_steps`` (truncate after that many steps, as Gymnasium's ``TimeLimit``:
-    at ``n_glimpses`` both flags are set; truncated episodes report no result; the
-    registered ids set it to their default ``n_glimpses``: pass a larger one with a larger
-    ``n_glimpses``), ``backend``, ``device``, ``autoreset_mode``, ``num_threads``, and every keyword
+    at ``n_glimpses`` both flags are set; truncated episodes report no result),
+    ``backend``, ``device``, ``autoreset_mode``, ``num_threads``, and every keyword
     argument of the single env (``split``, ``n_glimpses``, ``glimpse_size``, ``n_scales``,
     ``start``, ``reward``, ``sequential``, ``data_dir``, ``render_mode``). Unknown ones
     raise ``TypeError``.
@@ -138,7 +138,7 @@ class GlimpseVectorEnv(VectorEnv):
 
     * v0: Initial version. Since glimpse-env 0.2: ``NEXT_STEP`` is the default autoreset
       mode (it was ``SAME_STEP``), ``DISABLED`` is supported, and every call returns the
-      same info keys.
+      same info keys (``image_index`` at every step).
     """
 
     #: The single-env class of the per-variant subclasses (``None`` here: pass ``env_cls``).
@@ -276,36 +276,13 @@ class GlimpseVectorEnv(VectorEnv):
         if self.render_mode:
             self._path = [batch.starts]
 
-    def _info(
-        self,
-        new_episodes: bool = False,
-        result: dict[str, Any] | None = None,
-        final_obs: np.ndarray | None = None,
-    ) -> dict[str, Any]:
-        """The info of one call: every key of :data:`INFO_KEYS` with its mask, plus
-        ``final_obs``/``final_info`` with the same-step autoreset (see the class docstring).
-
-        Args:
-            new_episodes: whether the sub-envs have just started new episodes.
-            result: ``label``/``prediction``/``is_success`` arrays of episodes that ended at
-                their last glimpse, or ``None``.
-            final_obs: (same-step autoreset) object array of the ended episodes' last
-                observations, or ``None`` when no episode ended.
-        """
-        index = self._batch.image_indices if new_episodes else None
-        info = self._masked({"image_index": index})
-        if self.autoreset_mode != AutoresetMode.SAME_STEP:
-            return {**info, **self._masked({**dict.fromkeys(RESULT_KEYS), **(result or {})})}
-        ended = final_obs is not None
-        final_info = self._masked({**dict.fromkeys(RESULT_KEYS), **(result or {})})
-        return {
-            **info,
-            **self._masked(dict.fromkeys(RESULT_KEYS)),  # results go to final_info
-            "final_obs": final_obs if ended else np.full(self.num_envs, None, dtype=object),
-            "_final_obs": np.full(self.num_envs, ended),
-            "final_info": final_info,
-            "_final_info": self._flags(ended),
-        }
+    def _info(self, result: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The info of one call: every key of :data:`INFO_KEYS` with its mask (see the class
+        docstring): ``image_index`` of the current episodes, and ``result`` (``label``,
+        ``prediction``, ``is_success`` arrays of episodes that ended at their last glimpse),
+        or those keys unset when ``result`` is ``None``."""
+        index = self._batch.image_indices
+        return self._masked({"image_index": index, **dict.fromkeys(RESULT_KEYS), **(result or {})})
 
     def _masked(self, values: dict[str, Any]) -> dict[str, Any]:
         """Info arrays with their ``_key`` masks: an array sets the key for every sub-env,
@@ -355,7 +332,7 @@ class GlimpseVectorEnv(VectorEnv):
             )
         if not bool(actions.isfinite().all()):
             raise ValueError("actions must be finite, got NaN or infinity")
-        return actions
+        return actions.detach()  # rewards and observations never carry the caller's graph
 
     def _array(self, value: Any) -> Any:
         """A host array as this backend's array (a tensor on ``device`` for torch)."""
@@ -400,7 +377,7 @@ class GlimpseVectorEnv(VectorEnv):
         else:
             self._episodes += 1
         self._new_episodes()
-        return self._observe(self._locations), self._info(new_episodes=True)
+        return self._observe(self._locations), self._info()
 
     def _seeds(self, seed: Any) -> list[int] | None:
         """One validated seed per sub-env, or ``None`` for an unseeded reset."""
@@ -478,7 +455,7 @@ class GlimpseVectorEnv(VectorEnv):
             # NEXT_STEP: this step only resets (actions ignored).
             self._episodes += 1
             self._new_episodes()
-            obs, info = self._observe(self._locations), self._info(new_episodes=True)
+            obs, info = self._observe(self._locations), self._info()
             return obs, self._zero_rewards(), self._flags(False), self._flags(False), info
         obs, rewards, terminated, truncated, predictions = self._advance(actions)
         if not (terminated or truncated):
@@ -488,14 +465,24 @@ class GlimpseVectorEnv(VectorEnv):
         if self.autoreset_mode != AutoresetMode.SAME_STEP:
             self._ended = True
             return obs, rewards, *flags, self._info(result=result)
+        # SAME_STEP: the ended episodes' last observation and info go under final_*, and the
+        # new episodes start in this step.
         final_obs = np.empty(self.num_envs, dtype=object)
         final_obs[:] = [
             {"glimpse": g, "location": loc}
             for g, loc in zip(list(obs["glimpse"]), list(obs["location"]))
         ]
+        final_info = self._info(result)
         self._episodes += 1
         self._new_episodes()
-        info = self._info(new_episodes=True, result=result, final_obs=final_obs)
+        ended = np.ones(self.num_envs, dtype=bool)
+        info = {
+            **self._info(),
+            "final_obs": final_obs,
+            "_final_obs": ended,
+            "final_info": final_info,
+            "_final_info": self._flags(True),
+        }
         return self._observe(self._locations), rewards, *flags, info
 
     def _advance(self, actions: Any) -> tuple[dict[str, Any], Any, bool, bool, Any]:

@@ -169,7 +169,8 @@ def test_timing_table(env_id: str, n_glimpses: int | None) -> None:
     rng = np.random.default_rng(0)
     obs, info = env.reset(seed=3)
     assert set(info) == {"image_index"} and isinstance(info["image_index"], int)
-    label = int(base.data.labels[info["image_index"]])
+    index = info["image_index"]
+    label = int(base.data.labels[index])
     canvas = canvas_of(env)
     assert env.observation_space.contains(obs)
     start = obs["location"]
@@ -188,14 +189,14 @@ def test_timing_table(env_id: str, n_glimpses: int | None) -> None:
         )
         np.testing.assert_array_equal(obs["glimpse"], glimpse[0])
         assert type(reward) is float and type(terminated) is bool and type(truncated) is bool
-        # gym.make adds TimeLimit at the id's max_episode_steps (its default n_glimpses).
-        assert truncated is (t >= env.spec.max_episode_steps)
+        assert truncated is False
         if t < T:
-            assert (reward, terminated, info) == (0.0, False, {})
+            assert (reward, terminated, info) == (0.0, False, {"image_index": index})
         else:
             assert terminated is True
             prediction = int(np.argmax(action[2:]))
             assert info == {
+                "image_index": index,
                 "label": label,
                 "prediction": prediction,
                 "is_success": label == prediction,
@@ -688,7 +689,7 @@ def test_render_without_render_mode_warns_and_returns_none() -> None:
 def test_save_gif_writes_a_readable_gif(tmp_path: Path) -> None:
     env = gym.make("GlimpseClutteredMNIST-v0", render_mode="rgb_array", n_glimpses=3)
     frames, info = record_episode(env, seed=0)
-    assert len(frames) == 4 and set(info) == {"label", "prediction", "is_success"}
+    assert len(frames) == 4 and set(info) == {"image_index", "label", "prediction", "is_success"}
     path = save_gif(frames, tmp_path / "sub" / "episode.gif", fps=4)
     assert path == tmp_path / "sub" / "episode.gif"
     with Image.open(path) as gif:

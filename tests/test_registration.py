@@ -30,14 +30,17 @@ def test_spec_is_plain_data_that_round_trips(env_id: str) -> None:
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_spec_horizon_and_threshold(env_id: str) -> None:
+def test_spec_threshold_and_no_time_limit(env_id: str) -> None:
     spec = gym.spec(env_id)
-    env_cls = VARIANTS[env_id].env_cls
-    assert spec.max_episode_steps == env_cls.default_n_glimpses
     assert spec.reward_threshold == pytest.approx(1 - VARIANTS[env_id].paper_error / 100)
     assert 0.9 < spec.reward_threshold < 1.0
-    # The vector env gets the spec's limit too, as gym.make's TimeLimit.
-    assert gym.make_vec(env_id, num_envs=1).max_episode_steps == spec.max_episode_steps
+    # Episodes end by themselves at n_glimpses: no TimeLimit flags them as truncated too.
+    assert spec.max_episode_steps is None
+    env = gym.make(env_id, n_glimpses=2)
+    env.reset(seed=0)
+    flags = [env.step(np.zeros(12, np.float32))[2:4] for _ in range(2)]
+    assert flags == [(False, False), (True, False)]
+    assert gym.make_vec(env_id, num_envs=1).max_episode_steps is None
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -78,13 +81,3 @@ def test_import_make_and_make_vec_need_neither_torch_nor_sb3() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "numpy-only"
-
-
-def test_larger_n_glimpses_warns_about_the_registered_time_limit() -> None:
-    with pytest.warns(UserWarning, match="max_episode_steps=7 < n_glimpses=9"):
-        gym.make("GlimpseMNIST-v0", n_glimpses=9).reset(seed=0)
-    env = gym.make("GlimpseMNIST-v0", n_glimpses=9, max_episode_steps=9)
-    with pytest.warns(UserWarning, match="max_episode_steps"):
-        env.reset(seed=0)  # the env cannot see gym.make's limit: it says what to check
-    flags = [env.step(np.zeros(12, np.float32))[2:4] for _ in range(9)]
-    assert flags == [(False, False)] * 8 + [(True, True)]  # judged at step 9, not cut at 7
