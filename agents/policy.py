@@ -8,10 +8,11 @@ all of them through :func:`load_policy` and :func:`evaluate_policy`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -102,11 +103,11 @@ def read_meta(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
             raise FileNotFoundError(
                 f"{path} is a folder without meta.json: not a glimpse run folder"
             )
-        meta = json.loads(meta_file.read_text())
-        return path / meta["checkpoint"], meta
+        meta = _read_json(meta_file)
+        return checkpoint_in_run_dir(path, meta, meta_file), meta
     for sidecar in (path.with_suffix(".json"), path.parent / "meta.json"):
         if sidecar.is_file() and sidecar != path:
-            meta = json.loads(sidecar.read_text())
+            meta = _read_json(sidecar)
             if "agent" in meta:
                 return path, meta
     if path.suffix == ".pt":
@@ -115,6 +116,49 @@ def read_meta(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
         payload = load_checkpoint(path)
         return path, {k: payload[k] for k in ("agent", "env_id", "env_kwargs") if k in payload}
     raise ValueError(f"cannot tell what kind of agent {path} holds (no meta.json next to it)")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A metadata file's JSON object (a clear ``ValueError`` when it is not one)."""
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"{path} is not valid JSON ({exc}): the run folder is damaged; restore the file "
+            "or retrain"
+        ) from exc
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path} holds a JSON {type(meta).__name__}, not an object")
+    return meta
+
+
+def checkpoint_in_run_dir(run_dir: Path, meta: dict[str, Any], meta_file: Path) -> Path:
+    """The checkpoint a run folder's ``meta.json`` names, confined to that folder.
+
+    Raises:
+        ValueError: if ``"checkpoint"`` is missing, not a plain file name or relative path
+            inside ``run_dir`` (absolute paths, ``..`` and links leading out are refused).
+    """
+    name = meta.get("checkpoint")
+    if not isinstance(name, str) or not name:
+        raise ValueError(
+            f"{meta_file} has no 'checkpoint' entry (the file name of the run's "
+            "checkpoint, e.g. 'checkpoint.pt'): add it, or give the checkpoint file itself"
+        )
+    relative = Path(name)
+    root = run_dir.resolve()
+    inside = not relative.is_absolute() and not relative.drive and ".." not in relative.parts
+    if inside:
+        try:
+            (root / relative).resolve().relative_to(root)
+        except ValueError:
+            inside = False
+    if not inside:
+        raise ValueError(
+            f"{meta_file} names the checkpoint {name!r}, which is outside the run folder "
+            f"{run_dir}: refused (a run folder's checkpoint must be a file inside it)"
+        )
+    return run_dir / relative
 
 
 def load_policy(path: str | os.PathLike, device: str = "cpu") -> LoadedPolicy:
@@ -144,6 +188,7 @@ def evaluate_policy(
     num_envs: int = 500,
     env_kwargs: dict[str, Any] | None = None,
     progress: bool = False,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Test error from exactly one rollout per image of a split.
 
@@ -160,6 +205,9 @@ def evaluate_policy(
         num_envs: episodes stepped together.
         env_kwargs: env keyword arguments; default those the policy was trained with.
         progress: show a progress bar.
+        seed: the evaluation seed: of the envs' reset and, in ``"sample"`` mode, of the
+            sampled actions (:func:`seeded_sampling`), so that an evaluation gives the same
+            result every time.
 
     Returns:
         ``{"error_rate", "accuracy", "n_images", "n_correct", "env_id", "split", "mode"}``.
@@ -182,18 +230,47 @@ def evaluate_policy(
     n_batches = math.ceil(total / num_envs)
     correct = 0
     bar = _progress(n_batches, progress, f"eval {env_id} {split}")
-    obs, info = envs.reset(seed=0)
-    for b in range(n_batches):
-        index = np.asarray(info["image_index"])
-        obs, info = play_episodes(policy, envs, obs, mode == "deterministic")
-        final = info["final_info"]
-        first = b * num_envs
-        counted = (index >= first) & (index < min(total, first + num_envs))
-        correct += int(np.sum(np.asarray(final["is_success"])[counted]))
-        bar.update(1)
+    obs, info = envs.reset(seed=seed)
+    with seeded_sampling(policy, seed, enabled=mode == "sample"):
+        for b in range(n_batches):
+            index = np.asarray(info["image_index"])
+            obs, info = play_episodes(policy, envs, obs, mode == "deterministic")
+            final = info["final_info"]
+            first = b * num_envs
+            counted = (index >= first) & (index < min(total, first + num_envs))
+            correct += int(np.sum(np.asarray(final["is_success"])[counted]))
+            bar.update(1)
     bar.close()
     envs.close()
     return evaluation_result(correct, total, env_id, split, mode)
+
+
+@contextlib.contextmanager
+def seeded_sampling(policy: Policy, seed: int, enabled: bool = True) -> Iterator[None]:
+    """Within the block, the policy's sampled actions are a function of ``seed``.
+
+    A policy with a ``seed_sampling(seed)`` method (e.g. :class:`agents.ram_policy.RAMPolicy`)
+    draws from its own ``torch.Generator`` seeded by it; for the others (SB3 policies sample
+    from torch's global generator) the global torch RNG is seeded with ``seed`` for the
+    block. Either way the global RNG state is the same after the block as before it.
+
+    Args:
+        policy: the policy about to act with ``deterministic=False``.
+        seed: the evaluation seed.
+        enabled: False: do nothing (deterministic evaluation draws nothing).
+    """
+    if not enabled:
+        yield
+        return
+    import torch
+
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        seed_policy = getattr(policy, "seed_sampling", None)
+        if callable(seed_policy):
+            seed_policy(seed)
+        yield
 
 
 def play_episodes(

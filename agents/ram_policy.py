@@ -21,7 +21,9 @@ class RAMPolicy:
 
     ``deterministic``: the next location is the Gaussian's mean and the class the argmax of
     the logits; otherwise the location is sampled with ``std`` (the class stays the argmax,
-    as the paper evaluates). Actions are ``[x, y, +1 for the class, -1 for the others]``.
+    as the paper evaluates), from the policy's own generator once :meth:`seed_sampling`
+    was called (else from torch's global one). Actions are
+    ``[x, y, +1 for the class, -1 for the others]``.
     """
 
     def __init__(
@@ -41,6 +43,11 @@ class RAMPolicy:
         self._adapter = _ObservationAdapter(env.observation_space, self.device)
         self.n_classes = int(env.action_space.shape[0]) - 2
         env.close()
+        self.generator: torch.Generator | None = None
+
+    def seed_sampling(self, seed: int) -> None:
+        """Draw sampled locations from a ``torch.Generator`` seeded with ``seed`` from now on."""
+        self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
 
     def initial_state(self, num_envs: int) -> Any:
         return None  # the model's zero state
@@ -48,7 +55,14 @@ class RAMPolicy:
     @torch.no_grad()
     def act(self, obs: dict[str, Any], state: Any, deterministic: bool) -> tuple[Any, Any]:
         glimpse, location, env_device = self._adapter(obs)
-        out = self.model.step(glimpse, location, state, deterministic=deterministic, std=self.std)
+        out = self.model.step(
+            glimpse,
+            location,
+            state,
+            deterministic=deterministic,
+            std=self.std,
+            generator=None if deterministic else self.generator,
+        )
         scores = torch.full_like(out.logits, -1.0)
         scores.scatter_(1, out.logits.argmax(1, keepdim=True), 1.0)
         action = torch.cat([out.location, scores], dim=1)

@@ -30,49 +30,51 @@ class SB3Hyperparams:
     """Everything that configures one SB3 training run apart from the env and the run folder.
 
     The SB3 names are kept where they exist (``n_steps``, ``gae_lambda``, ...); see the
-    ``PPO`` / ``RecurrentPPO`` documentation for their exact meaning.
+    ``PPO`` / ``RecurrentPPO`` documentation for their exact meaning. A field's ``metadata``
+    holds the bounds of its value (``ge``, ``gt``, ``le``, ``lt``), which ``glimpse train
+    ppo`` checks as it parses the flag.
     """
 
-    total_steps: int = 1_000_000
+    total_steps: int = field(default=1_000_000, metadata={"ge": 1})
     """Env steps (summed over sub-envs) to train for."""
 
-    num_envs: int = 64
+    num_envs: int = field(default=64, metadata={"ge": 1})
     """Episodes stepped together by the native vector env."""
 
-    n_steps: int = 56
+    n_steps: int = field(default=56, metadata={"ge": 1})
     """Steps per sub-env per rollout (rollout size = ``n_steps * num_envs``)."""
 
-    batch_size: int = 256
+    batch_size: int = field(default=256, metadata={"ge": 1})
     """Minibatch size (for RecurrentPPO: steps per minibatch, cut into sequences)."""
 
-    n_epochs: int = 4
+    n_epochs: int = field(default=4, metadata={"ge": 1})
     """Passes over each rollout."""
 
-    learning_rate: float = 1e-3
+    learning_rate: float = field(default=1e-3, metadata={"gt": 0.0})
     """Adam learning rate (start value when ``lr_schedule`` is ``"linear"``)."""
 
     lr_schedule: str = "constant"
     """``"constant"`` or ``"linear"`` (annealed to 0 at ``total_steps``)."""
 
-    gamma: float = 1.0
+    gamma: float = field(default=1.0, metadata={"ge": 0.0, "le": 1.0})
     """Discount; episodes have a fixed length (the number of glimpses), so 1 is natural."""
 
-    gae_lambda: float = 0.95
+    gae_lambda: float = field(default=0.95, metadata={"ge": 0.0, "le": 1.0})
     """GAE lambda."""
 
-    clip_range: float = 0.2
+    clip_range: float = field(default=0.2, metadata={"gt": 0.0})
     """PPO clipping parameter."""
 
-    ent_coef: float = 0.0
+    ent_coef: float = field(default=0.0, metadata={"ge": 0.0})
     """Entropy bonus coefficient."""
 
-    vf_coef: float = 0.5
+    vf_coef: float = field(default=0.5, metadata={"ge": 0.0})
     """Value loss coefficient."""
 
-    max_grad_norm: float = 0.5
+    max_grad_norm: float = field(default=0.5, metadata={"gt": 0.0})
     """Gradient norm clipping."""
 
-    target_kl: float = 0.0
+    target_kl: float = field(default=0.0, metadata={"ge": 0.0})
     """Stop an update early above this KL divergence; 0 = never."""
 
     class_head: str = "categorical"
@@ -107,10 +109,10 @@ class SB3Hyperparams:
     plus the mask) or ``"concat"`` (all slot features in order, plus the mask); see
     :class:`agents.sb3_policy.GlimpseHistoryFeatures`."""
 
-    lstm_hidden_size: int = 256
+    lstm_hidden_size: int = field(default=256, metadata={"ge": 1})
     """RecurrentPPO only: LSTM units (the RAM core has 256)."""
 
-    n_lstm_layers: int = 1
+    n_lstm_layers: int = field(default=1, metadata={"ge": 1})
     """RecurrentPPO only: stacked LSTM layers."""
 
     shared_lstm: bool = False

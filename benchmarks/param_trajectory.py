@@ -160,7 +160,7 @@ def main() -> None:
         torch.save(result, args.out)
         print(f"saved {len(result['snapshots'])} snapshots to {args.out}")
         return
-    a, b = torch.load(args.a), torch.load(args.b)
+    a, b = torch.load(args.a, weights_only=True), torch.load(args.b, weights_only=True)
     rows = compare(a, b, args.tol)
     print(f"a: {args.a} (commit {a['commit']}), b: {args.b} (commit {b['commit']})")
     print(f"{'iteration':>9}  {'max |a-b|':>10}  {'max rel':>9}  elements > {args.tol:g}")

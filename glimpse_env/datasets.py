@@ -8,6 +8,11 @@ The four original MNIST IDX ``.gz`` files are looked for, in order, in:
    downloaded from public mirrors when missing (only this folder is ever
    downloaded into).
 
+A download tries the mirrors in turn and says on stderr which file it fetches from
+which mirror, with its progress; a mirror that does not connect within
+:data:`CONNECT_TIMEOUT` seconds, or stalls (no data for :data:`READ_TIMEOUT`
+seconds), is given up for the next one.
+
 Every file's size and SHA256 are checked each time it is parsed, and the IDX
 headers are validated, so a corrupt, truncated or wrong file raises
 :class:`MNISTDataError` instead of yielding silently wrong data. Parsing
@@ -24,20 +29,24 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import sys
 import tempfile
 import threading
+import time
 import urllib.request
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 __all__ = [
+    "CONNECT_TIMEOUT",
     "DATA_ENV_VAR",
     "MNIST_FILES",
     "MNIST_MIRRORS",
+    "READ_TIMEOUT",
     "SPLITS",
     "MNISTDataError",
     "MNISTSplit",
@@ -75,6 +84,13 @@ MNIST_MIRRORS: tuple[str, ...] = (
 
 SPLITS: tuple[str, ...] = ("train", "val", "test", "train_full")
 DATA_ENV_VAR = "GLIMPSE_ENV_DATA"
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds a mirror has to accept the connection (TLS handshake included)."""
+READ_TIMEOUT = 30.0
+"""Seconds a mirror may send nothing (before the response or within it) before it is
+given up as stalled."""
+_PROGRESS_INTERVAL = 5.0  # seconds between progress lines when stderr is not a terminal
 
 _TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
 _TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
@@ -221,34 +237,126 @@ def _file_digest(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _download_one(url: str, name: str, dest: Path, timeout: float) -> None:
+def _with_read_timeout(cls: type, read_timeout: float) -> type:
+    """``cls`` (an ``http.client`` connection class) switched to ``read_timeout`` once
+    connected: connecting uses the request's timeout, every later read this one."""
+
+    class Connection(cls):  # type: ignore[misc, valid-type]
+        def connect(self) -> None:
+            super().connect()
+            self.sock.settimeout(read_timeout)
+
+    return Connection
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, read_timeout: float) -> None:
+        super().__init__()
+        self.read_timeout = read_timeout
+
+    def do_open(self, http_class: type, req: urllib.request.Request, **kwargs: object) -> object:
+        return super().do_open(_with_read_timeout(http_class, self.read_timeout), req, **kwargs)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, read_timeout: float) -> None:
+        super().__init__()
+        self.read_timeout = read_timeout
+
+    def do_open(self, http_class: type, req: urllib.request.Request, **kwargs: object) -> object:
+        return super().do_open(_with_read_timeout(http_class, self.read_timeout), req, **kwargs)
+
+
+def _urlopen(url: str, connect_timeout: float, read_timeout: float) -> object:
+    """Open ``url`` (proxies from the environment as ``urllib`` does) with a connect timeout
+    and a separate read timeout."""
+    opener = urllib.request.build_opener(_HTTPHandler(read_timeout), _HTTPSHandler(read_timeout))
+    return opener.open(url, timeout=connect_timeout)
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+
+
+def _progress_reporter(name: str, total: int, enabled: bool) -> tuple[Callable, Callable]:
+    """``(update(n_bytes), close())`` showing a download's progress on stderr: a tqdm bar
+    on a terminal, else a line every few seconds (nothing when not ``enabled``)."""
+    if not enabled:
+        return (lambda n: None), (lambda: None)
+    if sys.stderr.isatty():
+        try:
+            from tqdm import tqdm  # imported only here: the env core needs NumPy only
+        except ImportError:  # pragma: no cover - tqdm is a core dependency
+            pass
+        else:
+            bar = tqdm(total=total, desc=name, unit="B", unit_scale=True, leave=False)
+            return bar.update, bar.close
+    state = {"done": 0, "last": time.monotonic()}
+
+    def update(n: int) -> None:
+        state["done"] += n
+        now = time.monotonic()
+        if now - state["last"] >= _PROGRESS_INTERVAL:
+            state["last"] = now
+            print(
+                f"MNIST: {name}: {_megabytes(state['done'])} of {_megabytes(total)} "
+                f"({100 * state['done'] / total:.0f}%)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return update, (lambda: None)
+
+
+def _download_one(
+    url: str,
+    name: str,
+    dest: Path,
+    connect_timeout: float,
+    read_timeout: float,
+    progress: bool = False,
+) -> None:
     """Download ``url`` to ``dest / name`` atomically, verifying size and SHA256.
 
     Args:
         url: The URL to fetch.
         name: The file name, a key of :data:`MNIST_FILES`.
         dest: The destination folder (must exist).
-        timeout: Socket timeout in seconds.
+        connect_timeout: Seconds to connect.
+        read_timeout: Seconds the server may send nothing.
+        progress: Show the progress on stderr.
 
     Raises:
-        OSError: On network or file errors (``urllib.error.URLError`` included).
+        OSError: On network or file errors (``urllib.error.URLError`` included; a
+            stalled mirror raises ``TimeoutError``).
         ValueError: If the downloaded content has the wrong size or SHA256.
     """
     expected_sha, expected_size = MNIST_FILES[name]
     tmp = tempfile.NamedTemporaryFile(dir=dest, prefix=f".{name}.", suffix=".part", delete=False)
     tmp_path = Path(tmp.name)
     done = False
+    update, close = _progress_reporter(name, expected_size, progress)
     try:
         with tmp:
             digest = hashlib.sha256()
             size = 0
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                while chunk := response.read(_CHUNK):
+            with _urlopen(url, connect_timeout, read_timeout) as response:
+                while True:
+                    try:
+                        chunk = response.read(_CHUNK)
+                    except TimeoutError:
+                        raise TimeoutError(
+                            f"stalled: no data for {read_timeout:g} s after "
+                            f"{_megabytes(size)} of {_megabytes(expected_size)}"
+                        ) from None
+                    if not chunk:
+                        break
                     size += len(chunk)
                     if size > expected_size:
                         raise ValueError(f"more than the expected {expected_size} bytes")
                     digest.update(chunk)
                     tmp.write(chunk)
+                    update(len(chunk))
             tmp.flush()
             os.fsync(tmp.fileno())
         actual_sha = digest.hexdigest()
@@ -260,15 +368,32 @@ def _download_one(url: str, name: str, dest: Path, timeout: float) -> None:
         os.replace(tmp_path, dest / name)
         done = True
     finally:
+        close()
         if not done:
             tmp_path.unlink(missing_ok=True)
+
+
+def _reason(exc: BaseException, connect_timeout: float, read_timeout: float) -> str:
+    """Why a mirror failed, in words (timeouts say which one)."""
+    reason = getattr(exc, "reason", None)  # urllib.error.URLError wraps the socket error
+    if isinstance(exc, TimeoutError) and str(exc).startswith("stalled"):
+        return str(exc)
+    if isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError):
+        return (
+            f"timed out (no connection within {connect_timeout:g} s, or no response "
+            f"within {read_timeout:g} s)"
+        )
+    return f"{type(exc).__name__}: {exc}"
 
 
 def download_mnist(
     dest: str | os.PathLike[str],
     mirrors: Sequence[str] = MNIST_MIRRORS,
     *,
-    timeout: float = 60.0,
+    timeout: float | None = None,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    read_timeout: float = READ_TIMEOUT,
+    progress: bool = True,
 ) -> Path:
     """Download the four MNIST ``.gz`` files into ``dest``, verifying each.
 
@@ -276,11 +401,17 @@ def download_mnist(
     missing (or bad) file is fetched from each mirror in turn into a temporary
     file in ``dest``, checked, and moved into place atomically, so an
     interrupted download never leaves a partial file under the final name.
+    A mirror that does not connect within ``connect_timeout`` or sends nothing
+    for ``read_timeout`` seconds is given up for the next one.
 
     Args:
         dest: Destination folder; created if needed.
         mirrors: Base URLs to try in order (file names are appended).
-        timeout: Socket timeout in seconds for each request.
+        timeout: If given, both ``connect_timeout`` and ``read_timeout``.
+        connect_timeout: Seconds a mirror has to accept the connection.
+        read_timeout: Seconds a mirror may send nothing before it counts as stalled.
+        progress: Say on stderr which file is fetched from which mirror, with its
+            progress, and why a mirror was given up.
 
     Returns:
         The destination folder.
@@ -288,23 +419,36 @@ def download_mnist(
     Raises:
         MNISTDataError: If a file could not be obtained from any mirror.
     """
+    if timeout is not None:
+        connect_timeout = read_timeout = timeout
     folder = Path(dest).expanduser().absolute()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MNISTDataError(f"Cannot create MNIST folder {folder}: {exc}\n{_FIX_HINT}") from exc
 
+    def say(text: str) -> None:
+        if progress:
+            print(f"MNIST: {text}", file=sys.stderr, flush=True)
+
     for name, (expected_sha, expected_size) in MNIST_FILES.items():
         target = folder / name
         if target.is_file() and _file_digest(target) == (expected_sha, expected_size):
             continue
         errors: list[str] = []
-        for mirror in mirrors:
+        for i, mirror in enumerate(mirrors):
             url = mirror.rstrip("/") + "/" + name
+            say(
+                f"downloading {name} ({_megabytes(expected_size)}) from {url} "
+                f"(mirror {i + 1} of {len(mirrors)}) into {folder}"
+            )
             try:
-                _download_one(url, name, folder, timeout)
+                _download_one(url, name, folder, connect_timeout, read_timeout, progress)
             except (OSError, ValueError) as exc:
-                errors.append(f"  {url}: {type(exc).__name__}: {exc}")
+                reason = _reason(exc, connect_timeout, read_timeout)
+                errors.append(f"  {url}: {reason}")
+                more = "trying the next mirror" if i + 1 < len(mirrors) else "no mirror left"
+                say(f"{url} failed: {reason}; {more}")
                 continue
             break
         else:

@@ -6,6 +6,7 @@ import functools
 import http.server
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -388,7 +389,123 @@ def test_download_removes_temp_file_on_interrupt(
     def boom(*args: object, **kwargs: object) -> NoReturn:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", boom)
+    monkeypatch.setattr(datasets, "_urlopen", boom)
     with pytest.raises(KeyboardInterrupt):
         download_mnist(dest, (server.url + "/good/",))
     assert list(dest.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- stalled mirrors
+
+
+class _StallingServer:
+    """A local HTTP server whose ``/hang/...`` never answers and whose ``/stall/...`` sends
+    the headers and then nothing; both are released when the test ends (bounded wait)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        release = self.release
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if self.path.startswith("/stall/"):
+                    self.send_response(200)
+                    self.send_header("Content-Length", "4542")
+                    self.end_headers()
+                    self.wfile.write(b"\x1f\x8b")  # two bytes, then silence
+                    self.wfile.flush()
+                release.wait(timeout=10)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def stalling() -> Iterator[_StallingServer]:
+    srv = _StallingServer()
+    yield srv
+    srv.close()
+
+
+def test_download_gives_up_stalled_mirrors_and_says_so(
+    stalling: _StallingServer,
+    server: _Server,
+    mnist_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """A mirror that never answers, or stops sending mid-file, costs ``read_timeout``
+    (not a minute), and stderr names each file, mirror and why a mirror was given up."""
+    dest = _copy_files(mnist_dir, tmp_path / "dl")
+    name = "t10k-labels-idx1-ubyte.gz"
+    (dest / name).unlink()
+    mirrors = (stalling.url + "/hang/", stalling.url + "/stall/", server.url + "/good/")
+    start = time.monotonic()
+    download_mnist(dest, mirrors, connect_timeout=2.0, read_timeout=0.5)
+    elapsed = time.monotonic() - start
+    # Two stalls of 0.5 s; without the timeouts each would last until the server gives up
+    # (10 s), so the bound is loose enough for a busy machine and still catches that.
+    assert elapsed < 8.0, elapsed
+    assert datasets._file_digest(dest / name) == MNIST_FILES[name]
+    err = capsys.readouterr().err
+    for i, mirror in enumerate(mirrors, start=1):
+        assert f"{mirror}{name} (mirror {i} of 3)" in err
+    assert f"{stalling.url}/hang/{name} failed: timed out" in err
+    assert f"{stalling.url}/stall/{name} failed: stalled: no data for 0.5 s" in err
+    assert err.count("trying the next mirror") == 2
+    # progress=False: silent.
+    (dest / name).unlink()
+    download_mnist(dest, (server.url + "/good/",), progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_download_timeouts_connect_short_read_separate(
+    server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connecting uses ``connect_timeout`` (10 s by default), reading ``read_timeout``."""
+    import inspect
+    import socket
+
+    params = inspect.signature(download_mnist).parameters
+    assert params["connect_timeout"].default == datasets.CONNECT_TIMEOUT == 10.0
+    assert params["read_timeout"].default == datasets.READ_TIMEOUT
+    seen: list[tuple[float | None, float | None]] = []
+    real = socket.create_connection
+
+    def spy(address: object, timeout: float | None = None, *args: object, **kw: object) -> object:
+        sock = real(address, timeout, *args, **kw)
+        seen.append((timeout, None))
+        return sock
+
+    real_with = datasets._with_read_timeout
+
+    def spy_with(cls: type, read_timeout: float) -> type:
+        base = real_with(cls, read_timeout)
+
+        class Recording(base):  # type: ignore[misc, valid-type]
+            def connect(self) -> None:
+                super().connect()
+                seen[-1] = (seen[-1][0], self.sock.gettimeout())
+
+        return Recording
+
+    monkeypatch.setattr(socket, "create_connection", spy)
+    monkeypatch.setattr(datasets, "_with_read_timeout", spy_with)
+    dest = tmp_path / "dl"
+    download_mnist(dest, (server.url + "/good/",), connect_timeout=3.0, read_timeout=7.0)
+    assert len(seen) == len(MNIST_FILES)
+    assert set(seen) == {(3.0, 7.0)}

@@ -13,8 +13,10 @@ Validation and test use the fixed ``val`` / ``test`` canvases a glimpse agent is
 (:func:`agents.baselines.evaluate_baseline`).
 
 Run folder: ``config.json``, ``meta.json`` (what ``glimpse eval`` reads), ``checkpoint.pt``
-(written atomically; ``--resume RUN_DIR`` continues from it to the same result as an
-uninterrupted run), ``metrics.csv`` and ``tb/`` (TensorBoard), ``eval.json``.
+(written atomically, the one before kept as ``checkpoint.prev.pt``; ``--resume RUN_DIR``
+continues from it to the same result as an uninterrupted run), ``metrics.csv`` and ``tb/``
+(TensorBoard), ``eval.json``. The folder belongs to one run (:mod:`train.run_folder`): a
+non-empty one needs ``--resume`` or ``--overwrite``, and it is locked while training.
 
 ``--max-minutes M`` caps the training wall-clock: the run then ends cleanly after the
 iteration in progress (checkpoint, validation, final test evaluation) and ``eval.json``
@@ -26,11 +28,13 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from glimpse_env.registration import ENV_IDS
 from train.common import TRAINING_SPLITS, RunOptions, training_split_notice, validation_held_out
+from train.validation import MAX_SEED
 
 
 @dataclass
@@ -46,27 +50,29 @@ class BaselineTrainConfig(RunOptions):
     """Training split: ``train`` (the first 50,000 digits; the last 10,000, ``val``, are
     held out for validation) or ``train_full`` (all 60,000: validation then measures digits
     the run trains on)."""
-    batch_size: int = 128
+    batch_size: int = field(default=128, metadata={"ge": 1})
     """Canvases per optimiser step."""
-    epochs: float = 20.0
+    epochs: float = field(default=20.0, metadata={"gt": 0.0})
     """Length of the run in passes over the training split (sets the iteration count)."""
     optimizer: str = "adam"
     """``adam`` or ``sgd`` (momentum 0.9)."""
-    lr: float = 1e-3
+    lr: float = field(default=1e-3, metadata={"gt": 0.0})
     """Initial learning rate."""
     lr_schedule: str = "cosine"
     """``constant``, ``linear`` or ``cosine`` anneal to 0 over the run."""
-    weight_decay: float = 0.0
+    weight_decay: float = field(default=0.0, metadata={"ge": 0.0})
     """L2 weight decay."""
-    eval_every: int | None = None
+    eval_every: int | None = field(default=None, metadata={"ge": 1})
     """Validate every this many iterations (None: once per epoch)."""
-    eval_images: int = 10000
+    eval_images: int = field(
+        default=10000, metadata={"ge": 1, "le": 10_000, "why": "the val split has 10,000 images"}
+    )
     """Validation images per validation."""
-    log_every: int = 100
+    log_every: int = field(default=100, metadata={"ge": 1})
     """Write a metrics row every this many iterations."""
-    checkpoint_every: int = 1000
+    checkpoint_every: int = field(default=1000, metadata={"ge": 1})
     """Write the checkpoint every this many iterations."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"ge": 0, "le": MAX_SEED})
     """Seed of the model's initialisation and of the training canvases."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
@@ -84,6 +90,7 @@ class BaselineTrainConfig(RunOptions):
 #: Flags restricted to a set of values.
 _CHOICES: dict[str, tuple[str, ...]] = {
     "arch": ("fc64", "fc256", "conv"),
+    "env": ENV_IDS,
     "split": TRAINING_SPLITS,
     "optimizer": ("adam", "sgd"),
     "lr_schedule": ("constant", "linear", "cosine"),
@@ -102,17 +109,31 @@ def lr_factor(schedule: str, iteration: int, total: int) -> float:
     raise ValueError(f"lr_schedule must be one of {_CHOICES['lr_schedule']}, got {schedule!r}")
 
 
-def train_baseline(cfg: BaselineTrainConfig, resume: str | None = None) -> Path:
+def train_baseline(
+    cfg: BaselineTrainConfig, resume: str | None = None, overwrite: bool = False
+) -> Path:
     """Train (or resume) a supervised baseline.
 
     Args:
         cfg: the run's configuration.
-        resume: a run folder to continue from its ``checkpoint.pt`` (then ``cfg`` must be
-            the one saved in its ``config.json``).
+        resume: a run folder to continue from its newest usable checkpoint (then ``cfg``
+            must be the one saved in its ``config.json``).
+        overwrite: replace a previous run in ``cfg.run_dir`` (see
+            :func:`train.run_folder.claim_run_dir`; else a non-empty folder is refused).
 
     Returns:
         The run folder.
     """
+    from train.run_folder import claim_run_dir
+
+    with claim_run_dir(
+        resume or cfg.run_dir, "baseline", cfg.env, resume=resume is not None, overwrite=overwrite
+    ) as run_dir:
+        return _train_baseline(cfg, resume, run_dir)
+
+
+def _train_baseline(cfg: BaselineTrainConfig, resume: str | None, run_dir: Path) -> Path:
+    """:func:`train_baseline` in the claimed (and locked) ``run_dir``."""
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -127,15 +148,18 @@ def train_baseline(cfg: BaselineTrainConfig, resume: str | None = None) -> Path:
         model_payload,
     )
     from agents.checkpoints import load_checkpoint, save_checkpoint, write_json
-    from train.common import MetricLogger, make_run_dir, resolve_device
+    from train.common import MetricLogger, resolve_device
+    from train.run_folder import load_resume_checkpoint
 
     for name, choices in _CHOICES.items():
         if getattr(cfg, name) not in choices:
-            raise SystemExit(f"--{name.replace('_', '-')} must be one of {choices}")
+            raise ValueError(
+                f"--{name.replace('_', '-')} must be one of {', '.join(choices)}, "
+                f"got {getattr(cfg, name)!r}"
+            )
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    run_dir = make_run_dir(resume or cfg.run_dir, "baseline", cfg.env)
     checkpoint_file = run_dir / "checkpoint.pt"
 
     # The canvas source: the env's episode stream, one fresh batch of canvases per iteration.
@@ -172,10 +196,14 @@ def train_baseline(cfg: BaselineTrainConfig, resume: str | None = None) -> Path:
         "iterations": total,
     }
 
-    # Resume: model and optimiser state; the canvas stream is a function of the iteration.
-    start, elapsed, running_acc = 0, 0.0, None
+    # Resume: model and optimiser state; the canvas stream is a function of the iteration
+    # (from the previous checkpoint if the newest is unreadable; from the start if none).
+    start, elapsed, running_acc, state = 0, 0.0, None, None
     if resume is not None:
-        state = load_checkpoint(checkpoint_file, map_location=device)
+        state = load_resume_checkpoint(
+            checkpoint_file, lambda path: load_checkpoint(path, map_location=device)
+        )
+    if state is not None:
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -183,7 +211,8 @@ def train_baseline(cfg: BaselineTrainConfig, resume: str | None = None) -> Path:
         elapsed = float(state.get("elapsed", 0.0))
         running_acc = state.get("running_accuracy")
     else:
-        write_json(run_dir / "config.json", asdict(cfg))
+        if resume is None:
+            write_json(run_dir / "config.json", asdict(cfg))
         write_json(run_dir / "meta.json", meta)
     logger = MetricLogger(run_dir, resume_step=start * cfg.batch_size if resume else None)
 
@@ -199,6 +228,7 @@ def train_baseline(cfg: BaselineTrainConfig, resume: str | None = None) -> Path:
                 "elapsed": elapsed + time.perf_counter() - t0,
                 "running_accuracy": running_acc,
             },
+            keep_previous=True,
         )
 
     def validate() -> float:
@@ -336,8 +366,6 @@ def run(args: argparse.Namespace) -> int:
     """Run ``glimpse train baseline`` (a new run, or ``--resume RUN_DIR``)."""
     from train.common import config_from_args
 
-    cfg = config_from_args(args, BaselineTrainConfig)
-    if args.resume and getattr(args, "max_minutes", None) is not None:
-        cfg = replace(cfg, max_minutes=args.max_minutes)  # a new cap on resume
-    train_baseline(cfg, resume=args.resume)
+    cfg = config_from_args(args, BaselineTrainConfig)  # on --resume: the saved config
+    train_baseline(cfg, resume=args.resume, overwrite=args.overwrite)
     return 0

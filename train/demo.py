@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from train.common import SPLIT_SIZES
+from train.validation import check_writable, output_file, seed_int
+
 
 def register(subparsers: Any) -> None:
     from glimpse_env.registration import ENV_IDS
@@ -15,9 +18,11 @@ def register(subparsers: Any) -> None:
         description="Run one episode with a random policy and save it as an animated GIF.",
     )
     parser.add_argument("--env", default="GlimpseMNIST-v0", choices=ENV_IDS)
-    parser.add_argument("--out", default="demo.gif", help="GIF to write")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--split", default="test")
+    parser.add_argument(
+        "--out", type=output_file(".gif"), default="demo.gif", help="GIF to write (.gif)"
+    )
+    parser.add_argument("--seed", type=seed_int, default=0)
+    parser.add_argument("--split", default="test", choices=tuple(SPLIT_SIZES))
     parser.add_argument("--data-dir", default=None, help="MNIST folder")
     parser.set_defaults(func=run)
 
@@ -27,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     from glimpse_env.rendering import record_episode, save_gif
 
+    check_writable(args.out, "--out")
     env = gym.make(args.env, split=args.split, render_mode="rgb_array", data_dir=args.data_dir)
     env.action_space.seed(args.seed)
     frames, info = record_episode(env, seed=args.seed)

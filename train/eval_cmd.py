@@ -5,9 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 from typing import Any
 
-from train.common import add_checkpoint_arguments, checkpoint_from_args, env_kwargs_for
+from train.common import (
+    SPLIT_SIZES,
+    add_checkpoint_arguments,
+    check_images,
+    checkpoint_from_args,
+    env_kwargs_for,
+    load_for_cli,
+    read_meta_for_cli,
+    resolve_device,
+)
+from train.errors import UsageError
+from train.validation import device_name, positive_int
 
 
 def register(subparsers: Any) -> None:
@@ -20,23 +32,37 @@ def register(subparsers: Any) -> None:
         ),
     )
     add_checkpoint_arguments(parser, "evaluate")
-    parser.add_argument("--split", default="test", choices=("test", "val", "train", "train_full"))
+    parser.add_argument("--split", default="test", choices=tuple(SPLIT_SIZES))
     parser.add_argument("--mode", default="deterministic", choices=("deterministic", "sample"))
-    parser.add_argument("--n-images", type=int, default=None, help="first N images (default: all)")
-    parser.add_argument("--num-envs", type=int, default=500, help="episodes stepped together")
-    parser.add_argument("--device", default="cpu", help="torch device for the agent")
+    parser.add_argument(
+        "--n-images",
+        type=positive_int,
+        default=None,
+        help="first N images (default: all; at most the split's size)",
+    )
+    parser.add_argument(
+        "--num-envs", type=positive_int, default=500, help="episodes stepped together"
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        type=device_name,
+        help="torch device for the agent: cpu, cuda, cuda:N or auto (default: cpu)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.policy import evaluate_policy, load_policy, read_meta
+    from agents.policy import evaluate_policy, load_policy
 
+    check_images(args.n_images, args.split, "--n-images")
     path = checkpoint_from_args(args)
-    if read_meta(path)[1].get("agent") == "baseline":
+    args.device = str(resolve_device(args.device))
+    if read_meta_for_cli(path).get("agent") == "baseline":
         result = _evaluate_baseline(path, args)
     else:
-        loaded = load_policy(path, device=args.device)
+        loaded = load_for_cli(path, load_policy, device=args.device)
         env_kwargs = env_kwargs_for(loaded.policy.env_kwargs, args.data_dir)
         result = evaluate_policy(
             loaded.policy,
@@ -66,8 +92,8 @@ def _evaluate_baseline(path: str | os.PathLike, args: argparse.Namespace) -> dic
     from agents.baselines import evaluate_baseline, load_baseline
 
     if args.mode != "deterministic":
-        raise SystemExit("a supervised baseline has no sampled mode: use --mode deterministic")
-    loaded = load_baseline(path, device=args.device)
+        raise UsageError("a supervised baseline has no sampled mode: use --mode deterministic")
+    loaded = load_for_cli(Path(path), load_baseline, device=args.device)
     env_kwargs = env_kwargs_for(loaded.env_kwargs, args.data_dir)
     result = evaluate_baseline(
         loaded.model,

@@ -15,8 +15,12 @@ algorithm and env (:mod:`agents.sb3_presets`); every one is also a flag.
 The run folder holds:
 
 * ``model.zip``: the last checkpoint (written atomically every ``--checkpoint-every``
-  steps and at the end); ``--resume RUN_DIR`` continues from it with ``num_timesteps``
-  restored, up to ``--total-steps`` (which may be raised on resume).
+  steps and at the end; the one before kept as ``model.prev.zip``); ``--resume RUN_DIR``
+  continues from it (or from ``model.prev.zip`` when it is unreadable) with
+  ``num_timesteps`` restored, up to ``--total-steps`` (which may be raised on resume).
+  The folder belongs to one run (:mod:`train.run_folder`): a non-empty one needs
+  ``--resume`` or ``--overwrite``, and it is locked while training. SB3 zips unpickle
+  parts of their content when loaded: load only those of your own runs.
 * ``meta.json``: ``{"agent": "ppo" | "recurrent_ppo", "env_id", "env_kwargs",
   "checkpoint": "model.zip", ...}``, read by ``glimpse eval RUN_DIR``.
 * ``config.json``: the resolved configuration (what ``--resume`` reads back).
@@ -135,6 +139,14 @@ def register(subparsers: Any) -> None:
     from glimpse_env import ENV_IDS
     from train.common import field_docs
     from train.train_cmd import add_common_run_args
+    from train.validation import (
+        bounds_of,
+        int_list,
+        non_negative_float,
+        non_negative_int,
+        number_type,
+        positive_int,
+    )
 
     parser = subparsers.add_parser(
         "ppo",
@@ -146,15 +158,17 @@ def register(subparsers: Any) -> None:
             "also a flag below."
         ),
     )
+    # --env and --reward default to None (= GlimpseMNIST-v0, sparse), so that --resume can
+    # tell a flag given from none.
     parser.add_argument(
-        "--env", default="GlimpseMNIST-v0", choices=ENV_IDS, help="env id (default: %(default)s)"
+        "--env", default=None, choices=ENV_IDS, help="env id (default: GlimpseMNIST-v0)"
     )
     parser.add_argument(
         "--recurrent", action="store_true", help="RecurrentPPO (sb3-contrib, LSTM policy)"
     )
     parser.add_argument(
         "--reward",
-        default="sparse",
+        default=None,
         choices=("sparse", "dense"),
         help="sparse: 1 at the end if right; dense: log p(label) every step (default: sparse)",
     )
@@ -162,21 +176,21 @@ def register(subparsers: Any) -> None:
     run_group = parser.add_argument_group("run control")
     run_group.add_argument(
         "--checkpoint-every",
-        type=int,
+        type=positive_int,
         default=100_000,
         metavar="STEPS",
         help="env steps between atomic checkpoints (default: 100000; also at the end)",
     )
     run_group.add_argument(
         "--eval-every",
-        type=int,
+        type=non_negative_int,
         default=50_000,
         metavar="STEPS",
         help="env steps between evaluations logged to metrics.csv (default: 50000; 0 = never)",
     )
     run_group.add_argument(
         "--eval-images",
-        type=int,
+        type=positive_int,
         default=1000,
         help="periodic evaluation on the first N images of the eval split (default: 1000)",
     )
@@ -188,16 +202,16 @@ def register(subparsers: Any) -> None:
     )
     run_group.add_argument(
         "--final-eval-images",
-        type=int,
+        type=non_negative_int,
         default=None,
         help="images of the final evaluation written to eval.json (default: the whole split; 0: skip)",
     )
     run_group.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: torch's choice)"
+        "--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)"
     )
     run_group.add_argument(
         "--time-budget",
-        type=float,
+        type=non_negative_float,
         default=None,
         metavar="SECONDS",
         help="stop training after this wall-clock time (then checkpoint and evaluate)",
@@ -222,12 +236,13 @@ def register(subparsers: Any) -> None:
             )
         elif "tuple" in str(f.type):
             hp_group.add_argument(
-                flag, type=_int_tuple, default=None, metavar="N,N,...", help=help_text
+                flag, type=int_list, default=None, metavar="N,N,...", help=help_text
             )
         else:
             kind = {"int": int, "float": float, "str": str}[str(f.type)]
+            parse = str if kind is str else number_type(kind, **bounds_of(f.metadata))
             hp_group.add_argument(
-                flag, type=kind, default=None, choices=_CHOICES.get(f.name), help=help_text
+                flag, type=parse, default=None, choices=_CHOICES.get(f.name), help=help_text
             )
     parser.set_defaults(func=run)
 
@@ -245,10 +260,6 @@ def _show(value: Any) -> str:
     return str(value).replace("%", "%%")
 
 
-def _int_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in text.split(",") if x.strip())
-
-
 def _hyperparam_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {
         f.name: getattr(args, f.name)
@@ -259,10 +270,14 @@ def _hyperparam_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """``glimpse train ppo`` entry point."""
+    from train.common import check_images
+
     agent = "recurrent_ppo" if args.recurrent else "ppo"
     overrides = _hyperparam_overrides(args)
+    check_images(args.eval_images, args.eval_split, "--eval-images")
+    check_images(args.final_eval_images, args.eval_split, "--final-eval-images")
     run_control = {
-        "device": args.device,
+        "device": args.device or "auto",
         "progress": not args.no_progress,
         "checkpoint_every": args.checkpoint_every,
         "eval_every": args.eval_every,
@@ -273,40 +288,89 @@ def run(args: argparse.Namespace) -> int:
         "time_budget_s": args.time_budget,
     }
     if args.resume is not None:
-        config = _resume_config(Path(args.resume), overrides, run_control, args.data_dir)
+        config = _resume_config(Path(args.resume), args, overrides, run_control)
     else:
-        hyperparams = dataclasses.replace(get_preset(agent, args.env), **overrides)
+        env_id = args.env or "GlimpseMNIST-v0"
+        hyperparams = dataclasses.replace(get_preset(agent, env_id), **overrides)
         config = PPOTrainConfig(
             agent=agent,
-            env_id=args.env,
-            reward=args.reward,
+            env_id=env_id,
+            reward=args.reward or "sparse",
             hyperparams=hyperparams,
-            seed=args.seed,
+            seed=0 if args.seed is None else args.seed,
             run_dir=args.run_dir,
             data_dir=args.data_dir,
             **run_control,
         )
-    run_dir = train_ppo(config)
+    run_dir = train_ppo(config, overwrite=args.overwrite)
     print(f"run folder: {run_dir}")
     return 0
 
 
 def _resume_config(
     run_dir: Path,
+    args: argparse.Namespace,
     overrides: dict[str, Any],
     run_control: dict[str, Any],
-    data_dir: str | None,
 ) -> PPOTrainConfig:
-    """The saved configuration of ``run_dir`` with the allowed changes applied."""
-    config = load_config(run_dir)
+    """The saved configuration of ``run_dir`` with the allowed changes applied.
+
+    ``--total-steps``, ``--data-dir`` and the run-control flags may change; any other flag
+    given (the env, the reward, ``--recurrent``, the seed, a hyperparameter) must match the
+    saved value.
+
+    Raises:
+        UsageError: naming the contradicting flags and the saved values.
+        GlimpseError: if ``run_dir`` is not a run folder of ``glimpse train ppo``.
+    """
+    from train.common import check_run_agent
+    from train.errors import GlimpseError, UsageError
+
+    if not run_dir.is_dir():
+        raise GlimpseError(
+            f"--resume {run_dir}: no such folder; give the run folder of the run to continue"
+        )
+    check_run_agent(run_dir, ("ppo", "recurrent_ppo"))
+    try:
+        config = load_config(run_dir)
+    except FileNotFoundError:
+        raise GlimpseError(
+            f"--resume {run_dir}: it has no config.json, so it is not a run folder of "
+            "'glimpse train ppo'; check the folder, or start a new run there with --run-dir"
+        ) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise GlimpseError(
+            f"{run_dir / 'config.json'} is not a config of 'glimpse train ppo' ({exc!r}); "
+            "resume a run with the command that started it"
+        ) from exc
+    if args.run_dir is not None and Path(args.run_dir).absolute() != run_dir.absolute():
+        raise UsageError(
+            f"--run-dir {args.run_dir} and --resume {run_dir} name different folders; "
+            "give only --resume RUN_DIR to continue a run"
+        )
     saved = config.resolved_hyperparams()
-    changed = sorted(
-        k for k, v in overrides.items() if k != "total_steps" and v != getattr(saved, k)
-    )
-    if changed:
-        raise SystemExit(
-            f"--resume continues a run with its saved hyperparameters; only --total-steps "
-            f"may change, got other values for {['--' + k.replace('_', '-') for k in changed]}"
+    given = {
+        "--env": (args.env, config.env_id),
+        "--reward": (args.reward, config.reward),
+        "--seed": (args.seed, config.seed),
+        "--recurrent": ("recurrent_ppo" if args.recurrent else None, config.agent),
+    }
+    conflicts = [
+        f"{flag} {value} (saved: {old})" if flag != "--recurrent" else f"--recurrent (saved: {old})"
+        for flag, (value, old) in given.items()
+        if value is not None and value != old
+    ]
+    conflicts += [
+        f"--{k.replace('_', '-')} {_show(v)} (saved: {_show(getattr(saved, k))})"
+        for k, v in sorted(overrides.items())
+        if k != "total_steps" and v != getattr(saved, k)
+    ]
+    if conflicts:
+        raise UsageError(
+            f"--resume {run_dir} continues the run with its saved settings, which these flags "
+            f"contradict: {', '.join(conflicts)}; drop them to continue the run, or start a new "
+            "run (--run-dir NEW) to use them (on resume only --total-steps, --data-dir and the "
+            "run-control flags may change)"
         )
     hyperparams = saved
     if "total_steps" in overrides:
@@ -316,7 +380,7 @@ def _resume_config(
         hyperparams=hyperparams,
         run_dir=str(run_dir),
         resume=str(run_dir),
-        data_dir=data_dir or config.data_dir,
+        data_dir=args.data_dir or config.data_dir,
         **run_control,
     )
 
@@ -450,12 +514,13 @@ def build_model(config: PPOTrainConfig, env: Any, device: str) -> Any:
 
 
 def save_model(model: Any, path: Path) -> None:
-    """``model.save`` to ``path`` atomically (temp file in the same folder, ``os.replace``)."""
+    """``model.save`` to ``path`` atomically (temp file in the same folder, ``os.replace``),
+    the model it replaces kept as ``model.prev.zip``."""
     from agents.checkpoints import atomic_write_bytes
 
     buffer = io.BytesIO()
     model.save(buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue(), keep_previous=True)
 
 
 def _eval_env_kwargs(config: PPOTrainConfig) -> dict[str, Any]:
@@ -654,39 +719,88 @@ def _make_callbacks(
 
 
 # ---------------------------------------------------------------------- training
-def train_ppo(config: PPOTrainConfig) -> Path:
+def train_ppo(config: PPOTrainConfig, overwrite: bool = False) -> Path:
     """Train (or resume) an SB3 agent as configured; returns the run folder.
 
     Writes ``model.zip``, ``meta.json``, ``config.json``, ``metrics.csv`` (+ ``tb/``) and,
     unless ``final_eval_images == 0``, ``eval.json`` (see the module docstring).
+
+    Args:
+        config: the run's configuration (``config.resume``: continue that run folder).
+        overwrite: replace a previous run in ``config.run_dir`` (see
+            :func:`train.run_folder.claim_run_dir`; else a non-empty folder is refused).
     """
+    from train.run_folder import claim_run_dir
+
+    if config.agent not in ("ppo", "recurrent_ppo"):
+        raise ValueError(f"agent must be 'ppo' or 'recurrent_ppo', got {config.agent!r}")
+    resume = config.resume is not None
+    with claim_run_dir(
+        config.resume if resume else config.run_dir,
+        config.agent,
+        config.env_id,
+        resume=resume,
+        overwrite=overwrite,
+    ) as run_dir:
+        return _train_ppo(config, run_dir)
+
+
+def _load_model_file(path: Path, agent: str, env: Any, device: str) -> Any:
+    """An SB3 checkpoint (``model.zip``) loaded onto ``env``.
+
+    Raises:
+        CheckpointError: if the file is unreadable (truncated, corrupt, not an SB3 zip).
+    """
+    import pickle
+    import zipfile
+
+    from agents.checkpoints import CheckpointError
+    from agents.sb3_policy import _algorithm
+
+    try:
+        return _algorithm(agent).load(str(path), env=env, device=device)
+    except (
+        zipfile.BadZipFile,
+        EOFError,
+        KeyError,
+        ValueError,  # SB3: "the file ... wasn't a zip-file"
+        pickle.UnpicklingError,
+        RuntimeError,
+    ) as exc:
+        detail = " ".join(str(exc).split())[:150]
+        raise CheckpointError(
+            f"{path} is corrupt or truncated ({type(exc).__name__}: {detail})", path, "corrupt"
+        ) from exc
+
+
+def _train_ppo(config: PPOTrainConfig, run_dir: Path) -> Path:
+    """:func:`train_ppo` in the claimed (and locked) ``run_dir``."""
     import torch
     from stable_baselines3.common.logger import Logger
 
     from agents.checkpoints import write_json
     from agents.policy import evaluate_policy
-    from agents.sb3_policy import SB3Policy, _algorithm
-    from train.common import MetricLogger, dump_config, make_run_dir, resolve_device
+    from agents.sb3_policy import SB3Policy
+    from train.common import MetricLogger, dump_config, resolve_device
+    from train.run_folder import load_resume_checkpoint
 
-    if config.agent not in ("ppo", "recurrent_ppo"):
-        raise ValueError(f"agent must be 'ppo' or 'recurrent_ppo', got {config.agent!r}")
     if config.torch_threads:
         torch.set_num_threads(int(config.torch_threads))
     device = str(resolve_device(config.device))
     hp = config.resolved_hyperparams()
-    if config.resume is not None:
-        run_dir = Path(config.resume)
-        if not (run_dir / "config.json").is_file():
-            raise FileNotFoundError(f"{run_dir} has no config.json: not a ppo run folder")
-    else:
-        run_dir = make_run_dir(config.run_dir, config.agent, config.env_id)
+    if config.resume is not None and not (run_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{run_dir} has no config.json: not a ppo run folder")
     config = dataclasses.replace(config, run_dir=str(run_dir), hyperparams=hp)
 
     env = make_vec_env(config)
     checkpoint = run_dir / _MODEL_FILE
     elapsed_before = 0.0
-    if config.resume is not None and checkpoint.is_file():
-        model = _algorithm(config.agent).load(str(checkpoint), env=env, device=device)
+    model = None
+    if config.resume is not None:  # the newest usable model.zip (or model.prev.zip), if any
+        model = load_resume_checkpoint(
+            checkpoint, lambda path: _load_model_file(path, config.agent, env, device)
+        )
+    if model is not None:
         meta_file = run_dir / "meta.json"
         if meta_file.is_file():
             elapsed_before = float(json.loads(meta_file.read_text()).get("elapsed_s", 0.0))

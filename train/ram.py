@@ -5,9 +5,11 @@ per iteration play one batch of episodes and take one optimiser step; log, valid
 checkpoint every so often; finally evaluate on the test split and write ``eval.json``.
 
 Run folder: ``config.json`` (the resolved config), ``meta.json`` (what ``glimpse eval``
-reads), ``checkpoint.pt`` (written atomically; ``--resume RUN_DIR`` continues from it to
-the same result as an uninterrupted run), ``metrics.csv`` and ``tb/`` (TensorBoard),
-``eval.json``.
+reads), ``checkpoint.pt`` (written atomically, the one before kept as
+``checkpoint.prev.pt``; ``--resume RUN_DIR`` continues from it to the same result as an
+uninterrupted run), ``metrics.csv`` and ``tb/`` (TensorBoard), ``eval.json``. The folder
+belongs to one run (:mod:`train.run_folder`): a non-empty one needs ``--resume`` or
+``--overwrite``, and it is locked while training.
 
 ``--max-minutes M`` caps the training wall-clock: the run then ends cleanly after the
 iteration in progress (checkpoint, validation, final test evaluation) and ``eval.json``
@@ -19,13 +21,14 @@ says ``"stopped_early": true`` with the iterations and epochs reached.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from glimpse_env.registration import ENV_IDS
 from train.common import TRAINING_SPLITS, RunOptions, training_split_notice, validation_held_out
+from train.validation import MAX_SEED
 
 #: Presets: the paper's RAM rows (Tables 1-2). Each maps to an env and its settings; the
 #: optimisation settings are this project's (see README for what they reach).
@@ -50,6 +53,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 #: Flags restricted to a set of values.
 _CHOICES: dict[str, tuple[str, ...]] = {
+    "env": ENV_IDS,
+    "start": ("random", "center"),
+    "optimizer": ("adam", "sgd"),
+    "lr_schedule": ("constant", "linear", "cosine"),
+    "core": ("rnn", "lstm", "gru"),
     "location_policy": ("learned", "random"),
     "location_reward": ("env", "expected"),
     "precision": ("float32", "bfloat16"),
@@ -64,7 +72,7 @@ class RAMTrainConfig(RunOptions):
 
     env: str = "GlimpseMNIST-v0"
     """Environment id."""
-    n_glimpses: int | None = None
+    n_glimpses: int | None = field(default=None, metadata={"ge": 1})
     """Glimpses per episode (None: the env's default, the paper's setting)."""
     split: str = "train"
     """Training split: ``train`` (the first 50,000 digits; the last 10,000, ``val``, are
@@ -72,33 +80,33 @@ class RAMTrainConfig(RunOptions):
     measures digits the run trains on, so only the test split is held out)."""
     start: str = "random"
     """First glimpse location: ``random`` (paper) or ``center``."""
-    batch_size: int = 64
+    batch_size: int = field(default=64, metadata={"ge": 1})
     """Episodes per optimiser step (= sub-envs of the vector env)."""
-    epochs: float = 150.0
+    epochs: float = field(default=150.0, metadata={"gt": 0.0})
     """Length of the run in passes over the training split (sets the iteration count)."""
     optimizer: str = "adam"
     """``adam`` or ``sgd`` (momentum 0.9, as the paper)."""
-    lr: float = 5e-4
+    lr: float = field(default=5e-4, metadata={"gt": 0.0})
     """Initial learning rate."""
     lr_schedule: str = "cosine"
     """``constant``, ``linear`` or ``cosine`` anneal to 0 over the run."""
-    weight_decay: float = 0.0
+    weight_decay: float = field(default=0.0, metadata={"ge": 0.0})
     """L2 weight decay."""
-    std: float = 0.12
+    std: float = field(default=0.12, metadata={"gt": 0.0})
     """Location policy standard deviation (in [-1, 1] units)."""
-    std_end: float | None = None
+    std_end: float | None = field(default=None, metadata={"gt": 0.0})
     """Anneal the std linearly to this value over the run (None: constant)."""
     core: str = "rnn"
     """Core network: ``rnn`` (paper), ``lstm`` or ``gru``."""
-    glimpse_hidden: int = 128
+    glimpse_hidden: int = field(default=128, metadata={"ge": 1})
     """Units of h_g."""
-    location_hidden: int = 128
+    location_hidden: int = field(default=128, metadata={"ge": 1})
     """Units of h_l."""
-    glimpse_out: int = 256
+    glimpse_out: int = field(default=256, metadata={"ge": 1})
     """Units of g_t."""
-    core_hidden: int = 256
+    core_hidden: int = field(default=256, metadata={"ge": 1})
     """Units of the core state h_t."""
-    location_mlp_hidden: int = 0
+    location_mlp_hidden: int = field(default=0, metadata={"ge": 0})
     """Units of a hidden ReLU layer in the location network (mean
     ``tanh(Linear(ReLU(Linear(h_t))))``); 0: the paper's ``tanh(Linear(h_t))``."""
     detach_location_input: bool = True
@@ -109,7 +117,7 @@ class RAMTrainConfig(RunOptions):
     """Return of the location network's REINFORCE term (hybrid loss): ``env`` the env's
     0/1 reward (paper) or ``expected`` the probability the final scores give the true
     class (the 0/1 reward averaged over the class draw: less variance)."""
-    reinforce_weight: float = 1.0
+    reinforce_weight: float = field(default=1.0, metadata={"ge": 0.0})
     """Weight of the REINFORCE term in the loss (with Adam it matters only where that term
     shares parameters with the others, i.e. with ``--no-detach-location-input``)."""
     hybrid: bool = True
@@ -119,21 +127,23 @@ class RAMTrainConfig(RunOptions):
     uniform in [-1, 1]^2 (the trainer's seeded generator), only the classifier, core and
     glimpse networks train; evaluation uses a fixed seeded random draw per image and step
     (deterministic and sampled modes are two independent draws)."""
-    max_grad_norm: float | None = None
+    max_grad_norm: float | None = field(default=None, metadata={"gt": 0.0})
     """Clip the gradient norm (None: no clipping)."""
     precision: str = "float32"
     """``float32`` or ``bfloat16``: mixed precision for the glimpse and core networks'
     training products (float32 weights, gradients and evaluation; faster on CPUs with
     AVX512-BF16/AMX and on GPUs, slower where bfloat16 is emulated)."""
-    eval_every: int = 8000
+    eval_every: int = field(default=8000, metadata={"ge": 1})
     """Validate every this many iterations."""
-    eval_images: int = 10000
+    eval_images: int = field(
+        default=10000, metadata={"ge": 1, "le": 10_000, "why": "the val split has 10,000 images"}
+    )
     """Validation images per validation (deterministic, one rollout each)."""
-    log_every: int = 1000
+    log_every: int = field(default=1000, metadata={"ge": 1})
     """Write a metrics row every this many iterations."""
-    checkpoint_every: int = 2000
+    checkpoint_every: int = field(default=2000, metadata={"ge": 1})
     """Write the checkpoint every this many iterations."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"ge": 0, "le": MAX_SEED})
     """Seed of the model, the sampling and the env."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu`` or ``cuda``; CUDA uses the env's torch backend."""
@@ -190,8 +200,26 @@ def load_run_policy(path: str | Path, device: str = "cpu") -> Any:
     return wrap_location_policy(loaded.policy, loaded.meta)
 
 
-def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
-    """Train (or resume) a RAM agent; returns the run folder."""
+def train_ram(cfg: RAMTrainConfig, resume: str | None = None, overwrite: bool = False) -> Path:
+    """Train (or resume) a RAM agent; returns the run folder.
+
+    Args:
+        cfg: the run's configuration.
+        resume: a run folder to continue from its newest usable checkpoint (then ``cfg``
+            must be the one saved in its ``config.json``).
+        overwrite: replace a previous run in ``cfg.run_dir`` (see
+            :func:`train.run_folder.claim_run_dir`; else a non-empty folder is refused).
+    """
+    from train.run_folder import claim_run_dir
+
+    with claim_run_dir(
+        resume or cfg.run_dir, "ram", cfg.env, resume=resume is not None, overwrite=overwrite
+    ) as run_dir:
+        return _train_ram(cfg, resume, run_dir)
+
+
+def _train_ram(cfg: RAMTrainConfig, resume: str | None, run_dir: Path) -> Path:
+    """:func:`train_ram` in the claimed (and locked) ``run_dir``."""
     import gymnasium as gym
     import torch
     from tqdm.auto import tqdm
@@ -202,12 +230,12 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
     from agents.ram import RAMConfig, count_parameters
     from agents.ram_policy import RAMPolicy, model_payload
     from agents.reinforce import ReinforceConfig, ReinforceTrainer
-    from train.common import MetricLogger, make_run_dir, resolve_device
+    from train.common import MetricLogger, resolve_device
+    from train.run_folder import load_resume_checkpoint
 
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    run_dir = make_run_dir(resume or cfg.run_dir, "ram", cfg.env)
     checkpoint_file = run_dir / "checkpoint.pt"
 
     # Environments: the training batch (torch backend on CUDA keeps the loop on the GPU).
@@ -264,16 +292,21 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
         "location_seed": cfg.seed,
     }
 
-    # Resume: trainer state plus the env's episode stream, so the run continues exactly.
-    elapsed, running_acc = 0.0, None
+    # Resume: trainer state plus the env's episode stream, so the run continues exactly
+    # (from the previous checkpoint if the newest is unreadable; from the start if none).
+    elapsed, running_acc, state = 0.0, None, None
     if resume is not None:
-        state = load_checkpoint(checkpoint_file, map_location=device)
+        state = load_resume_checkpoint(
+            checkpoint_file, lambda path: load_checkpoint(path, map_location=device)
+        )
+    if state is not None:
         trainer.load_state_dict(state["trainer"])
         trainer.set_observation(envs.unwrapped.set_state(state["env_state"]))
         elapsed = float(state.get("elapsed", 0.0))
         running_acc = state.get("running_accuracy")
     else:
-        write_json(run_dir / "config.json", asdict(cfg))
+        if resume is None:
+            write_json(run_dir / "config.json", asdict(cfg))
         write_json(run_dir / "meta.json", meta)
     start = trainer.iteration
     logger = MetricLogger(run_dir, resume_step=start * cfg.batch_size if resume else None)
@@ -294,6 +327,7 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None) -> Path:
                 "elapsed": elapsed + time.perf_counter() - t0,
                 "running_accuracy": running_acc,
             },
+            keep_previous=True,
         )
 
     print(
@@ -409,10 +443,14 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from train.common import config_from_args
+    from train.errors import UsageError
 
     preset = {**PRESETS[args.preset]} if getattr(args, "preset", None) else None
-    cfg = config_from_args(args, RAMTrainConfig, preset)
-    if args.resume and getattr(args, "max_minutes", None) is not None:
-        cfg = dataclasses.replace(cfg, max_minutes=args.max_minutes)  # a new cap on resume
-    train_ram(cfg, resume=args.resume)
+    cfg = config_from_args(args, RAMTrainConfig, preset)  # on --resume: the saved config
+    if cfg.location_reward == "expected" and not cfg.hybrid:
+        raise UsageError(
+            "--location-reward expected needs the label, i.e. the hybrid loss: drop "
+            "--no-hybrid, or use --location-reward env"
+        )
+    train_ram(cfg, resume=args.resume, overwrite=args.overwrite)
     return 0

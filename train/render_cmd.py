@@ -8,7 +8,16 @@ from typing import Any
 
 import numpy as np
 
-from train.common import add_checkpoint_arguments, checkpoint_from_args, env_kwargs_for
+from train.common import (
+    SPLIT_SIZES,
+    add_checkpoint_arguments,
+    check_images,
+    checkpoint_from_args,
+    env_kwargs_for,
+    load_for_cli,
+    read_meta_for_cli,
+)
+from train.validation import check_writable, number_type, output_file, positive_int
 
 
 def register(subparsers: Any) -> None:
@@ -22,11 +31,19 @@ def register(subparsers: Any) -> None:
         ),
     )
     add_checkpoint_arguments(parser, "render")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--n", type=int, default=8, help="number of images")
-    parser.add_argument("--columns", type=int, default=2, help="frames per row")
-    parser.add_argument("--out", default="glimpses.gif", help="GIF to write (PNG grid beside it)")
-    parser.add_argument("--fps", type=float, default=1.5)
+    parser.add_argument("--split", default="test", choices=tuple(SPLIT_SIZES))
+    parser.add_argument("--n", type=positive_int, default=8, help="number of images")
+    parser.add_argument("--columns", type=positive_int, default=2, help="frames per row")
+    parser.add_argument(
+        "--out",
+        type=output_file(".gif"),
+        default="glimpses.gif",
+        help="GIF to write (a .gif file); the PNG grid of the final frames goes beside it, "
+        "with .png instead of .gif",
+    )
+    parser.add_argument(
+        "--fps", type=number_type(float, gt=0.0, le=100.0), default=1.5, help="GIF frame rate"
+    )
     parser.add_argument("--mode", default="deterministic", choices=("deterministic", "sample"))
     parser.set_defaults(func=run)
 
@@ -46,6 +63,7 @@ def render_policy(
     import gymnasium as gym
     from gymnasium.vector import AutoresetMode
 
+    from agents.policy import seeded_sampling
     from glimpse_env.rendering import render_frame
 
     kwargs = {**(env_kwargs or {})}
@@ -64,12 +82,13 @@ def render_policy(
     canvases = envs.unwrapped.canvases
     state = policy.initial_state(n)
     paths = [np.asarray(obs["location"])]
-    while True:
-        actions, state = policy.act(obs, state, deterministic)
-        obs, _, terminated, truncated, info = envs.step(actions)
-        if np.all(terminated | truncated):
-            break
-        paths.append(np.asarray(obs["location"]))
+    with seeded_sampling(policy, 0, enabled=not deterministic):  # the same frames every time
+        while True:
+            actions, state = policy.act(obs, state, deterministic)
+            obs, _, terminated, truncated, info = envs.step(actions)
+            if np.all(terminated | truncated):
+                break
+            paths.append(np.asarray(obs["location"]))
     labels, predictions = np.asarray(info["label"]), np.asarray(info["prediction"])
     path = np.stack(paths, axis=1)  # (n, T, 2)
     horizon = path.shape[1]
@@ -98,8 +117,11 @@ def run(args: argparse.Namespace) -> int:
     from agents.policy import load_policy
     from glimpse_env.rendering import grid, save_gif, save_png
 
+    check_images(args.n, args.split, "--n")
+    check_writable(args.out, "--out")
     path = checkpoint_from_args(args)
-    policy = load_policy(path).policy
+    read_meta_for_cli(path)
+    policy = load_for_cli(path, load_policy).policy
     env_kwargs = env_kwargs_for(policy.env_kwargs, args.data_dir)
     frames = render_policy(
         policy,

@@ -10,6 +10,8 @@ import argparse
 import importlib
 from typing import Any
 
+from train.validation import MAX_SEED, device_name, seed_int
+
 AGENT_MODULES: tuple[str, ...] = ("train.ram", "train.ppo", "train.baseline")
 
 
@@ -34,18 +36,44 @@ def register(subparsers: Any) -> None:
 def add_common_run_args(parser: argparse.ArgumentParser) -> None:
     """Arguments every training command shares: where to write, how to show progress."""
     parser.add_argument(
-        "--run-dir", default=None, help="run folder (default: runs/<agent>-<env>-<time>)"
+        "--run-dir",
+        default=None,
+        help=(
+            "run folder, empty or new (default: runs/<agent>-<env>-<time>); it belongs to "
+            "this run and is locked while it trains"
+        ),
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=(
+            "replace the previous run in --run-dir: delete the files a run writes there "
+            "(config, checkpoints, metrics, tb/, eval.json); a folder holding other files "
+            "is refused"
+        ),
     )
     parser.add_argument(
         "--resume",
         default=None,
         metavar="RUN_DIR",
-        help="continue a killed run from its last checkpoint",
+        help=(
+            "continue a run from its last checkpoint, with its saved settings (flags that "
+            "contradict them are refused; run-control flags such as --max-minutes apply)"
+        ),
+    )
+    # Defaults None (= the config's: auto, 0), so --resume can tell a flag given from none.
+    parser.add_argument(
+        "--device",
+        default=None,
+        type=device_name,
+        help="torch device: auto, cpu, cuda or cuda:N (default: auto, CUDA when available)",
     )
     parser.add_argument(
-        "--device", default="auto", choices=("auto", "cpu", "cuda"), help="torch device"
+        "--seed",
+        type=seed_int,
+        default=None,
+        help=f"seed of the env and the agent, 0 .. {MAX_SEED} (default: 0)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the env and the agent")
     parser.add_argument(
         "--no-progress", action="store_true", help="log lines instead of a progress bar"
     )

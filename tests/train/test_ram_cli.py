@@ -44,11 +44,11 @@ def test_train_eval_render_and_exact_resume(tmp_path: Path, capsys: pytest.Captu
     # already has rows past it, which the resume must drop.
     assert main(["train", "ram", "--run-dir", str(killed), *TINY, "--stop-after", "17"]) == 0
     assert not (killed / "eval.json").exists()
-    assert torch.load(killed / "checkpoint.pt", weights_only=False)["trainer"]["iteration"] == 15
+    assert torch.load(killed / "checkpoint.pt", weights_only=True)["trainer"]["iteration"] == 15
     assert main(["train", "ram", "--resume", str(killed), "--no-progress"]) == 0
 
-    a = torch.load(straight / "checkpoint.pt", weights_only=False)
-    b = torch.load(killed / "checkpoint.pt", weights_only=False)
+    a = torch.load(straight / "checkpoint.pt", weights_only=True)
+    b = torch.load(killed / "checkpoint.pt", weights_only=True)
     assert a["trainer"]["iteration"] == b["trainer"]["iteration"] == 40
     for name, tensor in a["model_state"].items():
         assert torch.equal(tensor, b["model_state"][name]), name
@@ -96,11 +96,13 @@ def test_demo_writes_gif(tmp_path: Path) -> None:
         assert image.n_frames == 9  # reset + 8 steps
 
 
-def test_eval_rejects_bad_arguments(tmp_path: Path) -> None:
+def test_eval_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         main(["eval"])  # neither a checkpoint nor --pretrained
-    with pytest.raises(FileNotFoundError, match="not found"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
         main(["eval", str(tmp_path / "missing")])
+    assert info.value.code == 1 and "not found" in capsys.readouterr().err
 
 
 def test_max_minutes_stops_cleanly_and_resumes_exactly(tmp_path: Path) -> None:
@@ -115,7 +117,7 @@ def test_max_minutes_stops_cleanly_and_resumes_exactly(tmp_path: Path) -> None:
     assert summary["iterations"] == 1 and summary["iterations_planned"] == 40
     assert summary["images_seen"] == 16 and summary["epochs"] == pytest.approx(16 / 50_000)
     assert 0.0 <= summary["test_error_rate"] <= 1.0
-    state = torch.load(capped / "checkpoint.pt", weights_only=False)
+    state = torch.load(capped / "checkpoint.pt", weights_only=True)
     assert state["trainer"]["iteration"] == 1
     last = _rows(capped)[-1]
     assert last["step"] == "16" and last["val_accuracy"] != ""
@@ -127,8 +129,8 @@ def test_max_minutes_stops_cleanly_and_resumes_exactly(tmp_path: Path) -> None:
     assert main(["train", "ram", "--run-dir", str(straight), *TINY, *random]) == 0
     done = json.loads((capped / "eval.json").read_text())
     assert done["stopped_early"] is False and done["iterations"] == done["iterations_planned"] == 40
-    a = torch.load(straight / "checkpoint.pt", weights_only=False)["model_state"]
-    b = torch.load(capped / "checkpoint.pt", weights_only=False)["model_state"]
+    a = torch.load(straight / "checkpoint.pt", weights_only=True)["model_state"]
+    b = torch.load(capped / "checkpoint.pt", weights_only=True)["model_state"]
     for name, tensor in a.items():
         assert torch.equal(tensor, b[name]), name
 
@@ -142,9 +144,9 @@ def test_random_location_policy_run(tmp_path: Path) -> None:
     run = tmp_path / "random"
     argv = ["train", "ram", "--run-dir", str(run), *TINY, "--location-policy", "random"]
     assert main([*argv, "--max-minutes", "0"]) == 0
-    first = torch.load(run / "checkpoint.pt", weights_only=False)["model_state"]
-    assert main(argv) == 0  # the same run folder, now trained to the end: 40 iterations
-    final = torch.load(run / "checkpoint.pt", weights_only=False)["model_state"]
+    first = torch.load(run / "checkpoint.pt", weights_only=True)["model_state"]
+    assert main([*argv, "--overwrite"]) == 0  # the same folder, a new run to the end: 40 its
+    final = torch.load(run / "checkpoint.pt", weights_only=True)["model_state"]
     assert json.loads((run / "meta.json").read_text())["location_policy"] == "random"
     for name, tensor in final.items():
         same = torch.equal(tensor, first[name])
