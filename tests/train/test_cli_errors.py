@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import torch
+from tiny_runs import TINY_RAM
 
 from train.cli import main
 
@@ -28,22 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 PRETRAINED = ["--pretrained", "GlimpseMNIST-v0"]
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 
-#: A tiny RAM run (as tests/train/test_ram_cli.py): 40 iterations of 16 episodes.
-TINY = [
-    "--batch-size", "16",
-    "--epochs", str(40 * 16 / 50_000),
-    "--glimpse-hidden", "16",
-    "--location-hidden", "16",
-    "--glimpse-out", "32",
-    "--core-hidden", "32",
-    "--eval-every", "20",
-    "--eval-images", "64",
-    "--test-images", "100",
-    "--checkpoint-every", "5",
-    "--log-every", "5",
-    "--threads", "1",
-    "--no-progress",
-]  # fmt: skip
+TINY = TINY_RAM
 
 
 def fails(capsys: pytest.CaptureFixture, argv: list[str]) -> tuple[int, str]:

@@ -9,27 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from tiny_runs import TINY_RAM
 
 from train.cli import main
 
 pytestmark = pytest.mark.usefixtures("glimpse_data")
 
-#: A tiny RAM (same code paths as the paper's sizes) trained for 40 iterations of 16.
-TINY = [
-    "--batch-size", "16",
-    "--epochs", str(40 * 16 / 50_000),
-    "--glimpse-hidden", "16",
-    "--location-hidden", "16",
-    "--glimpse-out", "32",
-    "--core-hidden", "32",
-    "--eval-every", "20",
-    "--eval-images", "64",
-    "--test-images", "100",
-    "--checkpoint-every", "5",
-    "--log-every", "5",
-    "--threads", "1",
-    "--no-progress",
-]  # fmt: skip
+TINY = TINY_RAM
 
 
 def _rows(run: Path) -> list[dict[str, str]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_runs import TINY_RAM
 
 from agents.checkpoints import load_checkpoint
 from train.cli import main
@@ -20,22 +21,7 @@ from train.run_folder import LOCK_NAME, RunLock, _default_run_dir, claim_run_dir
 
 pytestmark = pytest.mark.usefixtures("glimpse_data")
 
-#: A tiny RAM run: 40 iterations of 16 episodes, checkpoints every 5.
-TINY = [
-    "--batch-size", "16",
-    "--epochs", str(40 * 16 / 50_000),
-    "--glimpse-hidden", "16",
-    "--location-hidden", "16",
-    "--glimpse-out", "32",
-    "--core-hidden", "32",
-    "--eval-every", "20",
-    "--eval-images", "64",
-    "--test-images", "100",
-    "--checkpoint-every", "5",
-    "--log-every", "5",
-    "--threads", "1",
-    "--no-progress",
-]  # fmt: skip
+TINY = TINY_RAM
 
 
 def _fails(argv: Sequence[str], capsys: pytest.CaptureFixture) -> str:
