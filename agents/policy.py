@@ -179,6 +179,28 @@ def load_policy(path: str | os.PathLike, device: str = "cpu") -> LoadedPolicy:
     return LoadedPolicy(_LOADERS[agent](file, meta, device), file, meta)
 
 
+def check_policy_fits(policy: Policy, envs: Any) -> None:
+    """Refuse an env whose glimpses differ from those ``policy`` was trained on.
+
+    Raises:
+        ValueError: naming both glimpse shapes (a model fed the wrong shape would fail deep
+            inside with a matrix-size error, or worse, run on the wrong input).
+    """
+    from glimpse_env.registration import ENV_IDS, spaces_of
+
+    if policy.env_id not in ENV_IDS:
+        return
+    trained = spaces_of(policy.env_id, policy.env_kwargs)[0]["glimpse"].shape
+    given = tuple(envs.single_observation_space["glimpse"].shape)
+    if given != trained:
+        env_id = envs.spec.id if envs.spec is not None else "the env"
+        raise ValueError(
+            f"the policy was trained on {policy.env_id} with glimpses of shape (scales, g, g) "
+            f"= {trained}, but {env_id} gives {given}; evaluate it on {policy.env_id} or on an "
+            "env with the same glimpse_size and n_scales"
+        )
+
+
 def evaluate_policy(
     policy: Policy,
     env_id: str | None = None,
@@ -226,6 +248,7 @@ def evaluate_policy(
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
         **kwargs,
     )
+    check_policy_fits(policy, envs)
     total = len(envs.unwrapped.task.data) if n_images is None else int(n_images)
     n_batches = math.ceil(total / num_envs)
     correct = 0

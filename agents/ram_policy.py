@@ -6,7 +6,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -14,6 +13,7 @@ from agents.checkpoints import load_checkpoint
 from agents.policy import Policy, register_loader
 from agents.ram import RAMConfig, RecurrentAttentionModel
 from agents.reinforce import RandomLocationPolicy, _ObservationAdapter
+from glimpse_env.registration import spaces_of
 
 
 class RAMPolicy:
@@ -39,10 +39,10 @@ class RAMPolicy:
         self.env_kwargs = dict(env_kwargs)
         self.std = std
         self.device = torch.device(device)
-        env = gym.make(env_id, **{k: v for k, v in env_kwargs.items() if k != "split"})
-        self._adapter = _ObservationAdapter(env.observation_space, self.device)
-        self.n_classes = int(env.action_space.shape[0]) - 2
-        env.close()
+        # The spaces only (building an env would load MNIST before --data-dir is known).
+        observation_space, action_space = spaces_of(env_id, env_kwargs)
+        self._adapter = _ObservationAdapter(observation_space, self.device)
+        self.n_classes = int(action_space.shape[0]) - 2
         self.generator: torch.Generator | None = None
 
     def seed_sampling(self, seed: int) -> None:

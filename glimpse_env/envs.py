@@ -259,14 +259,7 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._labels: Any = self.data.labels
         self.n_classes = N_CLASSES
 
-        g, k = self.glimpse_size, self.n_scales
-        self.observation_space = spaces.Dict(
-            {
-                "glimpse": spaces.Box(0.0, 1.0, (k, g, g), np.float32),
-                "location": spaces.Box(-1.0, 1.0, (2,), np.float32),
-            }
-        )
-        self.action_space = spaces.Box(-1.0, 1.0, (2 + self.n_classes,), np.float32)
+        self.observation_space, self.action_space = self.spaces(self.glimpse_size, self.n_scales)
         self._action_shape = (1, 2 + self.n_classes)
 
         self._key: np.ndarray | None = None  # uint64 (1,), fixed by the seed
@@ -278,6 +271,22 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._t = 0
         self._done = True
         self._path: list[np.ndarray] = []
+
+    @classmethod
+    def spaces(
+        cls, glimpse_size: int | None = None, n_scales: int | None = None
+    ) -> tuple[spaces.Dict, spaces.Box]:
+        """The observation and action spaces of this variant with these settings (``None``:
+        the variant's default), without loading any data."""
+        g = glimpse_size or cls.default_glimpse_size
+        k = n_scales or cls.default_n_scales
+        observation_space = spaces.Dict(
+            {
+                "glimpse": spaces.Box(0.0, 1.0, (k, g, g), np.float32),
+                "location": spaces.Box(-1.0, 1.0, (2,), np.float32),
+            }
+        )
+        return observation_space, spaces.Box(-1.0, 1.0, (2 + N_CLASSES,), np.float32)
 
     def _check_sizes(self) -> None:
         """The glimpse must fit what the canvas can use: scale ``s`` is ``g * 2**s`` pixels

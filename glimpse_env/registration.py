@@ -34,6 +34,21 @@ VARIANTS: dict[str, Variant] = {
 ENV_IDS: tuple[str, ...] = tuple(VARIANTS)
 
 
+def spaces_of(
+    env_id: str, env_kwargs: dict | None = None
+) -> tuple[gym.spaces.Dict, gym.spaces.Box]:
+    """Observation and action spaces of ``gym.make(env_id, **env_kwargs)``, without loading
+    any data (``glimpse_size`` and ``n_scales`` decide them).
+
+    Raises:
+        ValueError: for an id that is not one of :data:`ENV_IDS`.
+    """
+    if env_id not in VARIANTS:
+        raise ValueError(f"unknown env id {env_id!r}; the ids are {', '.join(ENV_IDS)}")
+    kwargs = env_kwargs or {}
+    return VARIANTS[env_id].env_cls.spaces(kwargs.get("glimpse_size"), kwargs.get("n_scales"))
+
+
 def register_envs() -> None:
     """Register every variant with Gymnasium (idempotent).
 

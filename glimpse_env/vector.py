@@ -172,15 +172,7 @@ class GlimpseVectorEnv(VectorEnv):
                 'num_threads applies to backend="numpy" (torch runs its own threads), '
                 f"got num_threads={num_threads}"
             )
-        try:
-            mode = AutoresetMode(autoreset_mode)
-        except ValueError:
-            mode = None
-        if mode not in AUTORESET_MODES:
-            raise ValueError(
-                f"autoreset_mode must be one of {[m.name for m in AUTORESET_MODES]}, "
-                f"got {autoreset_mode!r}"
-            )
+        mode = _autoreset_mode(autoreset_mode)
         #: The single env whose batched methods this vector env runs (never stepped itself).
         self.task = env_cls(**env_kwargs)
         self.num_envs = int(num_envs)
@@ -553,6 +545,19 @@ class ClutteredMNIST100VectorEnv(GlimpseVectorEnv):
     """:class:`ClutteredMNIST100Env` batched: ``gym.make_vec("GlimpseClutteredMNIST100-v0")``."""
 
     variant = ClutteredMNIST100Env
+
+
+def _autoreset_mode(value: Any) -> AutoresetMode:
+    """An ``AutoresetMode`` from the enum, its value (``"NextStep"``) or its name
+    (``"NEXT_STEP"``)."""
+    for mode in AUTORESET_MODES:
+        if value is mode or value in (mode.value, mode.name):
+            return mode
+    accepted = ", ".join(f"{m.name} ({m.value!r})" for m in AUTORESET_MODES)
+    raise ValueError(
+        f"autoreset_mode must be a gymnasium.vector.AutoresetMode or its name or value: "
+        f"{accepted}; got {value!r}"
+    )
 
 
 def _check_count(name: str, value: Any) -> None:

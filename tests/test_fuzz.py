@@ -26,8 +26,11 @@ from glimpse_env import ENV_IDS
 
 pytestmark = pytest.mark.usefixtures("glimpse_data")
 
+# Derandomised: CI sees the same examples on every run (run with a larger max_examples
+# and derandomize=False locally to search further).
 FUZZ = settings(
     max_examples=25,
+    derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -158,8 +161,8 @@ def test_bad_inputs_raise_documented_errors_and_change_nothing(
             assert_same(out, twin.step(actions))
         elif kind == "grad" and torch_backend:
             continue  # the torch backend takes such actions (and detaches them)
-        else:
-            with pytest.raises((ValueError, TypeError)):
+        else:  # (a single env whose episode ended says so first: ResetNeeded)
+            with pytest.raises(DOCUMENTED):
                 env.step(bad_action(kind, shape, torch_backend))
 
 

@@ -155,9 +155,9 @@ def test_make_vec_returns_native_vector_env(env_id: str) -> None:
     for mode in MODES:
         other = gym.make_vec(env_id, num_envs=2, autoreset_mode=mode)
         assert other.metadata["autoreset_mode"] is mode
-    assert gym.make_vec(env_id, num_envs=2, autoreset_mode="SameStep").autoreset_mode is (
-        AutoresetMode.SAME_STEP
-    )
+    for spelling in ("SameStep", "SAME_STEP"):  # the enum's value or its name
+        same = gym.make_vec(env_id, num_envs=2, autoreset_mode=spelling)
+        assert same.autoreset_mode is AutoresetMode.SAME_STEP
 
 
 @pytest.mark.parametrize(

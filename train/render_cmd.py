@@ -63,7 +63,7 @@ def render_policy(
     import gymnasium as gym
     from gymnasium.vector import AutoresetMode
 
-    from agents.policy import seeded_sampling
+    from agents.policy import check_policy_fits, seeded_sampling
     from glimpse_env.rendering import render_frame
 
     kwargs = {**(env_kwargs or {})}
@@ -77,6 +77,7 @@ def render_policy(
         autoreset_mode=AutoresetMode.NEXT_STEP,
         **kwargs,
     )
+    check_policy_fits(policy, envs)
     task = envs.unwrapped.task
     obs, _ = envs.reset(seed=0)
     canvases = envs.unwrapped.canvases
