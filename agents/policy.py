@@ -252,9 +252,13 @@ def evaluate_policy(
     total = len(envs.unwrapped.task.data) if n_images is None else int(n_images)
     n_batches = math.ceil(total / num_envs)
     correct = 0
-    bar = _progress(n_batches, progress, f"eval {env_id} {split}")
     obs, info = envs.reset(seed=seed)
-    with seeded_sampling(policy, seed, enabled=mode == "sample"):
+    # The bar is closed (its line ended) also when the policy raises, so an error message
+    # starts on a line of its own.
+    with (
+        _progress(n_batches, progress, f"eval {env_id} {split}") as bar,
+        seeded_sampling(policy, seed, enabled=mode == "sample"),
+    ):
         for b in range(n_batches):
             index = np.asarray(info["image_index"])
             obs, info = play_episodes(policy, envs, obs, mode == "deterministic")
@@ -263,7 +267,6 @@ def evaluate_policy(
             counted = (index >= first) & (index < min(total, first + num_envs))
             correct += int(np.sum(np.asarray(final["is_success"])[counted]))
             bar.update(1)
-    bar.close()
     envs.close()
     return evaluation_result(correct, total, env_id, split, mode)
 
