@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 import pytest
@@ -72,18 +72,10 @@ def cache_dir(tmp_path: Path) -> Path:
     return folder
 
 
-class _Server:
-    """A local HTTP server serving a folder, recording request paths."""
+class _LocalServer:
+    """An HTTP server on 127.0.0.1 (a free port) in a daemon thread; ``close`` stops it."""
 
-    def __init__(self, root: Path) -> None:
-        self.requests: list[str] = []
-        recorder = self.requests
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                recorder.append(self.path)
-
-        handler = functools.partial(Handler, directory=str(root))
+    def _start(self, handler: Any) -> None:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -96,6 +88,20 @@ class _Server:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
+
+
+class _Server(_LocalServer):
+    """A local HTTP server serving a folder, recording request paths."""
+
+    def __init__(self, root: Path) -> None:
+        self.requests: list[str] = []
+        recorder = self.requests
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                recorder.append(self.path)
+
+        self._start(functools.partial(Handler, directory=str(root)))
 
 
 @pytest.fixture
@@ -398,7 +404,7 @@ def test_download_removes_temp_file_on_interrupt(
 # --------------------------------------------------------------------------- stalled mirrors
 
 
-class _StallingServer:
+class _StallingServer(_LocalServer):
     """A local HTTP server whose ``/hang/...`` never answers and whose ``/stall/...`` sends
     the headers and then nothing; both are released when the test ends (bounded wait)."""
 
@@ -419,19 +425,11 @@ class _StallingServer:
                     self.wfile.flush()
                 release.wait(timeout=10)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+        self._start(Handler)
 
     def close(self) -> None:
         self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        super().close()
 
 
 @pytest.fixture
