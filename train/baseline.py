@@ -285,13 +285,12 @@ def _train_baseline(cfg: BaselineTrainConfig, resume: str | None, run_dir: Path)
             seconds = elapsed + time.perf_counter() - t0
             seen = iteration * cfg.batch_size
             logger.log(seen, {**metrics, "train_accuracy_ema": running_acc, "wall_s": seconds})
-            bar.set_postfix(
-                {"acc": f"{running_acc:.3f}", "val": "-" if val_acc is None else f"{val_acc:.4f}"}
-            )
+            val = "-" if val_acc is None else f"{val_acc:.4f}"
+            bar.set_postfix({"acc": f"{running_acc:.3f}", "val": val})
             if not cfg.progress:
                 print(
                     f"it {iteration}/{total} images {seen} loss {metrics['loss']:.4f} "
-                    f"acc {running_acc:.4f} val {val_acc}",
+                    f"acc {running_acc:.4f} val {val}",
                     flush=True,
                 )
         if iteration % cfg.checkpoint_every == 0 or iteration == total or capped:

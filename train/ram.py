@@ -361,14 +361,11 @@ def _train_ram(cfg: RAMTrainConfig, resume: str | None, run_dir: Path) -> Path:
         if iteration % cfg.log_every == 0 or "val_accuracy" in metrics:
             seconds = elapsed + time.perf_counter() - t0
             logger.log(images, {**metrics, "train_accuracy_ema": running_acc, "wall_s": seconds})
-            postfix = {
-                "acc": f"{running_acc:.3f}",
-                "val": "-" if val_acc is None else f"{val_acc:.4f}",
-            }
-            bar.set_postfix(postfix)
+            val = "-" if val_acc is None else f"{val_acc:.4f}"
+            bar.set_postfix({"acc": f"{running_acc:.3f}", "val": val})
             if not cfg.progress:
                 print(
-                    f"it {iteration}/{total} images {images} acc {running_acc:.4f} val {val_acc}",
+                    f"it {iteration}/{total} images {images} acc {running_acc:.4f} val {val}",
                     flush=True,
                 )
         if iteration % cfg.checkpoint_every == 0 or iteration == total or capped:
