@@ -12,7 +12,7 @@ import contextlib
 import json
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -250,25 +250,163 @@ def evaluate_policy(
     )
     check_policy_fits(policy, envs)
     total = len(envs.unwrapped.task.data) if n_images is None else int(n_images)
-    n_batches = math.ceil(total / num_envs)
     correct = 0
-    obs, info = envs.reset(seed=seed)
-    # The bar is closed (its line ended) also when the policy raises, so an error message
-    # starts on a line of its own.
-    with (
-        _progress(n_batches, progress, f"eval {env_id} {split}") as bar,
-        seeded_sampling(policy, seed, enabled=mode == "sample"),
-    ):
-        for b in range(n_batches):
-            index = np.asarray(info["image_index"])
-            obs, info = play_episodes(policy, envs, obs, mode == "deterministic")
-            final = info["final_info"]
-            first = b * num_envs
-            counted = (index >= first) & (index < min(total, first + num_envs))
-            correct += int(np.sum(np.asarray(final["is_success"])[counted]))
-            bar.update(1)
+    batches = play_batches(
+        policy,
+        envs,
+        math.ceil(total / num_envs),
+        deterministic=mode == "deterministic",
+        seed=seed,
+        progress=progress,
+        desc=f"eval {env_id} {split}",
+    )
+    for b, batch in enumerate(batches):
+        index = np.asarray(batch.start_info["image_index"])
+        counted = (index >= b * num_envs) & (index < min(total, (b + 1) * num_envs))
+        correct += int(np.sum(batch.success[counted]))
     envs.close()
     return evaluation_result(correct, total, env_id, split, mode)
+
+
+def evaluate_episodes(
+    policy: Policy,
+    envs: gym.vector.VectorEnv,
+    n_episodes: int,
+    *,
+    deterministic: bool = True,
+    seed: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Accuracy over the first ``n_episodes`` episodes of any fixed-horizon vector env.
+
+    The same loop as :func:`evaluate_policy` (one rollout per episode, nothing averaged),
+    on an env the caller built (e.g. a training run's validation envs, or a non-glimpse
+    test env): ``ceil(n_episodes / num_envs)`` batches from ``envs.reset(seed=seed)``.
+
+    Args:
+        policy: the agent.
+        envs: the vector env (every sub-env ends at the same step).
+        n_episodes: episodes to score.
+        deterministic: mean locations and argmax class (else sampled, seeded by ``seed``).
+        seed: reset seed (and sampling seed; 0 when None).
+        progress: show a progress bar.
+
+    Returns:
+        ``{"accuracy", "error_rate", "mean_return", "n_episodes", "n_correct", "horizon",
+        "mode"}``.
+    """
+    successes, returns, horizon = [], [], 0
+    batches = play_batches(
+        policy,
+        envs,
+        math.ceil(n_episodes / envs.num_envs),
+        deterministic=deterministic,
+        seed=seed,
+        progress=progress,
+        desc="eval",
+    )
+    for batch in batches:
+        successes.append(batch.success)
+        returns.append(batch.returns)
+        horizon = batch.horizon
+    ok = np.concatenate(successes)[:n_episodes]
+    accuracy = float(ok.mean()) if n_episodes else 0.0
+    return {
+        "accuracy": accuracy,
+        "error_rate": 1.0 - accuracy,
+        "mean_return": float(np.concatenate(returns)[:n_episodes].mean()),
+        "n_episodes": int(n_episodes),
+        "n_correct": int(ok.sum()),
+        "horizon": horizon,
+        "mode": "deterministic" if deterministic else "sample",
+    }
+
+
+@dataclass
+class Batch:
+    """One batch of episodes, one per sub-env, as :func:`play_batches` played it.
+
+    Attributes:
+        start_info: the ``info`` of the episodes' first observation.
+        success: (N,) bool, whether each episode's class was right.
+        returns: (N,) float episode returns.
+        horizon: steps the episodes lasted.
+    """
+
+    start_info: dict[str, Any]
+    success: np.ndarray
+    returns: np.ndarray
+    horizon: int
+
+
+def play_batches(
+    policy: Policy,
+    envs: gym.vector.VectorEnv,
+    n_batches: int,
+    *,
+    deterministic: bool,
+    seed: int | None,
+    progress: bool = False,
+    desc: str = "eval",
+) -> Iterator[Batch]:
+    """The evaluation loop: ``n_batches`` batches of episodes from ``envs.reset(seed)``.
+
+    Under ``SAME_STEP`` autoreset each batch starts from the observation the previous one
+    ended with; otherwise the envs are reset before each batch. Sampled actions are seeded
+    by ``seed`` (:func:`seeded_sampling`). The progress bar is closed (its line ended) also
+    when the policy raises, so an error message starts on a line of its own.
+
+    Yields:
+        One :class:`Batch` per batch.
+    """
+    mode = envs.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
+    same_step = mode in (
+        gym.vector.AutoresetMode.SAME_STEP,
+        gym.vector.AutoresetMode.SAME_STEP.value,
+    )
+    obs, info = envs.reset(seed=seed)
+    with (
+        _progress(n_batches, progress, desc) as bar,
+        seeded_sampling(policy, seed or 0, enabled=not deterministic),
+    ):
+        for b in range(n_batches):
+            if b and not same_step:
+                obs, info = envs.reset()
+            start_info = info
+            returns = np.zeros(envs.num_envs)
+            steps = 0
+
+            def add(reward: Any) -> None:
+                nonlocal returns, steps
+                returns = returns + _numpy(reward)
+                steps += 1
+
+            obs, info = play_episodes(policy, envs, obs, deterministic, on_reward=add)
+            success = final_info_value(info, "is_success")
+            success = returns > 0.5 if success is None else success.astype(bool)
+            yield Batch(start_info, success, returns, steps)
+            bar.update(1)
+
+
+def _numpy(x: Any) -> np.ndarray:
+    """Array-like (NumPy or torch, any device) -> NumPy."""
+    if hasattr(x, "detach"):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def final_info_value(info: Mapping[str, Any], key: str) -> np.ndarray | None:
+    """``info[key]`` of a terminal step where every sub-env has it, else None.
+
+    Looks in ``info`` and, under ``SAME_STEP`` autoreset, in ``info["final_info"]``.
+    """
+    for source in (info, info.get("final_info")):
+        if isinstance(source, Mapping) and key in source:
+            mask = source.get(f"_{key}")
+            if mask is not None and not bool(np.all(_numpy(mask))):
+                continue  # not set here (e.g. the same-step autoreset reports final_info)
+            return _numpy(source[key])
+    return None
 
 
 @contextlib.contextmanager
@@ -305,10 +443,11 @@ def play_episodes(
     obs: dict[str, Any],
     deterministic: bool,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    on_reward: Callable[[Any], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Play one episode in every sub-env of a glimpse vector env, from ``obs``.
+    """Play one episode in every sub-env of a vector env, from ``obs``.
 
-    The episodes all have the same length and end together (same-step autoreset).
+    The episodes all have the same length and end together.
 
     Args:
         policy: the agent (its state starts fresh).
@@ -316,16 +455,19 @@ def play_episodes(
         obs: the episodes' first observation (from ``reset`` or the previous call).
         deterministic: mean locations (else sampled).
         on_step: called with the observation of every step but the final one.
+        on_reward: called with every step's (N,) rewards.
 
     Returns:
-        ``(obs, info)`` of the final step: ``obs`` already starts the next episodes,
-        ``info["final_info"]`` reports the ended ones.
+        ``(obs, info)`` of the final step: under same-step autoreset ``obs`` already starts
+        the next episodes and ``info["final_info"]`` reports the ended ones.
     """
     state = policy.initial_state(envs.num_envs)
     while True:
         actions, state = policy.act(obs, state, deterministic)
-        obs, _, terminated, truncated, info = envs.step(actions)
-        if np.all(terminated | truncated):
+        obs, reward, terminated, truncated, info = envs.step(actions)
+        if on_reward is not None:
+            on_reward(reward)
+        if np.all(_numpy(terminated) | _numpy(truncated)):
             return obs, info
         if on_step is not None:
             on_step(obs)

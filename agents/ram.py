@@ -11,10 +11,15 @@ Attention", NIPS 2014), named as in the paper:
 * :class:`ActionNetwork`: ``Linear(h_t)`` giving class logits.
 * :class:`BaselineNetwork`: ``Linear(h_t)`` giving the REINFORCE baseline ``b_t``.
 
-:class:`RecurrentAttentionModel` composes them and advances one glimpse at a time with
-:meth:`RecurrentAttentionModel.step`. The model never sees an image: it receives the
-glimpse (whatever the environment's retina produced) and the location the glimpse was
-taken at, which keeps it independent of the environment's image size.
+:class:`RecurrentAttentionModel` composes them. It acts one glimpse at a time with
+:meth:`~RecurrentAttentionModel.step` and trains with
+:meth:`~RecurrentAttentionModel.replay`: a rollout is played without autograd (recording
+glimpses, locations and location samples), then one batched forward over the whole
+episode (glimpse network and heads on T x N rows, the core as ``nn.RNN`` / ``nn.GRU`` /
+``nn.LSTM`` over T) gives differentiable outputs, and autograd does the backward. Mixed
+precision is ``torch.autocast`` around both. The model never sees an image: it receives the
+glimpse (whatever the environment's retina produced) and the location it was taken at,
+which keeps it independent of the environment's image size.
 
 Gradient routing (the pitfalls that broke public reproductions):
 
@@ -22,18 +27,12 @@ Gradient routing (the pitfalls that broke public reproductions):
   is detached before it is fed back, so the location network is trained by REINFORCE
   only and REINFORCE does not reach the core / glimpse networks through it.
 * The baseline network reads a detached ``h_t``: it learns only from its squared error.
-
-Training speed: with a :class:`RolloutTape`, :meth:`RecurrentAttentionModel.step` runs
-without autograd and :meth:`RecurrentAttentionModel.replay` backpropagates through time
-with one matrix product per layer over all T steps (hand-written, checked against
-autograd in the tests), instead of T small autograd steps.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 import gymnasium as gym
@@ -41,6 +40,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from glimpse_env.actions import LOCATION_DIM, class_count
 
 __all__ = [
     "LOCATION_KEY",
@@ -53,7 +54,6 @@ __all__ = [
     "RAMConfig",
     "RecurrentAttentionModel",
     "ReplayOutput",
-    "RolloutTape",
     "StepOutput",
     "class_count",
     "count_parameters",
@@ -108,8 +108,7 @@ class RAMConfig:
     location_mlp_hidden: int = 0
     """Units of a hidden ReLU layer of the location network, between ``h_t`` and the mean
     (``tanh(Linear(ReLU(Linear(h_t))))``, as some public reproductions have it); 0: the
-    paper's ``tanh(Linear(h_t))``. Not available with :class:`RolloutTape` (the model then
-    trains through autograd)."""
+    paper's ``tanh(Linear(h_t))``."""
 
 
 @dataclass
@@ -122,8 +121,9 @@ class StepOutput:
         location_log_prob: (N,) log-density of the *unclamped* sample under the Gaussian
             policy, summed over the L coordinates; differentiable w.r.t. the location
             network only (and the core / glimpse networks when
-            ``detach_location_input=False``). None for a step recorded on a
-            :class:`RolloutTape` (:meth:`RecurrentAttentionModel.replay` gives them).
+            ``detach_location_input=False``).
+        sample: (N, L) the unclamped sample (the mean when deterministic), detached:
+            what :meth:`RecurrentAttentionModel.replay` scores.
         location_mean: (N, L) mean of the Gaussian policy, ``tanh(Linear(h_t))``.
         logits: (N, C) class logits from the action network.
         baseline: (N,) baseline ``b_t`` (differentiable w.r.t. the baseline network only).
@@ -131,282 +131,34 @@ class StepOutput:
     """
 
     location: Tensor
-    location_log_prob: Tensor | None
+    location_log_prob: Tensor
+    sample: Tensor
     location_mean: Tensor
     logits: Tensor
     baseline: Tensor
     state: CoreState
 
 
-class RolloutTape:
-    """Activations recorded by no-grad :meth:`RecurrentAttentionModel.step` calls.
-
-    A tape lets training skip autograd during the rollout: every step runs without
-    gradient and stores its activations; :meth:`RecurrentAttentionModel.replay` then
-    returns differentiable outputs whose backward pass runs over all T steps at once
-    (batched matrix products, a hand-written backpropagation through time) instead of
-    step by step. Only the paper's ReLU RNN core with its linear location mean supports it
-    (:attr:`RecurrentAttentionModel.supports_tape`). The gradients are those autograd
-    computes through :meth:`RecurrentAttentionModel.step` (tested).
-
-    Recorded activations (each (T, N, .) once stacked; see :meth:`stacked`):
-    ``glimpses`` ([rho_t, l_t], the glimpse network's input: flattened glimpse and the
-    location it was taken at), ``what_where`` ([h_g, h_l]), ``core_input``
-    ([g_t, h_{t-1}]), ``hidden`` (h_t),
-    ``hidden_heads`` (h_t in the heads' dtype, only when it differs from the compute
-    dtype), ``heads`` ([location mean, baseline, logits], the three heads' outputs) and
-    ``samples`` (unclamped location samples). The concatenations let each layer pair (and
-    the three heads) run as one matrix product, forward and backward.
-
-    With ``compute_dtype=torch.bfloat16`` the glimpse and core networks (the matrix
-    products that dominate the cost) run and are recorded in bfloat16 from bfloat16 copies
-    of the float32 weights, and their backward pass too (as under ``torch.autocast``, the
-    location l_t enters the glimpse network in bfloat16); the heads (location mean and
-    sample, log-probabilities, logits, baseline) and every parameter gradient stay float32
-    (the glimpse and core layers' weight and bias gradients come out of bfloat16
-    products, so they carry bfloat16 rounding). On CPUs with native bfloat16 arithmetic
-    (AVX512-BF16, AMX) this about halves the time of those products; the values differ
-    from float32 by bfloat16 rounding (about 3 significant digits).
-
-    One tape can record many rollouts: :meth:`reset` starts the next one and, once the
-    previous replay has been backpropagated, reuses its storage (the buffers, their ones
-    columns, the per-step views and the widened weights), which saves most of the
-    per-step bookkeeping. :class:`~agents.reinforce.ReinforceTrainer` keeps one tape.
-
-    Attributes:
-        horizon: number of steps T if known: activations are then written straight into
-            preallocated (T, N, .) buffers (no stacking copies); None: kept in lists.
-        compute_dtype: dtype of the glimpse/core activations (None: the parameters').
-        std: location std used at every step (set by the first step).
-        logits: (N, C) class logits of the latest step.
-        steps: number of recorded steps.
-        frames: per-step views into the storage, kept by the model between rollouts
-            (see :meth:`RecurrentAttentionModel.step`).
-        step_weights: the rollout's weights as its steps use them (set by the model at
-            the first step).
-        layout: what the storage was made for (set by the model; a different layout at
-            the first step of a rollout drops the storage).
-    """
-
-    def __init__(
-        self, horizon: int | None = None, compute_dtype: torch.dtype | None = None
-    ) -> None:
-        """Create an empty tape.
-
-        Args:
-            horizon: number of steps T, when known in advance.
-            compute_dtype: dtype of the glimpse and core networks' activations and
-                products (None: the parameters' dtype; ``torch.bfloat16``: mixed precision).
-        """
-        self.horizon = horizon
-        self.compute_dtype = compute_dtype
-        self.std = 0.0
-        self.logits: Tensor | None = None
-        self.steps = 0
-        self.frames: list[Any] = []
-        self.layout: tuple[Any, ...] | None = None
-        self.step_weights: tuple[Tensor, ...] = ()
-        self._weights: dict[str, Tensor] = {}
-        self._spare_weights: dict[str, Tensor] = {}
-        self._lists: dict[str, list[Tensor]] = {}
-        self._buffers: dict[str, Tensor] = {}
-        self._in_use = False  # replayed, and that replay not backpropagated yet
-
-    def reset(
-        self, horizon: int | None = None, compute_dtype: torch.dtype | None = None
-    ) -> RolloutTape:
-        """Start recording a new rollout on this tape.
-
-        The storage of the previous rollout is reused when it can be: same horizon and
-        compute dtype, and its replay (if any) already backpropagated (the backward pass
-        reads it). Otherwise it is dropped (left to the previous replay's graph) and new
-        storage is allocated as the steps come. On reused storage the next rollout
-        overwrites the tensors the previous steps returned (views of it), and
-        backpropagating the previous replay again would read the new rollout.
-
-        Args:
-            horizon: number of steps T, when known in advance.
-            compute_dtype: as in the constructor.
-
-        Returns:
-            This tape, empty.
-        """
-        if self._in_use or horizon != self.horizon or compute_dtype != self.compute_dtype:
-            self.drop_storage()
-        else:
-            self._spare_weights = self._weights
-        self.horizon, self.compute_dtype = horizon, compute_dtype
-        self._weights, self._lists = {}, {}
-        if horizon is None:  # list storage is never reused
-            self.frames, self.layout = [], None
-        self.std, self.logits, self.steps, self._in_use = 0.0, None, 0, False
-        return self
-
-    def hold(self) -> None:
-        """Mark the storage as read by a pending replay (:meth:`reset` will not reuse it)."""
-        self._in_use = True
-
-    def release(self) -> None:
-        """Mark the replay's backward pass as done (:meth:`reset` may reuse the storage)."""
-        self._in_use = False
-
-    def drop_storage(self) -> None:
-        """Forget the reusable storage (the next steps allocate anew)."""
-        self.frames, self.layout, self._buffers, self._spare_weights = [], None, {}, {}
-
-    def __len__(self) -> int:
-        """Number of recorded steps."""
-        return self.steps
-
-    def slot(
-        self, name: str, shape: tuple[int, ...], like: Tensor, ones_column: bool = False
-    ) -> Tensor:
-        """Uninitialised storage for activation ``name`` of the current step.
-
-        Args:
-            name: activation name.
-            shape: its per-step shape, e.g. (N, F).
-            like: a tensor with the wanted dtype and device.
-            ones_column: widen the last dimension to :func:`biased_width` ``(F)``: column
-                F holds ones and the rest zeros, so that a product with ``[W | b | 0]``
-                adds the bias, and the weight gradient ``d_out^T @ [x | 1 | 0]`` holds
-                the bias gradient in its column F.
-
-        Returns:
-            A tensor of ``shape`` (widened with ``ones_column``) to write the activation
-            into (its first F columns).
-
-        Raises:
-            ValueError: past the tape's horizon.
-        """
-        features = shape[-1]
-        if ones_column:
-            shape = (*shape[:-1], biased_width(features))
-        if self.horizon is None:
-            out = like.new_empty(shape)
-            if ones_column:
-                _fill_ones_column(out, features)
-            self._lists.setdefault(name, []).append(out)
-            return out
-        if self.steps >= self.horizon:
-            raise ValueError(f"the tape holds {self.horizon} steps")
-        buffer = self._buffers.get(name)
-        if buffer is None:
-            buffer = self._buffers[name] = like.new_empty((self.horizon, *shape))
-            if ones_column:
-                _fill_ones_column(buffer, features)
-        return buffer[self.steps]
-
-    def weight(self, key: str, build: Callable[[Tensor | None], Tensor]) -> Tensor:
-        """A tensor derived from the parameters, built once per rollout.
-
-        Args:
-            key: name of the result (the same key returns the cached tensor).
-            build: makes it from the parameters (a concatenation of weights, a sum of
-                biases), in the dtype it is used in; called only the first time ``key`` is
-                asked for in a rollout, with the previous rollout's tensor for ``key`` to
-                write into when the storage is reused (else None).
-
-        Returns:
-            A detached tensor (the parameters do not change during a rollout).
-        """
-        cached = self._weights.get(key)
-        if cached is None:
-            cached = self._weights[key] = build(self._spare_weights.pop(key, None)).detach()
-        return cached
-
-    def has(self, name: str) -> bool:
-        """Whether activation ``name`` was recorded."""
-        return name in self._lists or name in self._buffers
-
-    def stacked(self, name: str) -> Tensor:
-        """(T, N, .) activation ``name`` over the recorded steps.
-
-        Args:
-            name: activation name.
-
-        Returns:
-            The stacked tensor.
-        """
-        if self.horizon is None:
-            return torch.stack(self._lists[name])
-        return self._buffers[name][: self.steps]
-
-
-def biased_width(features: int) -> int:
-    """Width of an activation of F features with a ones column: F + 1, rounded up to a
-    multiple of 32 elements (aligned rows for the matrix products)."""
-    return -(-(features + 1) // 32) * 32
-
-
-def _fill_ones_column(x: Tensor, features: int) -> None:
-    """Zero the padding of a widened activation ``x (..., biased_width(F))`` and write
-    ones in its column F."""
-    x[..., features:] = 0.0
-    x[..., features] = 1.0
-
-
-def _with_bias(
-    weights: Sequence[Tensor],
-    bias: Tensor,
-    dtype: torch.dtype | None = None,
-    out: Tensor | None = None,
-) -> Tensor:
-    """``[W_1 | ... | W_k | b | 0]`` (out, biased_width(in)), in ``dtype`` (default: the
-    weights'): Linears summed over side-by-side inputs as one product with an input widened
-    by :meth:`RolloutTape.slot` ``(ones_column=True)``. ``out``: an earlier result of the
-    same shape and dtype to overwrite (its zero padding is kept)."""
-    in_features = sum(weight.shape[1] for weight in weights)
-    shape = (bias.shape[0], biased_width(in_features))
-    fresh = out is None or out.shape != shape or out.dtype != (dtype or bias.dtype)
-    widened = bias.new_empty(shape, dtype=dtype) if fresh else out
-    assert widened is not None
-    start = 0
-    for weight in weights:
-        widened[:, start : start + weight.shape[1]] = weight
-        start += weight.shape[1]
-    widened[:, start] = bias
-    if fresh:
-        widened[:, start + 1 :] = 0.0
-    return widened
-
-
-@dataclass
-class _TapeFrame:
-    """Views into a :class:`RolloutTape`'s storage for one step (built once, reused)."""
-
-    x: Tensor  # (N, biased_width(D + L)): [rho_t | l_t | 1 | 0]
-    glimpse: Tensor  # its rho_t columns
-    location: Tensor  # its l_t columns
-    what_where: Tensor  # (N, biased_width(H_g + H_l)): [h_g | h_l | 1 | 0]
-    what_where_out: Tensor  # its [h_g | h_l] columns
-    core_input: Tensor  # (N, biased_width(G + H)): [g_t | h_{t-1} | 1 | 0]
-    g_out: Tensor  # its g_t columns
-    previous_hidden: Tensor  # its h_{t-1} columns
-    hidden: Tensor  # (N, H) h_t, compute dtype
-    hidden_heads: Tensor  # (N, H) h_t in the heads' dtype (``hidden`` itself if the same)
-    heads: Tensor  # (N, L + 1 + C): [mean | baseline | logits]
-    mean: Tensor
-    baseline: Tensor
-    logits: Tensor
-    sample: Tensor  # (N, L) unclamped location sample
-
-
 @dataclass
 class ReplayOutput:
-    """Differentiable outputs of a :class:`RolloutTape` (see :meth:`RecurrentAttentionModel.replay`).
+    """Differentiable outputs of :meth:`RecurrentAttentionModel.replay` over a rollout.
 
     Attributes:
-        location_log_probs: (T, N) log pi(l_t) of the recorded samples.
+        location_log_probs: (T, N) log pi(l_t) of the recorded location samples.
         location_means: (T, N, L) location means.
-        baselines: (T, N) baselines.
-        logits: (N, C) class logits of the final step (the judged one).
+        baselines: (T, N) baselines ``b_t``.
+        all_logits: (T, N, C) class logits after every glimpse.
     """
 
     location_log_probs: Tensor
     location_means: Tensor
     baselines: Tensor
-    logits: Tensor
+    all_logits: Tensor
+
+    @property
+    def logits(self) -> Tensor:
+        """(N, C) class logits of the final step (the judged one)."""
+        return self.all_logits[-1]
 
 
 class GlimpseNetwork(nn.Module):
@@ -456,7 +208,12 @@ class GlimpseNetwork(nn.Module):
 
 
 class CoreNetwork(nn.Module):
-    """Core network ``f_h``: ``h_t = ReLU(Linear(h_{t-1}) + Linear(g_t))`` (or LSTM / GRU)."""
+    """Core network ``f_h``: ``h_t = ReLU(Linear(h_{t-1}) + Linear(g_t))`` (or LSTM / GRU).
+
+    One single-layer ``nn.RNN`` (ReLU) / ``nn.GRU`` / ``nn.LSTM``: :meth:`forward` advances
+    one step with its weights (the matching cell function), :meth:`sequence` runs the whole
+    module over T steps from the zero state.
+    """
 
     def __init__(self, input_size: int = 256, hidden_size: int = 256, core: str = "rnn") -> None:
         """Build the core network.
@@ -470,17 +227,15 @@ class CoreNetwork(nn.Module):
             ValueError: for an unknown ``core``.
         """
         super().__init__()
+        if core not in _CORES:
+            raise ValueError(f"core must be 'rnn', 'lstm' or 'gru', got {core!r}")
         self.core = core
         self.hidden_size = hidden_size
-        # nn.RNNCell(relu) is exactly ReLU(W_ih g + b_ih + W_hh h + b_hh), in one fused op.
         if core == "rnn":
-            self.cell: nn.Module = nn.RNNCell(input_size, hidden_size, nonlinearity="relu")
-        elif core == "lstm":
-            self.cell = nn.LSTMCell(input_size, hidden_size)
-        elif core == "gru":
-            self.cell = nn.GRUCell(input_size, hidden_size)
+            self.rnn: nn.RNNBase = nn.RNN(input_size, hidden_size, nonlinearity="relu")
         else:
-            raise ValueError(f"core must be 'rnn', 'lstm' or 'gru', got {core!r}")
+            self.rnn = _CORES[core](input_size, hidden_size)
+        self._register_load_state_dict_pre_hook(_rename_cell_keys)
 
     def initial_state(self, batch: int, device: torch.device | str | None = None) -> CoreState:
         """Zero state.
@@ -507,11 +262,48 @@ class CoreNetwork(nn.Module):
         Returns:
             ``(h_t, new_state)`` with ``h_t`` (N, H).
         """
+        if state is None:
+            h0 = g.new_zeros(g.shape[0], self.hidden_size)
+            state = (h0, h0) if self.core == "lstm" else h0
+        rnn = self.rnn
+        weights = (rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
         if self.core == "lstm":
-            h, c = self.cell(g, state)
+            h, c = torch.lstm_cell(g, state, *weights)
             return h, (h, c)
-        h = self.cell(g, state)
+        assert isinstance(state, Tensor)
+        cell = torch.rnn_relu_cell if self.core == "rnn" else torch.gru_cell
+        h = cell(g, state.to(g.dtype), *weights)
         return h, h
+
+    def sequence(self, g: Tensor) -> Tensor:
+        """Run T steps from the zero state.
+
+        Args:
+            g: (T, N, input_size) glimpse features.
+
+        Returns:
+            (T, N, H) core states ``h_1 .. h_T``.
+        """
+        return self.rnn(g)[0]
+
+
+#: Core cells by name (the ReLU RNN is ``nn.RNN(nonlinearity="relu")``).
+_CORES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+#: Parameter names of the ``nn.*Cell`` cores of earlier checkpoints -> the modules' names.
+_CELL_KEYS = {
+    f"cell.{kind}_{part}": f"rnn.{kind}_{part}_l0"
+    for kind in ("weight", "bias")
+    for part in ("ih", "hh")
+}
+
+
+def _rename_cell_keys(state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Load a checkpoint saved when the core was an ``nn.RNNCell`` / ``GRUCell`` /
+    ``LSTMCell`` (the shipped models): same tensors, other names."""
+    for old, new in _CELL_KEYS.items():
+        if prefix + old in state_dict:
+            state_dict[prefix + new] = state_dict.pop(prefix + old)
 
 
 class LocationNetwork(nn.Module):
@@ -574,12 +366,23 @@ class LocationNetwork(nn.Module):
             mean.
         """
         std = self.std if std is None else float(std)
+        mean = self.mean(h)
+        sample = self.sample(mean, std, deterministic=deterministic, generator=generator)
+        return sample.clamp(-1.0, 1.0), self.log_prob(sample, mean, std), mean
+
+    def mean(self, h: Tensor) -> Tensor:
+        """Mean of the policy, ``tanh(Linear(h_t))`` (from a detached ``h_t`` by default).
+
+        Args:
+            h: (..., H) core states.
+
+        Returns:
+            (..., L) means.
+        """
         x = h.detach() if self.detach_input else h
         if self.hidden is not None:
             x = F.relu(self.hidden(x))
-        mean = torch.tanh(self.fc(x))
-        sample = self.sample(mean, std, deterministic=deterministic, generator=generator)
-        return sample.clamp(-1.0, 1.0), self.log_prob(sample, mean, std), mean
+        return torch.tanh(self.fc(x))
 
     @staticmethod
     def sample(
@@ -671,23 +474,6 @@ class BaselineNetwork(nn.Module):
         return self.fc(h.detach()).squeeze(-1)
 
 
-def class_count(action_space: gym.Space, location_dim: int = 2) -> int:
-    """Number of class scores C of a ``Box((location_dim + C,))`` action space.
-
-    Raises:
-        ValueError: if the action space is not a 1-D Box with at least one class.
-    """
-    if not isinstance(action_space, gym.spaces.Box) or len(action_space.shape) != 1:
-        raise ValueError(f"action space must be a 1-D Box (L + C,), got {action_space}")
-    n_classes = int(action_space.shape[0]) - location_dim
-    if n_classes < 1:
-        raise ValueError(
-            f"action space {action_space} leaves no class scores after "
-            f"{location_dim} location entries"
-        )
-    return n_classes
-
-
 def glimpse_size(observation_space: gym.Space) -> int:
     """Number of glimpse features: every observation entry except ``location``, flattened.
 
@@ -769,7 +555,12 @@ class RecurrentAttentionModel(nn.Module):
             ValueError: if the action space is not a 1-D Box with at least one class.
         """
         config = config or RAMConfig()
-        n_classes = class_count(action_space, config.location_dim)
+        if config.location_dim != LOCATION_DIM:
+            raise ValueError(
+                f"location_dim must be {LOCATION_DIM} (the glimpse envs' action layout), "
+                f"got {config.location_dim}"
+            )
+        n_classes = class_count(action_space)
         if (
             isinstance(observation_space, gym.spaces.Dict)
             and LOCATION_KEY in observation_space.spaces
@@ -803,420 +594,71 @@ class RecurrentAttentionModel(nn.Module):
         deterministic: bool = False,
         std: float | None = None,
         generator: torch.Generator | None = None,
-        tape: RolloutTape | None = None,
     ) -> StepOutput:
         """Take in glimpse t, update the core, emit location t+1, logits and baseline.
 
         Args:
             glimpse: (N, *) glimpse features (flattened to (N, D)).
             location: (N, L) location glimpse t was taken at.
-            state: core state after glimpse t-1; None: the zero initial state (same as
-                :meth:`initial_state`, without the matrix product by zeros).
+            state: core state after glimpse t-1; None: the zero initial state.
             deterministic: use the mean location instead of sampling.
             std: location policy std (default ``config.location_std``).
             generator: random generator for the location sample.
-            tape: record the activations on this tape and compute nothing
-                differentiable (see :class:`RolloutTape`; RNN core only). The step's
-                outputs are then plain tensors; call :meth:`replay` after the last step.
 
         Returns:
             The :class:`StepOutput`.
         """
-        if tape is not None:
-            return self._tape_step(glimpse, location, state, deterministic, std, generator, tape)
         g = self.glimpse_network(glimpse, location)
         h, new_state = self.core_network(g, state)
-        next_location, log_prob, mean = self.location_network(
-            h, std=std, deterministic=deterministic, generator=generator
-        )
+        std = self.location_network.std if std is None else float(std)
+        mean = self.location_network.mean(h)
+        sample = LocationNetwork.sample(mean, std, deterministic=deterministic, generator=generator)
         return StepOutput(
-            location=next_location,
-            location_log_prob=log_prob,
+            location=sample.clamp(-1.0, 1.0),
+            location_log_prob=LocationNetwork.log_prob(sample, mean, std),
+            sample=sample,
             location_mean=mean,
             logits=self.action_network(h),
             baseline=self.baseline_network(h),
             state=new_state,
         )
 
-    @property
-    def supports_tape(self) -> bool:
-        """Whether :class:`RolloutTape` recording is available (the ReLU RNN core with the
-        paper's linear location mean)."""
-        return self.config.core == "rnn" and self.location_network.hidden is None
+    def replay(
+        self, glimpses: Tensor, locations: Tensor, samples: Tensor, std: float
+    ) -> ReplayOutput:
+        """Differentiable outputs of a recorded rollout, in one batched forward.
 
-    def _tape_parameters(self) -> list[Tensor]:
-        gn, loc = self.glimpse_network, self.location_network
-        cell = self.core_network.cell
-        assert isinstance(cell, nn.RNNCell)
-        return [
-            gn.fc_glimpse.weight,
-            gn.fc_glimpse.bias,
-            gn.fc_location.weight,
-            gn.fc_location.bias,
-            gn.fc_what.weight,
-            gn.fc_what.bias,
-            gn.fc_where.weight,
-            gn.fc_where.bias,
-            cell.weight_ih,
-            cell.bias_ih,
-            cell.weight_hh,
-            cell.bias_hh,
-            loc.fc.weight,
-            loc.fc.bias,
-            self.action_network.fc.weight,
-            self.action_network.fc.bias,
-            self.baseline_network.fc.weight,
-            self.baseline_network.fc.bias,
-        ]
-
-    def _tape_weight(self, tape: RolloutTape, key: Literal["glimpse", "g", "core"]) -> Tensor:
-        """``[W | b | 0]`` (see :func:`_with_bias`) of the glimpse network's first layers
-        ("glimpse": ``[[W_glimpse, 0], [0, W_location]]``, giving ``[h_g, h_l]``), of
-        ``[W_what, W_where]`` ("g") or of ``[W_ih, W_hh]`` ("core"), with their (summed)
-        biases, in the tape's compute dtype, built once per rollout (the rollout's
-        products and their backward share it)."""
-        return tape.weight(key, lambda out: self._biased_weight(key, tape.compute_dtype, out))
-
-    @torch.no_grad()
-    def _biased_weight(
-        self,
-        key: Literal["glimpse", "g", "core"],
-        dtype: torch.dtype | None = None,
-        out: Tensor | None = None,
-    ) -> Tensor:
-        """What :meth:`_tape_weight` caches, built from the parameters (into ``out``, an
-        earlier result, when given)."""
-        gn, cell = self.glimpse_network, self.core_network.cell
-        assert isinstance(cell, nn.RNNCell)
-        if key == "glimpse":
-            weight = torch.block_diag(gn.fc_glimpse.weight, gn.fc_location.weight)
-            bias = torch.cat([gn.fc_glimpse.bias, gn.fc_location.bias])
-            return _with_bias([weight], bias, dtype, out)
-        if key == "g":
-            weights = [gn.fc_what.weight, gn.fc_where.weight]
-            return _with_bias(weights, gn.fc_what.bias + gn.fc_where.bias, dtype, out)
-        weights = [cell.weight_ih, cell.weight_hh]
-        return _with_bias(weights, cell.bias_ih + cell.bias_hh, dtype, out)
-
-    def _start_tape(self, tape: RolloutTape, n: int, std: float) -> None:
-        """First step of a rollout on ``tape``: check, fix the std and the layout, and
-        build the rollout's weights (``tape.step_weights``: the transposed products'
-        weights and the heads' bias)."""
-        if not self.supports_tape:
-            raise ValueError(
-                "RolloutTape needs the 'rnn' core and the linear location mean, got core "
-                f"{self.config.core!r}, location_mlp_hidden {self.config.location_mlp_hidden}"
-            )
-        tape.std = std
-        head = self.location_network.fc.weight  # the heads' dtype (the parameters')
-        layout = (
-            n,
-            self.glimpse_dim,
-            self.n_classes,
-            astuple(self.config),
-            head.dtype,
-            head.device,
-        )
-        if tape.layout != layout:
-            tape.drop_storage()
-            tape.layout = layout
-        heads = (self.location_network.fc, self.baseline_network.fc, self.action_network.fc)
-        w_heads = tape.weight("w_heads", lambda o: torch.cat([fc.weight for fc in heads], out=o))
-        b_heads = tape.weight("b_heads", lambda o: torch.cat([fc.bias for fc in heads], out=o))
-        tape.step_weights = (
-            self._tape_weight(tape, "glimpse").t(),
-            self._tape_weight(tape, "g").t(),
-            self._tape_weight(tape, "core").t(),
-            w_heads.t(),
-            b_heads,
-        )
-
-    def _tape_frame(self, tape: RolloutTape, n: int) -> _TapeFrame:
-        """Allocate the current step's activations on ``tape`` and their views."""
-        gn, cell = self.glimpse_network, self.core_network.cell
-        assert isinstance(cell, nn.RNNCell)
-        low = tape.step_weights[0]  # in the compute dtype
-        b_heads = tape.step_weights[4]  # in the heads' dtype, L + 1 + C entries
-        d, n_loc = self.glimpse_dim, self.config.location_dim
-        n_what, n_g, n_h = gn.fc_glimpse.out_features, gn.fc_what.out_features, cell.hidden_size
-        n_hw = n_what + gn.fc_location.out_features
-        x = tape.slot("glimpses", (n, d + n_loc), low, ones_column=True)
-        what_where = tape.slot("what_where", (n, n_hw), low, ones_column=True)
-        core_input = tape.slot("core_input", (n, n_g + n_h), low, ones_column=True)
-        hidden = tape.slot("hidden", (n, n_h), low)
-        hidden_heads = (
-            hidden if low.dtype == b_heads.dtype else tape.slot("hidden_heads", (n, n_h), b_heads)
-        )
-        heads = tape.slot("heads", (n, b_heads.shape[0]), b_heads)
-        return _TapeFrame(
-            x=x,
-            glimpse=x[:, :d],
-            location=x[:, d : d + n_loc],
-            what_where=what_where,
-            what_where_out=what_where[:, :n_hw],
-            core_input=core_input,
-            g_out=core_input[:, :n_g],
-            previous_hidden=core_input[:, n_g : n_g + n_h],
-            hidden=hidden,
-            hidden_heads=hidden_heads,
-            heads=heads,
-            mean=heads[:, :n_loc],
-            baseline=heads[:, n_loc],
-            logits=heads[:, n_loc + 1 :],
-            sample=tape.slot("samples", (n, n_loc), b_heads),
-        )
-
-    @torch.no_grad()
-    def _tape_step(
-        self,
-        glimpse: Tensor,
-        location: Tensor,
-        state: CoreState | None,
-        deterministic: bool,
-        std: float | None,
-        generator: torch.Generator | None,
-        tape: RolloutTape,
-    ) -> StepOutput:
-        """:meth:`step` without autograd, recording activations on ``tape``.
-
-        The modules' forward, written into the tape's storage through the step's
-        :class:`_TapeFrame` (reused from the tape's previous rollout when it can be). Each
-        Linear, and each pair of Linears that is summed or side by side, is one product
-        over inputs widened with a ones column (the bias) and concatenated (the pair).
-        """
-        std = self.location_network.std if std is None else float(std)
-        n, t = glimpse.shape[0], tape.steps
-        if t == 0:
-            self._start_tape(tape, n, std)
-        elif std != tape.std:
-            raise ValueError("the location std must stay the same over a tape")
-        if t < len(tape.frames):
-            frame = tape.frames[t]
-        else:
-            frame = self._tape_frame(tape, n)
-            tape.frames.append(frame)
-        w_glimpse, w_g, w_core, w_heads, b_heads = tape.step_weights
-        frame.glimpse.copy_(glimpse.reshape(n, -1))
-        frame.location.copy_(location)
-        torch.mm(frame.x, w_glimpse, out=frame.what_where_out).relu_()
-        torch.mm(frame.what_where, w_g, out=frame.g_out).relu_()
-        if state is None:  # h_0 = 0
-            frame.previous_hidden.zero_()
-        else:
-            assert isinstance(state, Tensor)
-            frame.previous_hidden.copy_(state)
-        h = torch.mm(frame.core_input, w_core, out=frame.hidden).relu_()
-        if frame.hidden_heads is not frame.hidden:  # the heads read h_t in their dtype
-            frame.hidden_heads.copy_(h)
-        # The three heads read the same h_t: one product into [mean | baseline | logits].
-        torch.addmm(b_heads, frame.hidden_heads, w_heads, out=frame.heads)
-        mean = frame.mean.tanh_()
-        sample = LocationNetwork.sample(
-            mean, std, deterministic=deterministic, generator=generator, out=frame.sample
-        )
-        tape.logits = frame.logits
-        tape.steps += 1
-        return StepOutput(
-            location=sample.clamp(-1.0, 1.0),
-            location_log_prob=None,
-            location_mean=mean,
-            logits=frame.logits,
-            baseline=frame.baseline,
-            state=h,
-        )
-
-    def replay(self, tape: RolloutTape) -> ReplayOutput:
-        """Differentiable outputs of a recorded rollout.
-
-        The forward values are the recorded ones (nothing is recomputed); the backward
-        pass (hand-written backpropagation through time, batched over the T steps) gives
-        the same parameter gradients as autograd through :meth:`step`.
+        The rollout's steps ran without autograd (:meth:`step` under ``torch.no_grad``);
+        this recomputes them over all T steps at once: the glimpse network and the heads
+        on T x N rows, the core over T. The values are those of :meth:`step` (up to
+        floating-point rounding) and autograd's backward through them gives the gradients
+        of a step-by-step unroll (tested).
 
         Args:
-            tape: a tape filled by :meth:`step` calls with ``tape=tape``.
+            glimpses: (T, N, *) glimpses (flattened to (T, N, D)).
+            locations: (T, N, L) locations the glimpses were taken at.
+            samples: (T, N, L) unclamped location samples drawn after each glimpse
+                (:attr:`StepOutput.sample`).
+            std: the location std the samples were drawn with.
 
         Returns:
             The :class:`ReplayOutput`.
         """
-        if len(tape) == 0 or tape.logits is None:
-            raise ValueError("empty tape")
-        n_loc = self.config.location_dim
-        heads = tape.stacked("heads")  # (T, N, L + 1 + C)
-        hidden = tape.stacked("hidden")
-        acts = _StackedTape(
-            glimpses=tape.stacked("glimpses"),
-            what_where=tape.stacked("what_where"),
-            core_input=tape.stacked("core_input"),
-            hidden=hidden,
-            hidden_heads=tape.stacked("hidden_heads") if tape.has("hidden_heads") else hidden,
-            means=heads[..., :n_loc],
-            w_g=self._tape_weight(tape, "g"),
-            w_core=self._tape_weight(tape, "core"),
-            detach_location_input=self.location_network.detach_input,
-            tape=tape,
-        )
-        tape.hold()
-        means, baselines, logits = _TapeReplay.apply(
-            acts,
-            heads[..., n_loc],
-            tape.logits,
-            *self._tape_parameters(),
-        )
-        samples = tape.stacked("samples")
+        t, n = glimpses.shape[:2]
+        g = self.glimpse_network(glimpses.reshape(t * n, -1), locations.reshape(t * n, -1))
+        h = self.core_network.sequence(g.view(t, n, -1))
+        means = self.location_network.mean(h)
         return ReplayOutput(
-            location_log_probs=LocationNetwork.log_prob(samples, means, tape.std),
+            location_log_probs=LocationNetwork.log_prob(samples, _full(means), std),
             location_means=means,
-            baselines=baselines,
-            logits=logits,
+            baselines=_full(self.baseline_network(h)),
+            all_logits=_full(self.action_network(h)),
         )
 
 
-@dataclass
-class _StackedTape:
-    """Stacked (T, N, .) activations of a :class:`RolloutTape`."""
-
-    glimpses: Tensor
-    what_where: Tensor
-    core_input: Tensor
-    hidden: Tensor
-    hidden_heads: Tensor
-    means: Tensor
-    w_g: Tensor
-    w_core: Tensor
-    detach_location_input: bool
-    tape: RolloutTape  # released when the backward pass has read it
-
-
-def _relu_backward(grad: Tensor, output: Tensor, out: Tensor | None = None) -> Tensor:
-    """``grad * (output > 0)`` for ``output = ReLU(x)``, in one kernel (as autograd does).
-
-    Args:
-        grad: gradient with respect to the ReLU's output.
-        output: the ReLU's output.
-        out: optional tensor to write the result into.
-
-    Returns:
-        The gradient with respect to the ReLU's input.
-    """
-    if out is None:
-        return torch.ops.aten.threshold_backward(grad, output, 0.0)
-    return torch.ops.aten.threshold_backward.grad_input(grad, output, 0.0, grad_input=out)
-
-
-def _flat(x: Tensor) -> Tensor:
-    """(T, N, F) -> (T * N, F)."""
-    return x.reshape(-1, x.shape[-1])
-
-
-class _TapeReplay(torch.autograd.Function):
-    """Recorded outputs in, batched backpropagation through time out."""
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, acts: _StackedTape, baselines: Tensor, logits: Tensor, *params: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        ctx.acts = acts
-        ctx.save_for_backward(*params)
-        ctx.set_materialize_grads(False)
-        return acts.means.clone(), baselines.clone(), logits.clone()
-
-    @staticmethod
-    def backward(  # type: ignore[override]
-        ctx: Any, d_means: Tensor | None, d_baselines: Tensor | None, d_logits: Tensor | None
-    ) -> tuple[Tensor | None, ...]:
-        a: _StackedTape = ctx.acts
-        a.tape.release()
-        params = ctx.saved_tensors
-        w_loc, w_act = params[12], params[14]  # heads: float32 (the parameters' dtype)
-        hidden = a.hidden  # (T, N, H), in the compute dtype
-        low, head = hidden.dtype, w_loc.dtype
-        h_flat = _flat(a.hidden_heads)  # (T * N, H), in the heads' dtype
-
-        def linear_grads(d_out: Tensor | None, inputs: Tensor) -> list[Tensor | None]:
-            """[dW, db] of a Linear from d_out (T * N, out) and its inputs (T * N, in)."""
-            if d_out is None:  # no gradient reaches it (as autograd: None)
-                return [None, None]
-            return [(d_out.t() @ inputs).to(head), d_out.sum(0, dtype=head)]
-
-        # Heads: location mean tanh(W_loc h + b_loc) at every step, final logits
-        # W_act h_T + b_act, baselines (which read a detached h_t: no gradient into h).
-        d_loc = None if d_means is None else _flat(d_means * (1.0 - a.means.square()))
-        # dLoss/dh_t from the heads: every step through the location network (only when
-        # it reads an undetached h_t), the final step through the action network.
-        d_hidden = None
-        if d_loc is not None and not a.detach_location_input:
-            d_hidden = (d_loc @ w_loc).to(low).view_as(hidden)
-        d_h_final = None if d_hidden is None else d_hidden[-1]
-        if d_logits is not None:
-            from_action = (d_logits @ w_act).to(low)  # (N, H)
-            d_h_final = from_action if d_h_final is None else d_h_final + from_action
-        d_base = None if d_baselines is None else d_baselines.reshape(-1, 1)
-        heads = [
-            *linear_grads(d_loc, h_flat),
-            *linear_grads(d_logits, h_flat[-hidden.shape[1] :]),
-            *linear_grads(d_base, h_flat),
-        ]
-        if d_h_final is None:  # nothing reaches the core or the glimpse network
-            return (None, None, None, *([None] * 12), *heads)
-
-        # Backpropagation through time of h_t = ReLU(W_ih g_t + W_hh h_{t-1} + b_ih + b_hh):
-        # the only sequential part; everything else is one matrix product over T * N.
-        # The recorded inputs are widened with a ones column (RolloutTape.slot), so each
-        # weight gradient [dW | db | 0] = d_out^T @ [x | 1 | 0] holds the bias gradient.
-        n_what, n_input = params[0].shape
-        n_hw = n_what + params[2].shape[0]
-        n_h, n_g = params[8].shape
-        w_core = a.w_core  # [W_ih | W_hh | b | 0] in the compute dtype (the rollout's)
-        w_hh = w_core[:, n_g : n_g + n_h]
-        d_pre = torch.empty_like(hidden)
-        d_h = d_h_final
-        for t in range(hidden.shape[0] - 1, -1, -1):
-            _relu_backward(d_h, hidden[t], out=d_pre[t])
-            if t > 0:
-                d_h = (
-                    torch.mm(d_pre[t], w_hh)
-                    if d_hidden is None
-                    else torch.addmm(d_hidden[t - 1], d_pre[t], w_hh)
-                )
-        d_pre_flat = _flat(d_pre)
-        core_in = _flat(a.core_input)  # [g_t | h_{t-1} | 1 | 0]; h_0 is zeros if None
-        grad_core = d_pre_flat.t() @ core_in
-        # Glimpse network: g = ReLU(W_what h_g + W_where h_l + b_what + b_where).
-        d_g = _relu_backward(d_pre_flat @ w_core[:, :n_g], core_in[:, :n_g])
-        what_where = _flat(a.what_where)  # [h_g | h_l | 1 | 0]
-        grad_g = d_g.t() @ what_where
-        d_what_where = _relu_backward(d_g @ a.w_g[:, :n_hw], what_where[:, :n_hw])
-        grad_glimpse = d_what_where.t() @ _flat(a.glimpses)  # [rho_t | l_t | 1 | 0]
-        n_x = n_input + params[2].shape[1]  # the ones column
-
-        def piece(
-            grad: Tensor, start: int, stop: int | None = None, rows: slice = slice(None)
-        ) -> Tensor:
-            """Columns [start, stop) (one column if stop is None) of ``rows``, as a new
-            float32 tensor."""
-            part = grad[rows, start] if stop is None else grad[rows, start:stop]
-            return part.to(head, copy=True)
-
-        # grad_glimpse is block-diagonal like its weight: rows of h_g read rho_t, rows of
-        # h_l read l_t, and both the ones column.
-        what, where = slice(0, n_what), slice(n_what, None)
-        body = [
-            piece(grad_glimpse, 0, n_input, what),
-            piece(grad_glimpse, n_x, rows=what),
-            piece(grad_glimpse, n_input, n_x, where),
-            piece(grad_glimpse, n_x, rows=where),
-            piece(grad_g, 0, n_what),
-            piece(grad_g, n_hw),
-            piece(grad_g, n_what, n_hw),
-            piece(grad_g, n_hw),
-            piece(grad_core, 0, n_g),
-            piece(grad_core, n_g + n_h),
-            piece(grad_core, n_g, n_g + n_h),
-            piece(grad_core, n_g + n_h),
-        ]
-        grads = [*body, *heads]
-        needs = ctx.needs_input_grad[3:]
-        return (None, None, None, *(g if need else None for g, need in zip(grads, needs)))
+def _full(x: Tensor) -> Tensor:
+    """``x`` in at least float32 (autocast's bfloat16 outputs -> float32; float64 stays)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:

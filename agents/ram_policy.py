@@ -6,13 +6,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from agents.checkpoints import load_checkpoint
+from agents.locations import RandomLocationPolicy
 from agents.policy import Policy, register_loader
 from agents.ram import RAMConfig, RecurrentAttentionModel
-from agents.reinforce import RandomLocationPolicy, _ObservationAdapter
+from agents.rollout import ObservationAdapter
+from glimpse_env.actions import class_scores, pack_action
 from glimpse_env.registration import spaces_of
 
 
@@ -23,26 +26,38 @@ class RAMPolicy:
     the logits; otherwise the location is sampled with ``std`` (the class stays the argmax,
     as the paper evaluates), from the policy's own generator once :meth:`seed_sampling`
     was called (else from torch's global one). Actions are
-    ``[x, y, +1 for the class, -1 for the others]``.
+    ``[x, y, +1 for the class, -1 for the others]`` (:mod:`glimpse_env.actions`).
     """
 
     def __init__(
         self,
         model: RecurrentAttentionModel,
-        env_id: str,
-        env_kwargs: dict[str, Any],
+        env_id: str = "",
+        env_kwargs: dict[str, Any] | None = None,
         std: float | None = None,
         device: str | torch.device = "cpu",
+        *,
+        observation_space: gym.Space | None = None,
     ) -> None:
-        self.model = model.to(device).eval()
+        """Wrap a model (its weights are shared, not copied).
+
+        Args:
+            model: the model.
+            env_id: the registered id it was trained on ("" for another env).
+            env_kwargs: the env's keyword arguments.
+            std: location std of sampled actions (default: the model's).
+            device: the model's device.
+            observation_space: the single env's space (default: the id's, read without
+                building an env, which would load MNIST before ``--data-dir`` is known).
+        """
+        self.model = model.to(device)
         self.env_id = env_id
-        self.env_kwargs = dict(env_kwargs)
+        self.env_kwargs = dict(env_kwargs or {})
         self.std = std
         self.device = torch.device(device)
-        # The spaces only (building an env would load MNIST before --data-dir is known).
-        observation_space, action_space = spaces_of(env_id, env_kwargs)
-        self._adapter = _ObservationAdapter(observation_space, self.device)
-        self.n_classes = int(action_space.shape[0]) - 2
+        if observation_space is None:
+            observation_space = spaces_of(env_id, self.env_kwargs)[0]
+        self._adapter = ObservationAdapter(observation_space, self.device)
         self.generator: torch.Generator | None = None
 
     def seed_sampling(self, seed: int) -> None:
@@ -50,25 +65,30 @@ class RAMPolicy:
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
 
     def initial_state(self, num_envs: int) -> Any:
-        return None  # the model's zero state
+        """The model's zero core state, and the last location sent (for observations that
+        do not report it)."""
+        return None, torch.zeros(num_envs, self.model.config.location_dim, device=self.device)
 
     @torch.no_grad()
     def act(self, obs: dict[str, Any], state: Any, deterministic: bool) -> tuple[Any, Any]:
+        """Batched actions ``(N, 2 + C)`` and the next state."""
+        self.model.eval()
+        core_state, previous = state
         glimpse, location, env_device = self._adapter(obs)
         out = self.model.step(
             glimpse,
-            location,
-            state,
+            previous if location is None else location,
+            core_state,
             deterministic=deterministic,
             std=self.std,
             generator=None if deterministic else self.generator,
         )
-        scores = torch.full_like(out.logits, -1.0)
-        scores.scatter_(1, out.logits.argmax(1, keepdim=True), 1.0)
-        action = torch.cat([out.location, scores], dim=1)
+        scores = class_scores(out.logits.argmax(1), self.model.n_classes, out.location.dtype)
+        action = pack_action(out.location, scores)
+        state = (out.state, out.location)
         if env_device is not None:
-            return action.to(env_device), out.state
-        return action.cpu().numpy().astype(np.float32), out.state
+            return action.to(env_device), state
+        return action.cpu().numpy().astype(np.float32), state
 
 
 def model_payload(model: RecurrentAttentionModel, config: RAMConfig) -> dict[str, Any]:

@@ -44,9 +44,9 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import Tensor, nn
 from torch.distributions import Categorical, Normal
 
-from agents.ram import class_count
-from agents.sb3_policy import ACTION_USE_KEY
 from agents.sb3_presets import CLASS_HEADS
+from glimpse_env.actions import LOCATION_DIM, class_count, class_scores, pack_action, unpack_action
+from glimpse_env.wrappers import ACTION_USE_KEY
 
 __all__ = [
     "LOCATION_DIM",
@@ -54,9 +54,6 @@ __all__ = [
     "GlimpseMultiInputPolicy",
     "LocationClassDistribution",
 ]
-
-#: Leading action components that are the location ``(x, y)``.
-LOCATION_DIM = 2
 
 
 class LocationClassDistribution(DiagGaussianDistribution):
@@ -68,14 +65,12 @@ class LocationClassDistribution(DiagGaussianDistribution):
 
     Args:
         n_classes: ``C``.
-        location_dim: location components at the front of the action.
     """
 
-    def __init__(self, n_classes: int, location_dim: int = LOCATION_DIM) -> None:
+    def __init__(self, n_classes: int) -> None:
         if n_classes < 1:
             raise ValueError(f"n_classes must be >= 1, got {n_classes}")
-        super().__init__(location_dim + n_classes)
-        self.location_dim = location_dim
+        super().__init__(LOCATION_DIM + n_classes)
         self.n_classes = n_classes
         self.classes: Categorical | None = None
         #: float ``(B, 2)``: (location read, class read) per action; None: both always.
@@ -87,7 +82,7 @@ class LocationClassDistribution(DiagGaussianDistribution):
         """``Linear(latent_dim, 2 + C)`` (location mean, class logits) and the location's
         ``log_std`` ``(2,)``, initialised to ``log_std_init``."""
         net = nn.Linear(latent_dim, self.action_dim)
-        log_std = nn.Parameter(torch.full((self.location_dim,), float(log_std_init)))
+        log_std = nn.Parameter(torch.full((LOCATION_DIM,), float(log_std_init)))
         return net, log_std
 
     def proba_distribution(  # type: ignore[override]
@@ -95,9 +90,9 @@ class LocationClassDistribution(DiagGaussianDistribution):
     ) -> LocationClassDistribution:
         """Set the parameters: ``mean_actions (B, 2 + C)``, ``log_std (2,)`` and the
         optional ``action_use (B, 2)`` (see the module docstring; None: every part read)."""
-        mean = mean_actions[..., : self.location_dim]
+        mean, logits = unpack_action(mean_actions)
         self.distribution = Normal(mean, torch.ones_like(mean) * log_std.exp())
-        self.classes = Categorical(logits=mean_actions[..., self.location_dim :])
+        self.classes = Categorical(logits=logits)
         if action_use is not None and tuple(action_use.shape) != (*mean.shape[:-1], 2):
             raise ValueError(
                 f"action_use must have shape {(*mean.shape[:-1], 2)}, got {tuple(action_use.shape)}"
@@ -117,15 +112,11 @@ class LocationClassDistribution(DiagGaussianDistribution):
             raise RuntimeError("call proba_distribution() first")
         return self.classes
 
-    def _scores(self, chosen: Tensor, like: Tensor) -> Tensor:
-        """``(B,)`` classes -> ``(B, C)`` scores: +1 for the class, -1 elsewhere."""
-        one_hot = nn.functional.one_hot(chosen, self.n_classes).to(like.dtype)
-        return one_hot * 2.0 - 1.0
-
     def log_prob(self, actions: Tensor) -> Tensor:
         """``(B,)`` log-probability of ``actions (B, 2 + C)`` (class = argmax of the scores)."""
-        location = self.distribution.log_prob(actions[..., : self.location_dim]).sum(-1)
-        chosen = actions[..., self.location_dim :].argmax(-1)
+        location, scores = unpack_action(actions)
+        location = self.distribution.log_prob(location).sum(-1)
+        chosen = scores.argmax(-1)
         return self._weighted(location, self._classes().log_prob(chosen))
 
     def entropy(self) -> Tensor:
@@ -142,14 +133,13 @@ class LocationClassDistribution(DiagGaussianDistribution):
             read = self.action_use > 0.5  # (B, 2): location read, class read
             location = torch.where(read[..., :1], location, self.distribution.mean)
             chosen = torch.where(read[..., 1], chosen, self._classes().logits.argmax(-1))
-        scores = self._scores(chosen, location)
-        return torch.cat([location, scores], -1)
+        return pack_action(location, class_scores(chosen, self.n_classes, location.dtype))
 
     def mode(self) -> Tensor:
         """``(B, 2 + C)`` action: the mean location and the scores of the likeliest class."""
         location = self.distribution.mean
-        scores = self._scores(self._classes().logits.argmax(-1), location)
-        return torch.cat([location, scores], -1)
+        chosen = self._classes().logits.argmax(-1)
+        return pack_action(location, class_scores(chosen, self.n_classes, location.dtype))
 
 
 class _ActionUseMixin:
@@ -164,7 +154,7 @@ class _ActionUseMixin:
     _action_use: Tensor | None = None
 
     def _build(self, lr_schedule: Schedule) -> None:
-        self.action_dist = LocationClassDistribution(class_count(self.action_space, LOCATION_DIM))
+        self.action_dist = LocationClassDistribution(class_count(self.action_space))
         super()._build(lr_schedule)  # type: ignore[misc]
 
     def _with_use(self, method: str, obs: Any, *args: Any, **kwargs: Any) -> Any:

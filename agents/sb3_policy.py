@@ -12,7 +12,8 @@ Memory. A glimpse episode is partially observed: one glimpse says little about t
   RAM's recurrent core.
 * **Plain PPO** has no memory, so it gets an explicit one: :class:`GlimpseHistory`, an
   SB3 ``VecEnvWrapper`` whose observation is every glimpse (and location) seen so far in
-  the episode, in ``T`` fixed slots, zero-padded, with a mask of the filled slots.
+  the episode, in ``T`` fixed slots, zero-padded, with a mask of the filled slots (the
+  SB3 form of :mod:`glimpse_env.wrappers`' Gymnasium wrappers, whose bookkeeping it uses).
   :class:`GlimpseHistoryFeatures` applies the glimpse network to each filled slot and
   combines the slot features with the mask: their masked mean (default; a bag of
   glimpses, each ``g_t`` already encoding where it was taken) or their concatenation in
@@ -26,8 +27,8 @@ under the dense one). With it the policies of :mod:`agents.sb3_distributions` co
 ``log pi`` only the parts the env reads (``used_actions_only``), as the RAM agent does.
 
 Evaluation. :class:`SB3Policy` adapts a trained SB3 model to the :class:`agents.policy.Policy`
-protocol (batched observations of the native vector env; the LSTM state or the glimpse
-history is the policy state), so ``glimpse eval RUN_DIR`` works as for RAM. Loaders for
+protocol (batched observations of the native vector env; the LSTM state and the episode
+trackers of the training wrappers are the policy state), so ``glimpse eval RUN_DIR`` works as for RAM. Loaders for
 ``"ppo"`` and ``"recurrent_ppo"`` run folders are registered on import.
 """
 
@@ -46,6 +47,18 @@ from torch import Tensor
 
 from agents.policy import register_loader
 from agents.ram import GlimpseNetwork
+from glimpse_env.wrappers import (
+    ACTION_USE_KEY,
+    GLIMPSES_KEY,
+    LOCATIONS_KEY,
+    MASK_KEY,
+    ActionUseCounter,
+    EpisodeTracker,
+    GlimpseHistoryBuffer,
+    action_use,
+    action_use_space,
+    history_space,
+)
 
 __all__ = [
     "ACTION_USE_KEY",
@@ -64,13 +77,6 @@ __all__ = [
     "history_space",
     "load_sb3_policy",
 ]
-
-#: Keys of a history observation (see :func:`history_space`).
-GLIMPSES_KEY = "glimpses"
-LOCATIONS_KEY = "locations"
-MASK_KEY = "mask"
-#: Key of the :class:`ActionUse` observation.
-ACTION_USE_KEY = "action_use"
 
 
 # ---------------------------------------------------------------------- features extractors
@@ -180,110 +186,34 @@ class GlimpseHistoryFeatures(BaseFeaturesExtractor):
         return torch.cat([pooled, mask], dim=1)
 
 
-# ---------------------------------------------------------------------- glimpse history
-def history_space(single: spaces.Dict, n_slots: int) -> spaces.Dict:
-    """Observation space of a glimpse history with ``n_slots`` slots.
-
-    ``Dict(glimpses=Box(0, 1, (T, k, g, g)), locations=Box(-1, 1, (T, 2)),
-    mask=Box(0, 1, (T,)))``, all float32.
-    """
-    glimpse, location = single["glimpse"], single["location"]
-    return spaces.Dict(
-        {
-            GLIMPSES_KEY: spaces.Box(0.0, 1.0, (n_slots, *glimpse.shape), np.float32),
-            LOCATIONS_KEY: spaces.Box(-1.0, 1.0, (n_slots, *location.shape), np.float32),
-            MASK_KEY: spaces.Box(0.0, 1.0, (n_slots,), np.float32),
-        }
-    )
-
-
-class GlimpseHistoryBuffer:
-    """The glimpses of ``num_envs`` running episodes, one slot per glimpse (NumPy).
-
-    Slot ``t`` (0-based) of env ``i`` holds the ``t+1``-th observation of its episode; later
-    slots are zero and ``mask[i, t]`` is 1 exactly for the filled slots. Used by
-    :class:`GlimpseHistory` (training) and :class:`SB3Policy` (evaluation) alike.
-
-    Args:
-        num_envs: episodes tracked.
-        n_slots: slots ``T`` (the number of glimpses per episode).
-        glimpse_shape: shape ``(k, g, g)`` of one glimpse.
-        location_dim: size of a location.
-    """
-
-    def __init__(
-        self, num_envs: int, n_slots: int, glimpse_shape: tuple[int, ...], location_dim: int = 2
-    ) -> None:
-        self.num_envs, self.n_slots = int(num_envs), int(n_slots)
-        self.glimpses = np.zeros((num_envs, n_slots, *glimpse_shape), np.float32)
-        self.locations = np.zeros((num_envs, n_slots, location_dim), np.float32)
-        self.mask = np.zeros((num_envs, n_slots), np.float32)
-        #: Filled slots per env (= glimpses seen in the current episode).
-        self.count = np.zeros(num_envs, np.int64)
-
-    def clear(self, envs: np.ndarray | None = None) -> None:
-        """Empty the history of the envs in boolean ``envs`` (all when ``None``)."""
-        sel = slice(None) if envs is None else np.asarray(envs, dtype=bool)
-        self.glimpses[sel] = 0.0
-        self.locations[sel] = 0.0
-        self.mask[sel] = 0.0
-        self.count[sel] = 0
-
-    def push(self, obs: dict[str, Any]) -> None:
-        """Append a batched observation ``{"glimpse": (N, ...), "location": (N, 2)}``.
-
-        Raises:
-            ValueError: if an episode already has ``n_slots`` glimpses.
-        """
-        if (self.count >= self.n_slots).any():
-            raise ValueError(
-                f"an episode has more than {self.n_slots} glimpses: the history has "
-                f"{self.n_slots} slots (clear it at episode ends, or use more slots)"
-            )
-        rows = np.arange(self.num_envs)
-        self.glimpses[rows, self.count] = np.asarray(obs["glimpse"], np.float32)
-        self.locations[rows, self.count] = np.asarray(obs["location"], np.float32)
-        self.mask[rows, self.count] = 1.0
-        self.count += 1
-
-    def observation(self) -> dict[str, np.ndarray]:
-        """The batched history observation (copies)."""
-        return {
-            GLIMPSES_KEY: self.glimpses.copy(),
-            LOCATIONS_KEY: self.locations.copy(),
-            MASK_KEY: self.mask.copy(),
-        }
-
-    def terminal(self, i: int, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """History of env ``i`` with its episode's last observation ``obs`` appended.
-
-        A full history (``n_slots`` glimpses) is returned as it is: the observation that
-        comes after the last step of a fixed-length episode is never acted on.
-        """
-        glimpses = self.glimpses[i].copy()
-        locations = self.locations[i].copy()
-        mask = self.mask[i].copy()
-        t = int(self.count[i])
-        if t < self.n_slots:
-            glimpses[t] = obs["glimpse"]
-            locations[t] = obs["location"]
-            mask[t] = 1.0
-        return {GLIMPSES_KEY: glimpses, LOCATIONS_KEY: locations, MASK_KEY: mask}
+# ---------------------------------------------------------------------- SB3 wrappers
+def _track(
+    tracker: EpisodeTracker, obs: dict[str, Any], dones: np.ndarray, infos: list[dict]
+) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """One SB3 ``VecEnv`` step (same-step autoreset) through ``tracker``: the wrapped
+    observation, and the infos with each ``terminal_observation`` wrapped too."""
+    dones = np.asarray(dones, dtype=bool)
+    finals = {int(i): infos[i].get("terminal_observation") for i in np.flatnonzero(dones)}
+    wrapped, last = tracker.step_same_step(dict(obs), dones, finals)
+    if last:
+        infos = list(infos)
+        for i, terminal in last.items():
+            infos[i] = {**infos[i], "terminal_observation": terminal}
+    return wrapped, infos
 
 
 class GlimpseHistory(VecEnvWrapper):
-    """SB3 ``VecEnvWrapper`` that gives a memoryless agent the glimpses of its episode so far.
+    """SB3 ``VecEnvWrapper`` version of :class:`glimpse_env.wrappers.GlimpseHistory`.
 
     The observation after ``t`` glimpses of an episode holds them in slots ``0..t-1`` of
-    ``T`` fixed slots (glimpse ``t`` in slot ``t-1``), the other slots zero, and
-    ``mask[t'] = 1`` exactly for the filled slots (see :func:`history_space`). At an
-    episode end (``dones[i]``) the history of env ``i`` is cleared and the observation
-    returned (the first of the next episode, SAME_STEP autoreset) fills slot 0 again;
-    ``infos[i]["terminal_observation"]`` becomes the finished episode's history with its
-    last observation appended (when a slot is left for it; SB3 only needs it to bootstrap
-    truncated episodes, which are shorter than ``T``). Works over any SB3 ``VecEnv`` with
-    ``Dict(glimpse, location)`` observations, including ``DummyVecEnv`` with episodes
-    of different lengths.
+    ``T`` fixed slots (see :func:`history_space`). At an episode end (``dones[i]``) the
+    history of env ``i`` starts again with the observation returned (the first of the next
+    episode, SB3's same-step autoreset); ``infos[i]["terminal_observation"]`` becomes the
+    finished episode's history with its last observation appended (when a slot is left for
+    it; SB3 only needs it to bootstrap truncated episodes, which are shorter than ``T``).
+    Works over any SB3 ``VecEnv`` with ``Dict(glimpse, location)`` observations, including
+    ``DummyVecEnv`` with episodes of different lengths. The bookkeeping is
+    :class:`GlimpseHistoryBuffer`'s, shared with the Gymnasium wrappers.
 
     Args:
         venv: the wrapped env (e.g. :class:`glimpse_env.sb3.GlimpseVecEnv`).
@@ -293,73 +223,36 @@ class GlimpseHistory(VecEnvWrapper):
 
     def __init__(self, venv: VecEnv, n_slots: int | None = None) -> None:
         single = venv.observation_space
-        if not isinstance(single, spaces.Dict) or set(single.spaces) != {"glimpse", "location"}:
-            raise ValueError(
-                f"GlimpseHistory needs Dict(glimpse, location) observations, got {single}"
-            )
         if n_slots is None:
             n_slots = int(venv.get_attr("n_glimpses", indices=[0])[0])
-        super().__init__(venv, observation_space=history_space(single, n_slots))
+        super().__init__(venv, observation_space=history_space(single, int(n_slots)))
         self.n_slots = int(n_slots)
         self.buffer = GlimpseHistoryBuffer(
-            venv.num_envs, n_slots, single["glimpse"].shape, single["location"].shape[0]
+            venv.num_envs, self.n_slots, single["glimpse"].shape, single["location"].shape[0]
         )
 
     def reset(self) -> dict[str, np.ndarray]:
         """Reset the wrapped env; every history holds just the first glimpse."""
-        obs = self.venv.reset()
-        self.buffer.clear()
-        self.buffer.push(obs)
-        return self.buffer.observation()
+        return self.buffer.reset(dict(self.venv.reset()))
 
     def step_wait(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict]]:
         """Step the wrapped env and update the histories (see the class docstring)."""
         obs, rewards, dones, infos = self.venv.step_wait()
-        dones = np.asarray(dones, dtype=bool)
-        if dones.any():
-            infos = list(infos)
-            for i in np.flatnonzero(dones):
-                terminal = infos[i].get("terminal_observation")
-                if terminal is not None:
-                    infos[i] = {
-                        **infos[i],
-                        "terminal_observation": self.buffer.terminal(int(i), terminal),
-                    }
-            self.buffer.clear(dones)
-        self.buffer.push(obs)
-        return self.buffer.observation(), rewards, dones, infos
-
-
-# ---------------------------------------------------------------------- action use
-def action_use(steps: np.ndarray, horizon: int, class_every_step: bool) -> np.ndarray:
-    """Which parts of the next action the env reads, for observations at ``steps``.
-
-    Args:
-        steps: int ``(N,)``: how many steps each episode has taken (0 for its first
-            observation).
-        horizon: ``T``, steps per episode (the env's ``n_glimpses``).
-        class_every_step: True under the dense reward (every step's scores are rewarded);
-            False under the sparse one (only the last step's scores are judged).
-
-    Returns:
-        float32 ``(N, 2)``: column 0 is 1 where the location is read (the step is not the
-        episode's last), column 1 is 1 where the class scores are (the last step, or every
-        step when ``class_every_step``).
-    """
-    last = np.asarray(steps) >= horizon - 1
-    return np.stack([~last, last | bool(class_every_step)], axis=1).astype(np.float32)
+        obs, infos = _track(self.buffer, obs, dones, infos)
+        return obs, rewards, np.asarray(dones, dtype=bool), infos
 
 
 class ActionUse(VecEnvWrapper):
-    """SB3 ``VecEnvWrapper`` adding ``"action_use"`` (:func:`action_use`) to the observations.
+    """SB3 ``VecEnvWrapper`` version of :class:`glimpse_env.wrappers.ActionUse`.
 
-    The observation space gains ``action_use = Box(0, 1, (2,))``: (location read, class
-    scores read) for the action taken on this observation. It is what a policy needs to
-    leave out of ``log pi`` the parts of an action that cannot change the reward
-    (:class:`agents.sb3_distributions.LocationClassDistribution`); a features extractor may
-    ignore it. Episodes are counted from the last reset or ``done``, so the wrapper needs
-    episodes of ``horizon`` steps (the glimpse envs without ``max_episode_steps``).
-    ``terminal_observation`` gets the key too (SB3 reads it to bootstrap truncations).
+    The observation space gains ``action_use = Box(0, 1, (2,))`` (:func:`action_use`):
+    (location read, class scores read) for the action taken on this observation. It is
+    what a policy needs to leave out of ``log pi`` the parts of an action that cannot
+    change the reward (:class:`agents.sb3_distributions.LocationClassDistribution`); a
+    features extractor may ignore it. Episodes are counted from the last reset or
+    ``done``, so the wrapper needs episodes of ``horizon`` steps (the glimpse envs without
+    ``max_episode_steps``). ``terminal_observation`` gets the key too (SB3 reads it to
+    bootstrap truncations).
 
     Args:
         venv: the wrapped env (``Dict`` observations).
@@ -371,47 +264,29 @@ class ActionUse(VecEnvWrapper):
     def __init__(
         self, venv: VecEnv, horizon: int | None = None, class_every_step: bool | None = None
     ) -> None:
-        single = venv.observation_space
-        if not isinstance(single, spaces.Dict) or ACTION_USE_KEY in single.spaces:
-            raise ValueError(f"ActionUse needs Dict observations without {ACTION_USE_KEY!r}")
+        space = action_use_space(venv.observation_space)
         if horizon is None:
             horizon = int(venv.get_attr("n_glimpses", indices=[0])[0])
         if class_every_step is None:
             class_every_step = venv.get_attr("reward_type", indices=[0])[0] == "dense"
-        if int(horizon) < 1:
-            raise ValueError(f"horizon must be >= 1, got {horizon}")
-        space = spaces.Dict(
-            {**single.spaces, ACTION_USE_KEY: spaces.Box(0.0, 1.0, (2,), np.float32)}
-        )
+        self.counter = ActionUseCounter(venv.num_envs, horizon, class_every_step)
         super().__init__(venv, observation_space=space)
-        self.horizon, self.class_every_step = int(horizon), bool(class_every_step)
-        self.steps = np.zeros(venv.num_envs, np.int64)
+        self.horizon, self.class_every_step = self.counter.horizon, self.counter.class_every_step
 
-    def _with_use(self, obs: dict[str, Any], steps: np.ndarray) -> dict[str, Any]:
-        return {**obs, ACTION_USE_KEY: action_use(steps, self.horizon, self.class_every_step)}
+    @property
+    def steps(self) -> np.ndarray:
+        """int64 ``(num_envs,)``: steps taken in each running episode."""
+        return self.counter.steps
 
     def reset(self) -> dict[str, np.ndarray]:
         """Reset the wrapped env; every episode is at step 0."""
-        self.steps[:] = 0
-        return self._with_use(self.venv.reset(), self.steps)
+        return self.counter.reset(dict(self.venv.reset()))
 
     def step_wait(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict]]:
         """Step the wrapped env and count the steps of every episode."""
         obs, rewards, dones, infos = self.venv.step_wait()
-        dones = np.asarray(dones, dtype=bool)
-        self.steps += 1
-        if dones.any():
-            infos = list(infos)
-            use = action_use(self.steps, self.horizon, self.class_every_step)
-            for i in np.flatnonzero(dones):
-                terminal = infos[i].get("terminal_observation")
-                if terminal is not None:
-                    infos[i] = {
-                        **infos[i],
-                        "terminal_observation": {**terminal, ACTION_USE_KEY: use[i]},
-                    }
-            self.steps[dones] = 0
-        return self._with_use(obs, self.steps), rewards, dones, infos
+        obs, infos = _track(self.counter, obs, dones, infos)
+        return obs, rewards, np.asarray(dones, dtype=bool), infos
 
 
 # ---------------------------------------------------------------------- evaluation adapter
@@ -433,12 +308,16 @@ class SB3State:
     """Policy state of :class:`SB3Policy` over a batch of episodes started together.
 
     Attributes:
-        memory: a :class:`RecurrentState` (RecurrentPPO), a :class:`GlimpseHistoryBuffer`
-            (PPO trained on :class:`GlimpseHistory`) or ``None`` (memoryless PPO).
-        step: steps taken in the episodes so far (for the ``action_use`` observation).
+        memory: a :class:`RecurrentState` (RecurrentPPO) or ``None`` (PPO).
+        trackers: the episode trackers of the wrappers the model was trained under, in
+            their order: a :class:`GlimpseHistoryBuffer` (PPO trained on
+            :class:`GlimpseHistory`), then an :class:`ActionUseCounter` (trained with
+            :class:`ActionUse`).
+        step: steps taken in the episodes so far.
     """
 
-    memory: Any
+    memory: RecurrentState | None
+    trackers: tuple[EpisodeTracker, ...] = ()
     step: int = 0
 
 
@@ -447,10 +326,10 @@ class SB3Policy:
 
     ``act`` calls ``model.predict(obs, deterministic=...)`` on the whole batch
     (deterministic = the mean location and the likeliest class). The state
-    (:class:`SB3State`) holds what the model needs besides the current observation: a
-    :class:`GlimpseHistoryBuffer` for PPO trained on :class:`GlimpseHistory`, a
-    :class:`RecurrentState` for RecurrentPPO, nothing for a memoryless PPO, and the step
-    count from which a model trained with :class:`ActionUse` gets its ``action_use`` input.
+    (:class:`SB3State`) holds what the model needs besides the current observation: the
+    LSTM state for RecurrentPPO, and the episode trackers of the wrappers it was trained
+    under (:class:`GlimpseHistory`, :class:`ActionUse`), which turn the env's
+    observations into the ones the model saw in training.
 
     Args:
         model: the SB3 model.
@@ -490,37 +369,29 @@ class SB3Policy:
 
     def initial_state(self, num_envs: int) -> SB3State:
         """Empty memory for ``num_envs`` fresh episodes."""
-        if self.recurrent:
-            return SB3State(RecurrentState(None, np.ones(num_envs, dtype=bool)))
-        if self.history_slots is not None:
+        trackers: list[EpisodeTracker] = []
+        if not self.recurrent and self.history_slots is not None:
             assert self._glimpse_shape is not None
-            return SB3State(GlimpseHistoryBuffer(num_envs, self.history_slots, self._glimpse_shape))
-        return SB3State(None)
+            trackers.append(GlimpseHistoryBuffer(num_envs, self.history_slots, self._glimpse_shape))
+        if self.action_use is not None:
+            horizon = int(self.action_use["horizon"])
+            every = bool(self.action_use["class_every_step"])
+            trackers.append(ActionUseCounter(num_envs, horizon, every))
+        memory = RecurrentState(None, np.ones(num_envs, dtype=bool)) if self.recurrent else None
+        return SB3State(memory, tuple(trackers))
 
     def act(
         self, obs: dict[str, np.ndarray], state: SB3State, deterministic: bool
     ) -> tuple[np.ndarray, SB3State]:
         """Actions float32 ``(N, 2 + C)`` for batched ``obs`` and the next state.
 
-        A :class:`GlimpseHistoryBuffer` memory is updated in place.
+        The trackers of ``state`` are updated in place.
         """
-        obs = {k: np.asarray(v) for k, v in obs.items()}
-        memory, model_obs = state.memory, obs
-        if not self.recurrent and self.history_slots is not None:
-            memory.push(obs)
-            model_obs = memory.observation()
-        if self.action_use is not None:
-            n = len(obs["location"])
-            steps = np.full(n, state.step, dtype=np.int64)
-            model_obs = {
-                **model_obs,
-                ACTION_USE_KEY: action_use(
-                    steps,
-                    int(self.action_use["horizon"]),
-                    bool(self.action_use["class_every_step"]),
-                ),
-            }
-        if self.recurrent:
+        model_obs = {k: np.asarray(v) for k, v in obs.items()}
+        for tracker in state.trackers:  # the training wrappers, innermost first
+            model_obs = tracker.reset(model_obs) if state.step == 0 else tracker.step(model_obs)
+        memory = state.memory
+        if memory is not None:
             actions, lstm = self.model.predict(
                 model_obs,
                 state=memory.lstm,
@@ -530,7 +401,9 @@ class SB3Policy:
             memory = RecurrentState(lstm, np.zeros_like(memory.episode_start))
         else:
             actions, _ = self.model.predict(model_obs, deterministic=deterministic)
-        return np.asarray(actions, dtype=np.float32), SB3State(memory, state.step + 1)
+        return np.asarray(actions, dtype=np.float32), SB3State(
+            memory, state.trackers, state.step + 1
+        )
 
 
 def _algorithm(agent: str) -> type:

@@ -1,19 +1,28 @@
-"""RAM training throughput; writes ``benchmarks/results/train_throughput.json``.
+"""RAM training throughput, every core and precision, against a reference checkout.
 
 Usage::
 
     GLIMPSE_ENV_DATA=/path/to/mnist python benchmarks/train_throughput.py [--threads 2] \
-        [--precision float32|bfloat16]
+        [--cores rnn gru lstm] [--precisions float32 bfloat16] [--reference DIR] \
+        [--rounds 3] [--out benchmarks/results/train_throughput.json]
 
 Training images per second of the RAM agent on GlimpseMNIST-v0 (7 glimpses of 8x8, paper
-sizes, batch 128): forward, backward and Adam step, env stepping included (the native
-vector env), as ``images_per_second``, for float32 and for bfloat16 mixed precision
-(``--precision`` picks the one reported as ``images_per_second``). Best of a few timed
-windows. Also records the milliseconds per iteration spent in ``envs.step`` (in the best
-window), to see the env's share (``GLIMPSE_ENV_NUMBA=0`` measures the NumPy env code),
-the machine's speed on a fixed matrix product before and after (``machine_reference_*``,
-GFLOP/s), which tells a slow day from slow code, and the CPU (``cpu``: the host CPU of the
-machine is not always the same one).
+sizes, batch 128 by default): rollout, forward, backward and Adam step, env stepping
+included (the native vector env), ``ReinforceTrainer.train_iteration`` after a warm-up.
+Each measurement runs in a fresh subprocess (``--worker``) so that threads and caches do
+not leak between them; the measurements of all rows are interleaved over ``--rounds``
+rounds, which spreads a busy moment of the machine over every row alike.
+
+``--reference DIR`` also measures the trainer of another checkout of this project (e.g. a
+saved copy of the code before a change; its ``agents`` package is imported from ``DIR``)
+on the same rows, and reports this code's speed as a ratio of the reference's for each
+(core, precision). If the reference trainer has a ``fast_backward`` option (the
+hand-written backward of the code before issue 27), the reference RNN core is measured with
+it (``"path": "tape"``) and without it (``"path": "autograd"``).
+
+The JSON records every round, the best and median per row, the milliseconds per iteration
+spent in ``envs.step``, the machine's speed on a fixed matrix product before and after
+(``machine_reference_*``, GFLOP/s: a slow day rather than slow code) and the CPU.
 """
 
 from __future__ import annotations
@@ -21,58 +30,123 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import torch
 from machine_info import cpu_info
 
-from agents.reinforce import ReinforceConfig, ReinforceTrainer
-from glimpse_env import _kernels
-
 RESULTS = Path(__file__).resolve().parent / "results" / "train_throughput.json"
+REPO = Path(__file__).resolve().parents[1]
+CORES = ("rnn", "gru", "lstm")
 PRECISIONS = ("float32", "bfloat16")
 
 
-class _TimedSteps(gym.vector.VectorWrapper):
-    """Adds up the seconds spent in ``step`` of the wrapped vector env."""
+def worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """Measure one row in this process (the ``agents`` package on ``sys.path``).
 
-    def __init__(self, env: gym.vector.VectorEnv) -> None:
-        super().__init__(env)
-        self.seconds = 0.0
+    Args:
+        spec: ``core``, ``precision``, ``batch_size``, ``iterations``, ``warmup``,
+            ``threads`` and, for a reference trainer, ``fast_backward`` (or None).
 
-    def step(self, actions: Any) -> Any:
-        start = time.perf_counter()
-        out = self.env.step(actions)
-        self.seconds += time.perf_counter() - start
-        return out
+    Returns:
+        ``images_per_second``, ``env_step_ms`` per iteration and ``agents`` (the file the
+        trainer was imported from).
+    """
+    import gymnasium as gym
 
+    import agents
+    import glimpse_env  # noqa: F401  (registers the ids)
+    from agents.ram import RAMConfig
+    from agents.reinforce import ReinforceConfig, ReinforceTrainer
 
-def measure(precision: str, args: argparse.Namespace) -> tuple[list[float], list[float]]:
-    """Images/s and env milliseconds per iteration of each timed window, for one precision."""
-    envs = _TimedSteps(
+    torch.set_num_threads(spec["threads"])
+    seconds = [0.0]
+
+    class TimedSteps(gym.vector.VectorWrapper):
+        def step(self, actions: Any) -> Any:
+            start = time.perf_counter()
+            out = self.env.step(actions)
+            seconds[0] += time.perf_counter() - start
+            return out
+
+    envs = TimedSteps(
         gym.make_vec(
             "GlimpseMNIST-v0",
-            num_envs=args.batch_size,
+            num_envs=spec["batch_size"],
             autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
         )
     )
-    config = ReinforceConfig(total_iterations=10**6, lr=1e-3, precision=precision)
+    options: dict[str, Any] = {"precision": spec["precision"]}
+    if spec.get("fast_backward") is not None:
+        options["fast_backward"] = spec["fast_backward"]
+    config = ReinforceConfig(
+        model=RAMConfig(core=spec["core"]), total_iterations=10**6, lr=1e-3, **options
+    )
     trainer = ReinforceTrainer(envs, config)
-    for _ in range(20):  # warm-up
+    for _ in range(spec["warmup"]):
         trainer.train_iteration()
-    rates, env_ms = [], []
-    for _ in range(args.windows):
-        envs.seconds = 0.0
-        start = time.perf_counter()
-        for _ in range(args.iterations):
-            trainer.train_iteration()
-        rates.append(args.iterations * args.batch_size / (time.perf_counter() - start))
-        env_ms.append(1000.0 * envs.seconds / args.iterations)
-    envs.close()
-    return rates, env_ms
+    seconds[0] = 0.0
+    start = time.perf_counter()
+    for _ in range(spec["iterations"]):
+        trainer.train_iteration()
+    elapsed = time.perf_counter() - start
+    return {
+        "images_per_second": spec["iterations"] * spec["batch_size"] / elapsed,
+        "env_step_ms": 1000.0 * seconds[0] / spec["iterations"],
+        "agents": str(Path(agents.__file__).parent),
+    }
+
+
+def measure(code_root: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run :func:`worker` in a subprocess importing the project from ``code_root``."""
+    env = {**os.environ, "PYTHONPATH": str(code_root)}
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
+    out = subprocess.run(
+        command, env=env, cwd=code_root, capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"worker failed for {spec}:\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if Path(result["agents"]).resolve() != (code_root / "agents").resolve():
+        raise SystemExit(f"the worker imported {result['agents']}, not {code_root}/agents")
+    return result
+
+
+def reference_has_fast_backward(root: Path) -> bool:
+    """Whether the checkout at ``root`` has the hand-written backward option."""
+    return "fast_backward" in (root / "agents" / "reinforce.py").read_text()
+
+
+def rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every (code, core, precision, path) to measure."""
+    out = [
+        {"code": "this", "core": c, "precision": p, "path": "replay", "fast_backward": None}
+        for c in args.cores
+        for p in args.precisions
+    ]
+    if args.reference is not None:
+        tape = reference_has_fast_backward(args.reference)
+        for core in args.cores:
+            for precision in args.precisions:
+                paths = [("autograd", None)]
+                if tape and core == "rnn":
+                    paths = [("tape", True), ("autograd", False)]
+                for path, fast in paths:
+                    out.append(
+                        {
+                            "code": "reference",
+                            "core": core,
+                            "precision": precision,
+                            "path": path,
+                            "fast_backward": fast,
+                        }
+                    )
+    return out
 
 
 def machine_reference(repeats: int = 50) -> dict[str, float]:
@@ -80,11 +154,7 @@ def machine_reference(repeats: int = 50) -> dict[str, float]:
 
     The training step's largest product shape, ``(896 x 256) @ (256 x 256)`` (7 steps of
     128 images against a 256 x 256 weight), in float32 and bfloat16 on the current torch
-    threads: best and median of ``repeats``, in GFLOP/s. A day when these are low is a
-    slow machine, not slow code.
-
-    Args:
-        repeats: timed products per dtype.
+    threads: best and median of ``repeats``, in GFLOP/s.
 
     Returns:
         GFLOP/s under the keys ``float32_gflops`` (best), ``float32_gflops_median``,
@@ -109,47 +179,83 @@ def machine_reference(repeats: int = 50) -> dict[str, float]:
     return result
 
 
+def summarise(measured: list[dict[str, Any]]) -> dict[str, Any]:
+    """Best and median per row, and this code's speed relative to the reference's."""
+    table: dict[str, dict[str, Any]] = {}
+    for row in measured:
+        key = f"{row['code']}/{row['core']}/{row['precision']}/{row['path']}"
+        entry = table.setdefault(key, {k: row[k] for k in ("code", "core", "precision", "path")})
+        entry.setdefault("rounds", []).append(round(row["images_per_second"], 1))
+        entry.setdefault("env_step_ms", []).append(round(row["env_step_ms"], 3))
+    for entry in table.values():
+        entry["best"] = max(entry["rounds"])
+        entry["median"] = statistics.median(entry["rounds"])
+    ratios = {}
+    for entry in table.values():
+        if entry["code"] != "this":
+            continue
+        core, precision = entry["core"], entry["precision"]
+        for path in ("tape", "autograd"):
+            ref = table.get(f"reference/{core}/{precision}/{path}")
+            if ref is not None:
+                ratios[f"{core}/{precision}/replay_over_{path}"] = {
+                    "best": round(entry["best"] / ref["best"], 3),
+                    "median": round(entry["median"] / ref["median"], 3),
+                }
+    return {"rows": list(table.values()), "ratios": ratios}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--iterations", type=int, default=200, help="per timed window")
-    parser.add_argument("--windows", type=int, default=3)
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="float32",
-        help="the precision whose figure is reported as images_per_second (both are measured)",
-    )
+    parser.add_argument("--iterations", type=int, default=100, help="timed, per measurement")
+    parser.add_argument("--warmup", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cores", nargs="+", choices=CORES, default=list(CORES))
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
+    parser.add_argument("--reference", type=Path, help="another checkout to compare with")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
     torch.set_num_threads(args.threads)
-
-    reference_before = machine_reference()
-    measured = {precision: measure(precision, args) for precision in PRECISIONS}
-    reference_after = machine_reference()
-    windows = {p: rates for p, (rates, _) in measured.items()}
-    best = {p: max(range(len(rates)), key=rates.__getitem__) for p, rates in windows.items()}
+    common = {k: getattr(args, k) for k in ("batch_size", "iterations", "warmup", "threads")}
+    plan = rows(args)
+    before = machine_reference()
+    measured = []
+    for r in range(args.rounds):
+        for row in plan:
+            root = REPO if row["code"] == "this" else args.reference
+            result = measure(root, {**row, **common})
+            measured.append({**row, **result, "round": r})
+            print(
+                f"round {r + 1}/{args.rounds} {row['code']:9s} {row['core']:4s} "
+                f"{row['precision']:8s} {row['path']:8s} "
+                f"{result['images_per_second']:8.0f} images/s",
+                flush=True,
+            )
+    after = machine_reference()
     result = {
-        "images_per_second": max(windows[args.precision]),
-        "precision": args.precision,
-        "images_per_second_by_precision": {p: max(r) for p, r in windows.items()},
-        "windows_images_per_second": windows,
-        "env_step_ms_per_iteration_by_precision": {p: measured[p][1][best[p]] for p in PRECISIONS},
-        "compiled_env_loops": _kernels.ENABLED,
+        **summarise(measured),
         "batch_size": args.batch_size,
         "glimpses": 7,
         "env_id": "GlimpseMNIST-v0",
         "torch_threads": args.threads,
+        "iterations_per_measurement": args.iterations,
+        "reference": None if args.reference is None else str(args.reference),
         "load_average": os.getloadavg(),
-        "machine_reference_before": reference_before,
-        "machine_reference_after": reference_after,
+        "machine_reference_before": before,
+        "machine_reference_after": after,
         "cpu": cpu_info(),
         "torch": torch.__version__,
+        "command": "python benchmarks/train_throughput.py " + " ".join(sys.argv[1:]),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
+    print(json.dumps(result["ratios"], indent=1))
 
 
 if __name__ == "__main__":

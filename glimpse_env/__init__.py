@@ -14,10 +14,15 @@ Importing the package registers the environments of Mnih et al. (2014) with Gymn
 | GlimpseTranslatedMNIST-v0 | 60x60 | none | 12x12 | 3 | 8 |
 | GlimpseClutteredMNIST-v0 | 60x60 | 4 pieces of 8x8 | 12x12 | 3 | 8 |
 | GlimpseClutteredMNIST100-v0 | 100x100 | 8 pieces of 8x8 | 12x12 | 4 | 8 |
+
+Actions are ``[x, y, score_0 .. score_9]`` (:mod:`glimpse_env.actions` packs and unpacks
+them); :mod:`glimpse_env.wrappers` gives memoryless agents the episode's glimpses
+(:class:`GlimpseHistory`) and the action parts the env reads (:class:`ActionUse`).
 """
 
 from __future__ import annotations
 
+from glimpse_env.actions import LOCATION_DIM, class_count, class_scores, pack_action, unpack_action
 from glimpse_env.datasets import load_mnist
 from glimpse_env.envs import (
     ClutteredMNIST100Env,
@@ -28,6 +33,7 @@ from glimpse_env.envs import (
 )
 from glimpse_env.registration import ENV_IDS, register_envs
 from glimpse_env.sensor import SummedAreaTable, extract_glimpses, summed_area_table
+from glimpse_env.wrappers import ActionUse, GlimpseHistory, VectorActionUse, VectorGlimpseHistory
 
 __version__ = "0.1.0"
 
@@ -35,14 +41,23 @@ register_envs()
 
 __all__ = [
     "ENV_IDS",
+    "LOCATION_DIM",
+    "ActionUse",
     "ClutteredMNIST100Env",
     "ClutteredMNISTEnv",
     "GlimpseEnv",
+    "GlimpseHistory",
     "GlimpseMNISTEnv",
     "SummedAreaTable",
     "TranslatedMNISTEnv",
+    "VectorActionUse",
+    "VectorGlimpseHistory",
     "__version__",
+    "class_count",
+    "class_scores",
     "extract_glimpses",
     "load_mnist",
+    "pack_action",
     "summed_area_table",
+    "unpack_action",
 ]

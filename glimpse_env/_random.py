@@ -83,3 +83,16 @@ def _steps(n: int) -> np.ndarray:
 def integers(u: np.ndarray, high: int | np.ndarray) -> np.ndarray:
     """Map uniforms in [0, 1) to integers in ``0 .. high - 1`` (int64)."""
     return np.minimum((u * high).astype(np.int64), np.asarray(high) - 1)
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """One SplitMix64 output for state ``x``: :func:`mix` of ``x`` plus the golden gamma.
+
+    Args:
+        x: uint64 array of any shape.
+
+    Returns:
+        uint64 array of the same shape.
+    """
+    with np.errstate(over="ignore"):
+        return mix(np.asarray(x, dtype=np.uint64) + _GOLDEN)

@@ -19,6 +19,7 @@ from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
 from glimpse_env import _random, _xp
+from glimpse_env.actions import LOCATION_DIM, unpack_action
 from glimpse_env.datasets import SPLITS, MNISTSplit, load_mnist
 from glimpse_env.sensor import SummedAreaTable, _gather_glimpses, _lazy_table
 
@@ -111,10 +112,11 @@ def clip_locations(actions: Any) -> Any:
         import torch
 
         # detach: observations never carry the caller's graph.
-        return torch.clamp(actions[:, :2].detach(), -1.0, 1.0).to(torch.float32)
+        return torch.clamp(unpack_action(actions)[0].detach(), -1.0, 1.0).to(torch.float32)
     # Clipping before rounding to float32 gives the same values (rounding is monotone and
     # keeps -1 and 1), and the cast is free for float32 actions.
-    return np.minimum(np.maximum(actions[:, :2], -1.0), 1.0).astype(np.float32, copy=False)
+    location = unpack_action(actions)[0]
+    return np.minimum(np.maximum(location, -1.0), 1.0).astype(np.float32, copy=False)
 
 
 def log_softmax(scores: np.ndarray) -> np.ndarray:
@@ -260,7 +262,7 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.n_classes = N_CLASSES
 
         self.observation_space, self.action_space = self.spaces(self.glimpse_size, self.n_scales)
-        self._action_shape = (1, 2 + self.n_classes)
+        self._action_shape = (1, LOCATION_DIM + self.n_classes)
 
         self._key: np.ndarray | None = None  # uint64 (1,), fixed by the seed
         self._episode = 0  # episodes started since the seed
@@ -283,10 +285,11 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         observation_space = spaces.Dict(
             {
                 "glimpse": spaces.Box(0.0, 1.0, (k, g, g), np.float32),
-                "location": spaces.Box(-1.0, 1.0, (2,), np.float32),
+                "location": spaces.Box(-1.0, 1.0, (LOCATION_DIM,), np.float32),
             }
         )
-        return observation_space, spaces.Box(-1.0, 1.0, (2 + N_CLASSES,), np.float32)
+        action_space = spaces.Box(-1.0, 1.0, (LOCATION_DIM + N_CLASSES,), np.float32)
+        return observation_space, action_space
 
     def _check_sizes(self) -> None:
         """The glimpse must fit what the canvas can use: scale ``s`` is ``g * 2**s`` pixels
@@ -462,7 +465,7 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         info: dict[str, Any] = {"image_index": int(self._batch.image_indices[0])}
         if not last and self.reward_type == "sparse":
             return obs, 0.0, False, False, info
-        rewards, predictions = self.rewards(actions[:, 2:], self._batch.labels, last)
+        rewards, predictions = self.rewards(unpack_action(actions)[1], self._batch.labels, last)
         if last:
             self._done = True
             label, prediction = int(self._batch.labels[0]), int(predictions[0])

@@ -19,6 +19,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from glimpse_env import _xp
+from glimpse_env.actions import unpack_action
 from glimpse_env.envs import (
     ClutteredMNIST100Env,
     ClutteredMNISTEnv,
@@ -484,7 +485,8 @@ class GlimpseVectorEnv(VectorEnv):
         self._t += 1
         terminated = self._t >= self.task.n_glimpses
         truncated = self.max_episode_steps is not None and self._t >= self.max_episode_steps
-        rewards, predictions = self.task.rewards(actions[:, 2:], self._batch.labels, terminated)
+        scores = unpack_action(actions)[1]
+        rewards, predictions = self.task.rewards(scores, self._batch.labels, terminated)
         obs = self._observe(locations)
         if self.render_mode:
             self._path.append(locations)

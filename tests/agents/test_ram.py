@@ -19,9 +19,6 @@ from agents.ram import (
     LocationNetwork,
     RAMConfig,
     RecurrentAttentionModel,
-    RolloutTape,
-    _with_bias,
-    biased_width,
     count_parameters,
 )
 
@@ -71,9 +68,10 @@ def test_core_network_rejects_unknown_cell() -> None:
 def test_rnn_core_is_the_papers_relu_rnn() -> None:
     net = CoreNetwork(6, 4, "rnn")
     g, h_prev = torch.rand(N, 6), torch.rand(N, 4)
-    cell = net.cell
+    cell = net.rnn
     expected = F.relu(
-        F.linear(h_prev, cell.weight_hh, cell.bias_hh) + F.linear(g, cell.weight_ih, cell.bias_ih)
+        F.linear(h_prev, cell.weight_hh_l0, cell.bias_hh_l0)
+        + F.linear(g, cell.weight_ih_l0, cell.bias_ih_l0)
     )
     torch.testing.assert_close(net(g, h_prev)[0], expected)
 
@@ -127,16 +125,6 @@ def test_location_network_hidden_layer() -> None:
     assert LocationNetwork(16, 2).hidden is None  # the paper's linear mean by default
     with pytest.raises(ValueError, match="mlp_hidden"):
         LocationNetwork(16, 2, mlp_hidden=-1)
-
-
-def test_location_hidden_layer_disables_the_tape() -> None:
-    """The tape's hand-written backward knows the linear mean only: with a hidden layer the
-    model says so and refuses a tape (the trainer then uses autograd)."""
-    model = RecurrentAttentionModel(4, 2, RAMConfig(core_hidden=8, location_mlp_hidden=4))
-    assert not model.supports_tape
-    assert count_parameters(model.location_network) == 8 * 4 + 4 + 4 * 2 + 2
-    with pytest.raises(ValueError, match="linear location mean"):
-        model.step(torch.rand(2, 4), torch.zeros(2, 2), None, tape=RolloutTape())
 
 
 def test_action_and_baseline_shapes() -> None:
@@ -216,88 +204,100 @@ def test_parameter_count_matches_the_paper_sized_model() -> None:
     assert count_parameters(model, trainable_only=False) == 209_677
 
 
-def _unroll(
-    model: RecurrentAttentionModel,
-    use_tape: bool,
-    preallocate: bool = False,
-    compute_dtype: torch.dtype | None = None,
-    n: int = 6,
-    tape: RolloutTape | None = None,
-    seed: int = 4,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Unroll T=4 steps on fixed inputs (drawn from ``seed``), return a mixed loss and the
-    parameter grads; ``tape``: record on it (reset) instead of a new tape."""
-    gen = torch.Generator().manual_seed(3)
+CORES = ["rnn", "gru", "lstm"]
+
+
+def _episode(
+    model: RecurrentAttentionModel, n: int = 6, t_steps: int = 4, seed: int = 4
+) -> tuple[torch.Tensor, ...]:
+    """Fixed inputs of a T-step episode: glimpses, locations, labels, returns."""
     data = torch.Generator().manual_seed(seed)
-    t_steps, dtype = 4, model.action_network.fc.weight.dtype
+    dtype = model.action_network.fc.weight.dtype
     glimpses = torch.rand(t_steps, n, 16, generator=data, dtype=dtype)
     locations = torch.rand(t_steps, n, 2, generator=data, dtype=dtype) * 2 - 1
     labels = torch.randint(0, 3, (n,), generator=data)
     returns = torch.rand(n, generator=data, dtype=dtype)
-    # a random initial state with preallocation, the zero state (None) without
-    state = (
-        torch.rand(n, model.config.core_hidden, generator=data, dtype=dtype)
-        if preallocate
-        else None
-    )
-    horizon = t_steps if preallocate else None
-    if not use_tape:
-        tape = None
-    elif tape is None:
-        tape = RolloutTape(horizon, compute_dtype)
-    else:
-        tape.reset(horizon, compute_dtype)
-    outs = []
-    for t in range(t_steps):
-        out = model.step(glimpses[t], locations[t], state, std=0.2, generator=gen, tape=tape)
-        state = out.state
-        outs.append(out)
-    if tape is not None:
-        replay = model.replay(tape)
-        log_probs, baselines, logits = replay.location_log_probs, replay.baselines, replay.logits
-    else:
-        log_probs = torch.stack([o.location_log_prob for o in outs])
-        baselines = torch.stack([o.baseline for o in outs])
-        logits = outs[-1].logits
-    loss = (
+    return glimpses, locations, labels, returns
+
+
+def _loss(log_probs: torch.Tensor, baselines: torch.Tensor, logits: torch.Tensor, labels, returns):
+    """A mix of every term the trainer's losses use (CE, class log-prob, REINFORCE, MSE)."""
+    return (
         F.cross_entropy(logits, labels)
         + 0.5 * torch.log_softmax(logits, -1)[:, 2].mean()
         - (log_probs[:-1] * (returns - baselines[:-1]).detach()).sum(0).mean()
         + (baselines - returns).square().mean()
     )
+
+
+def _grads(model: RecurrentAttentionModel, loss: torch.Tensor) -> dict[str, torch.Tensor]:
     model.zero_grad(set_to_none=True)
     loss.backward()
-    grads = {
+    return {
         name: p.grad.clone() if p.grad is not None else torch.zeros_like(p)
         for name, p in model.named_parameters()
     }
-    return loss.detach(), grads
 
 
-@pytest.mark.parametrize("preallocate", [True, False])
+def _step_by_step(model: RecurrentAttentionModel, episode: tuple[torch.Tensor, ...]):
+    """Autograd through T :meth:`step` calls: loss, grads and the samples drawn."""
+    glimpses, locations, labels, returns = episode
+    gen = torch.Generator().manual_seed(3)
+    state, outs = None, []
+    for t in range(glimpses.shape[0]):
+        out = model.step(glimpses[t], locations[t], state, std=0.2, generator=gen)
+        state = out.state
+        outs.append(out)
+    log_probs = torch.stack([o.location_log_prob for o in outs])
+    baselines = torch.stack([o.baseline for o in outs])
+    loss = _loss(log_probs, baselines, outs[-1].logits, labels, returns)
+    return loss.detach(), _grads(model, loss), torch.stack([o.sample for o in outs])
+
+
+def _replayed(model: RecurrentAttentionModel, episode, samples: torch.Tensor):
+    glimpses, locations, labels, returns = episode
+    out = model.replay(glimpses, locations, samples, std=0.2)
+    loss = _loss(out.location_log_probs, out.baselines, out.logits, labels, returns)
+    return loss.detach(), _grads(model, loss)
+
+
+@pytest.mark.parametrize("location_mlp_hidden", [0, 8])
 @pytest.mark.parametrize("detach", [True, False])
-def test_tape_replay_matches_autograd(detach: bool, preallocate: bool) -> None:
-    """The batched hand-written BPTT gives autograd's gradients (float64, exact)."""
+@pytest.mark.parametrize("core", CORES)
+def test_replay_matches_step_by_step_autograd(
+    core: str, detach: bool, location_mlp_hidden: int
+) -> None:
+    """One batched replay gives the step-by-step unroll's loss and gradients (float64)."""
     torch.manual_seed(0)
-    model = RecurrentAttentionModel(
-        16, 3, RAMConfig(core_hidden=32, glimpse_out=24, detach_location_input=detach)
-    ).double()
-    loss_a, grads_a = _unroll(model, use_tape=False, preallocate=preallocate)
-    loss_t, grads_t = _unroll(model, use_tape=True, preallocate=preallocate)
-    torch.testing.assert_close(loss_t, loss_a, rtol=1e-12, atol=1e-12)
+    config = RAMConfig(
+        core=core,
+        core_hidden=32,
+        glimpse_out=24,
+        detach_location_input=detach,
+        location_mlp_hidden=location_mlp_hidden,
+    )
+    model = RecurrentAttentionModel(16, 3, config).double()
+    episode = _episode(model)
+    loss_a, grads_a, samples = _step_by_step(model, episode)
+    loss_r, grads_r = _replayed(model, episode, samples)
+    torch.testing.assert_close(loss_r, loss_a, rtol=1e-12, atol=1e-12)
     for name, grad in grads_a.items():
-        torch.testing.assert_close(grads_t[name], grad, rtol=1e-9, atol=1e-12, msg=name)
+        torch.testing.assert_close(grads_r[name], grad, rtol=1e-9, atol=1e-12, msg=name)
     assert all(float(g.abs().sum()) > 0 for g in grads_a.values())
 
 
-@pytest.mark.parametrize("preallocate", [True, False])
-def test_bfloat16_tape_approximates_float32_gradients(preallocate: bool) -> None:
-    """Mixed precision: float32 gradients within bfloat16 rounding of the float32 ones."""
+@pytest.mark.parametrize("core", CORES)
+def test_bfloat16_replay_approximates_float32_gradients(core: str) -> None:
+    """Mixed precision (autocast): float32 gradients within bfloat16 rounding."""
     torch.manual_seed(0)
-    model = RecurrentAttentionModel(16, 3, RAMConfig(core_hidden=32, glimpse_out=24))
-    loss_a, grads_a = _unroll(model, use_tape=False, preallocate=preallocate, n=64)
-    loss_b, grads_b = _unroll(
-        model, use_tape=True, preallocate=preallocate, compute_dtype=torch.bfloat16, n=64
+    model = RecurrentAttentionModel(16, 3, RAMConfig(core=core, core_hidden=32, glimpse_out=24))
+    episode = _episode(model, n=64)
+    loss_a, grads_a, samples = _step_by_step(model, episode)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model.replay(episode[0], episode[1], samples, std=0.2)
+    assert out.all_logits.dtype == out.location_log_probs.dtype == torch.float32
+    loss_b, grads_b = (lambda x: (x.detach(), _grads(model, x)))(
+        _loss(out.location_log_probs, out.baselines, out.logits, episode[2], episode[3])
     )
     torch.testing.assert_close(loss_b, loss_a, rtol=2e-2, atol=2e-2)
     for name, grad in grads_a.items():
@@ -306,106 +306,29 @@ def test_bfloat16_tape_approximates_float32_gradients(preallocate: bool) -> None
         assert error < 0.05, (name, error)
 
 
-@pytest.mark.parametrize("compute_dtype", [None, torch.bfloat16])
-@pytest.mark.parametrize("preallocate", [True, False])
-def test_reused_tape_gives_a_fresh_tapes_values(
-    preallocate: bool, compute_dtype: torch.dtype | None
-) -> None:
-    """A tape that recorded (and backpropagated) another rollout gives bit-identical
-    losses and gradients, and reuses its buffers when their size is known."""
-    torch.manual_seed(0)
+def test_replay_shapes() -> None:
     model = RecurrentAttentionModel(16, 3, RAMConfig(core_hidden=32, glimpse_out=24))
-    kwargs = {"use_tape": True, "preallocate": preallocate, "compute_dtype": compute_dtype}
-    loss_fresh, grads_fresh = _unroll(model, **kwargs)
-    tape = RolloutTape()
-    _unroll(model, **kwargs, tape=tape, seed=9)  # another rollout first
-    buffers = {name: b.data_ptr() for name, b in tape._buffers.items()}
-    loss, grads = _unroll(model, **kwargs, tape=tape)
-    assert torch.equal(loss, loss_fresh)
-    for name, grad in grads_fresh.items():
-        assert torch.equal(grads[name], grad), name
-    assert {name: b.data_ptr() for name, b in tape._buffers.items()} == buffers
-    assert bool(buffers) == preallocate
+    glimpses, locations = torch.rand(4, N, 16), torch.rand(4, N, 2)
+    out = model.replay(glimpses, locations, torch.zeros(4, N, 2), std=0.1)
+    assert out.location_log_probs.shape == out.baselines.shape == (4, N)
+    assert out.location_means.shape == (4, N, 2)
+    assert out.all_logits.shape == (4, N, 3) and out.logits.shape == (N, 3)
 
 
-def test_tape_reset_leaves_a_pending_replay_its_storage() -> None:
-    """Reset before the previous replay's backward: new storage, the old replay intact."""
-    torch.manual_seed(0)
-    model = RecurrentAttentionModel(4, 3, RAMConfig(core_hidden=8, glimpse_out=8))
-    tape, data = RolloutTape(2), torch.Generator().manual_seed(0)
-    glimpses = torch.rand(2, 2, N, 4, generator=data)
-
-    def record(rollout: int) -> torch.Tensor:
-        tape.reset(2)
-        state = None
-        for t in range(2):
-            out = model.step(glimpses[rollout, t], torch.zeros(N, 2), state, tape=tape)
-            state = out.state
-        replay = model.replay(tape)
-        return replay.logits.sum() + replay.location_means.sum() + replay.baselines.sum()
-
-    expected = torch.autograd.grad(record(0), model.parameters())
-    first = record(0)  # replayed, not backpropagated yet
-    buffer = tape._buffers["hidden"]
-    record(1)  # a different rollout on the same tape
-    assert tape._buffers["hidden"] is not buffer
-    for got, want in zip(torch.autograd.grad(first, model.parameters()), expected):
-        assert torch.equal(got, want)
-
-
-def test_tape_drops_storage_for_another_batch_size() -> None:
-    model = RecurrentAttentionModel(4, 3, RAMConfig(core_hidden=8, glimpse_out=8))
-    tape = RolloutTape(1)
-    for n in (N, N + 1):
-        tape.reset(1)
-        out = model.step(torch.rand(n, 4), torch.zeros(n, 2), None, tape=tape)
-        assert out.logits.shape == (n, 3) and tape.stacked("hidden").shape == (1, n, 8)
-        model.replay(tape).logits.sum().backward()
-
-
-@pytest.mark.parametrize("horizon", [3, None])
-def test_tape_ones_column_slot(horizon: int | None) -> None:
-    """A widened slot: F columns to write, then a one, then zeros up to a 32-multiple."""
-    assert [biased_width(f) for f in (1, 31, 32, 64, 512)] == [32, 32, 64, 96, 544]
-    tape = RolloutTape(horizon)
-    slot = tape.slot("x", (4, 40), torch.zeros(1), ones_column=True)
-    assert slot.shape == (4, 64)
-    torch.testing.assert_close(slot[:, 40], torch.ones(4))
-    torch.testing.assert_close(slot[:, 41:], torch.zeros(4, 23))
-    slot[:, :40] = 2.0
-    weights, bias = [torch.rand(3, 30), torch.rand(3, 10)], torch.rand(3)
-    torch.testing.assert_close(
-        slot @ _with_bias(weights, bias).t(),
-        slot[:, :30] @ weights[0].t() + slot[:, 30:40] @ weights[1].t() + bias,
-    )
-    assert _with_bias(weights, bias, torch.bfloat16).dtype == torch.bfloat16
-
-
-def test_tape_glimpse_weight_gives_what_and_where_in_one_product() -> None:
-    """[rho | l | 1 | 0] @ widened.T == [fc_glimpse(rho), fc_location(l)]."""
-    model = RecurrentAttentionModel(4, 2)
-    gn = model.glimpse_network
-    widened = model._biased_weight("glimpse")
-    assert widened.shape == (gn.fc_glimpse.out_features + 128, biased_width(4 + 2))
-    rho, loc = torch.rand(5, 4), torch.rand(5, 2)
-    x = torch.cat([rho, loc, torch.ones(5, 1), torch.zeros(5, widened.shape[1] - 7)], 1)
-    with torch.no_grad():
-        expected = torch.cat([gn.fc_glimpse(rho), gn.fc_location(loc)], 1)
-    torch.testing.assert_close(x @ widened.t(), expected)
-
-
-def test_bfloat16_tape_records_bfloat16_activations() -> None:
-    model = RecurrentAttentionModel(16, 3, RAMConfig(core_hidden=32, glimpse_out=24))
-    tape = RolloutTape(2, torch.bfloat16)
-    state = None
-    with torch.no_grad():
-        for _ in range(2):
-            out = model.step(torch.rand(5, 16), torch.zeros(5, 2), state, tape=tape)
-            state = out.state
-    assert tape.stacked("hidden").dtype == torch.bfloat16
-    assert tape.stacked("heads").dtype == tape.stacked("hidden_heads").dtype == torch.float32
-    assert out.logits.dtype == out.location.dtype == torch.float32
-    assert model.glimpse_network.fc_glimpse.weight.dtype == torch.float32
+@pytest.mark.parametrize("core", CORES)
+def test_cell_checkpoints_load(core: str) -> None:
+    """A state dict saved when the core was an ``nn.*Cell`` (the shipped models) loads."""
+    model = RecurrentAttentionModel(16, 3, RAMConfig(core=core, core_hidden=8))
+    state = model.state_dict()
+    old = {
+        k.replace("core_network.rnn.", "core_network.cell.").removesuffix("_l0"): v
+        for k, v in state.items()
+    }
+    assert "core_network.cell.weight_ih" in old
+    other = RecurrentAttentionModel(16, 3, RAMConfig(core=core, core_hidden=8))
+    other.load_state_dict(old)
+    for key, value in other.state_dict().items():
+        assert torch.equal(value, state[key]), key
 
 
 @pytest.mark.parametrize("core", ["rnn", "lstm", "gru"])
@@ -416,17 +339,6 @@ def test_none_state_is_the_zero_initial_state(core: str) -> None:
     b = model.step(glimpse, location, model.initial_state(N), deterministic=True)
     torch.testing.assert_close(a.logits, b.logits)
     torch.testing.assert_close(a.location, b.location)
-    if model.supports_tape:
-        c = model.step(glimpse, location, None, deterministic=True, tape=RolloutTape())
-        torch.testing.assert_close(c.logits, b.logits)
-        torch.testing.assert_close(c.baseline, b.baseline)
-
-
-def test_tape_requires_rnn_core() -> None:
-    model = RecurrentAttentionModel(4, 2, RAMConfig(core="gru", core_hidden=8))
-    assert not model.supports_tape
-    with pytest.raises(ValueError, match="rnn"):
-        model.step(torch.rand(2, 4), torch.zeros(2, 2), model.initial_state(2), tape=RolloutTape())
 
 
 @pytest.mark.parametrize("location_mlp_hidden", [0, 8])

@@ -171,6 +171,35 @@ def test_history_terminal_observation_of_truncated_and_ragged_episodes() -> None
     assert obs["mask"][1].tolist() == [1, 1, 1, 0, 0, 0, 0]
 
 
+def test_sb3_wrappers_equal_the_gymnasium_vector_wrappers() -> None:
+    """GlimpseVecEnv -> GlimpseHistory -> ActionUse (how PPO trains) observes what the
+    Gymnasium vector wrappers give over the same-step native env, terminal observations
+    included."""
+    from glimpse_env.wrappers import VectorActionUse, VectorGlimpseHistory
+
+    n, seed = 3, 2
+    sb3 = ActionUse(GlimpseHistory(GlimpseVecEnv(ENV_ID, num_envs=n, seed=seed)))
+    native = gym.make_vec(ENV_ID, num_envs=n, autoreset_mode="SameStep")
+    gymnasium_envs = VectorActionUse(VectorGlimpseHistory(native))
+    assert sb3.observation_space == gymnasium_envs.single_observation_space
+    rng = np.random.default_rng(0)
+    obs, (expected, _) = sb3.reset(), gymnasium_envs.reset(seed=seed)
+    for _ in range(2 * T):
+        assert obs.keys() == expected.keys()
+        for key in obs:
+            np.testing.assert_array_equal(obs[key], expected[key])
+            assert obs[key].dtype == expected[key].dtype
+        actions = _random_actions(rng, n)
+        sb3.step_async(actions)
+        obs, _, dones, infos = sb3.step_wait()
+        expected, _, terminated, _, info = gymnasium_envs.step(actions)
+        np.testing.assert_array_equal(dones, terminated)
+        for i in np.flatnonzero(dones):
+            final = info["final_obs"][i]
+            for key, value in infos[i]["terminal_observation"].items():
+                np.testing.assert_array_equal(value, final[key])
+
+
 # ---------------------------------------------------------------------- action use
 def test_action_use_by_hand() -> None:
     steps = np.array([0, 5, 6, 7])
@@ -340,7 +369,7 @@ def test_recurrent_ppo_resume_reaches_the_full_step_count(tmp_path: Path) -> Non
 
 def test_time_budget_stops_early_and_still_checkpoints(tmp_path: Path) -> None:
     run_dir = tmp_path / "budget"
-    argv = ["train", "ppo", "--no-history", "--run-dir", str(run_dir), "--time-budget", "0"]
+    argv = ["train", "ppo", "--no-history", "--run-dir", str(run_dir), "--max-minutes", "0"]
     argv += ["--total-steps", "100000", "--eval-every", "0", "--final-eval-images", "0", *SMALL]
     assert main(argv) == 0
     meta = json.loads((run_dir / "meta.json").read_text())
