@@ -161,6 +161,36 @@ def checkpoint_in_run_dir(run_dir: Path, meta: dict[str, Any], meta_file: Path) 
     return run_dir / relative
 
 
+#: ``env_kwargs`` that belong to one use of an env, never to a trained agent.
+_PER_USE_ENV_KWARGS: tuple[str, ...] = ("split", "sequential", "autoreset_mode", "render_mode")
+
+
+def env_kwargs_from_meta(meta: Mapping[str, Any], data_dir: str | None = None) -> dict[str, Any]:
+    """The env keyword arguments of a trained agent, from its ``meta.json``: the env's
+    settings it was trained with, and the data folder.
+
+    The one reader of ``env_kwargs`` saved by a run (``glimpse eval``, ``render``, reproduce):
+    keys that belong to one use of an env (``split``, ``sequential``, ...) are dropped.
+
+    Args:
+        meta: the run's ``meta.json`` (any schema version).
+        data_dir: MNIST folder given now; None: the run's own if that folder exists here
+            (else the default: ``$GLIMPSE_ENV_DATA`` or the user cache).
+
+    Returns:
+        Keyword arguments for ``gym.make`` / ``gym.make_vec`` (without the split).
+    """
+    kwargs = dict(meta.get("env_kwargs") or {})
+    saved = kwargs.pop("data_dir", None) or meta.get("data_dir")  # version 0: in env_kwargs
+    for key in _PER_USE_ENV_KWARGS:
+        kwargs.pop(key, None)
+    if data_dir is not None:
+        kwargs["data_dir"] = data_dir
+    elif saved and Path(saved).is_dir():
+        kwargs["data_dir"] = str(saved)
+    return kwargs
+
+
 def load_policy(path: str | os.PathLike, device: str = "cpu") -> LoadedPolicy:
     """Load any trained agent saved by ``glimpse train``.
 
@@ -176,7 +206,8 @@ def load_policy(path: str | os.PathLike, device: str = "cpu") -> LoadedPolicy:
             f"no loader for agent kind {agent!r} (known: {sorted(_LOADERS)}); "
             "for SB3 models install the extra: pip install 'glimpse-env[sb3]'"
         )
-    return LoadedPolicy(_LOADERS[agent](file, meta, device), file, meta)
+    loader_meta = {**meta, "env_kwargs": env_kwargs_from_meta(meta)}
+    return LoadedPolicy(_LOADERS[agent](file, loader_meta, device), file, meta)
 
 
 def check_policy_fits(policy: Policy, envs: Any) -> None:

@@ -59,7 +59,11 @@ def export_pretrained(run_dir: str | Path, command: str, dest: Path | None = Non
     )
     write_json(
         dest / "meta.json",
-        {**meta, "env_kwargs": env_kwargs, "checkpoint": "model.pt"},
+        {
+            **{k: v for k, v in meta.items() if k != "data_dir"},  # no local paths shipped
+            "env_kwargs": env_kwargs,
+            "checkpoint": "model.pt",
+        },
     )
     write_json(dest / "eval.json", evaluation)
     atomic_write_bytes(

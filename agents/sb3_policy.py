@@ -421,15 +421,13 @@ def load_sb3_policy(path: Path, meta: dict[str, Any], device: str = "cpu") -> SB
 
     Args:
         path: the model file.
-        meta: the run's ``meta.json`` (``agent``, ``env_id``, ``env_kwargs``; an optional
-            ``data_dir`` is used when that folder exists).
+        meta: the run's ``meta.json`` (``agent``, ``env_id``, ``env_kwargs``, as
+            :func:`agents.policy.load_policy` passes them: with the run's data folder when
+            it exists here).
         device: torch device for the model.
     """
     model = _algorithm(meta["agent"]).load(str(path), device=device)
-    env_kwargs = dict(meta.get("env_kwargs", {}))
-    data_dir = meta.get("data_dir")
-    if data_dir and "data_dir" not in env_kwargs and Path(data_dir).is_dir():
-        env_kwargs["data_dir"] = data_dir
+    env_kwargs = dict(meta.get("env_kwargs", {}))  # load_policy: env_kwargs_from_meta
     return SB3Policy(model, meta["env_id"], env_kwargs, meta.get("action_use"))
 
 

@@ -37,11 +37,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from machine_info import cpu_info
 
 import glimpse_env
 from glimpse_env import _kernels
 from glimpse_env.sensor import extract_glimpses, summed_area_table
+from train.machine_info import cpu_info
 
 RESULTS = Path(__file__).resolve().parent / "results" / "env_throughput.json"
 VECTOR_IDS = ("GlimpseMNIST-v0", "GlimpseClutteredMNIST100-v0")

@@ -28,14 +28,10 @@ Writes one JSON (``--out``) and prints a table.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import glimpse_env  # noqa: F401  (registers the envs)
 from agents.checkpoints import write_json

@@ -35,14 +35,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import glimpse_env  # registers the ids
+from agents.sb3_presets import get_preset
+from train.machine_info import cpu_info
 
-from machine_info import cpu_info  # noqa: E402
-
-import glimpse_env  # noqa: E402  (registers the ids)
-from agents.sb3_presets import get_preset  # noqa: E402
+RESULTS = Path(__file__).resolve().parent / "results" / "sb3_throughput.json"
 
 #: name -> (agent, hyperparameter overrides of the GlimpseMNIST-v0 preset, description)
 CONFIGS: dict[str, tuple[str, dict[str, Any], str]] = {
@@ -101,7 +98,7 @@ def train_once(name: str, backend: str, env_id: str, steps: int, num_envs: int) 
     hp = dataclasses.replace(get_preset(agent, env_id), num_envs=num_envs, **overrides)
     if hp.batch_size == 0:  # one minibatch = the whole rollout
         hp = dataclasses.replace(hp, batch_size=hp.n_steps * hp.num_envs)
-    config = PPOTrainConfig(agent=agent, env_id=env_id, hyperparams=hp, seed=0)
+    config = PPOTrainConfig(recurrent=agent == "recurrent_ppo", env=env_id, hyperparams=hp, seed=0)
     env = make_env(backend, agent, env_id, hp.num_envs, hp.history)
     model = build_model(config, env, "cpu")
     model.set_logger(Logger(folder=None, output_formats=[]))
@@ -147,9 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="comma-separated sub-env counts, each benchmarked (default: the PPO preset's)",
     )
-    parser.add_argument(
-        "--out", default=str(REPO / "benchmarks" / "results" / "sb3_throughput.json")
-    )
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = [n for n in args.configs.split(",") if n]

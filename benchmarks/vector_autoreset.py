@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from machine_info import cpu_info
+from train.machine_info import cpu_info
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results" / "vector_autoreset.json"

@@ -79,3 +79,19 @@ def sensor_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         pytest.importorskip("numba", reason="the compiled loops need numba (extra 'fast')")
     monkeypatch.setattr(_kernels, "ENABLED", request.param == "compiled")
     return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op torch thread for the module (``pytestmark = usefixtures(...)``).
+
+    Tiny models are as fast on one thread, and immune to a busy second core: with 2 OpenMP
+    threads and another process saturating one of the 2 cores, every op waits for the
+    descheduled thread (the trainer tests went from ~10 s to minutes).
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

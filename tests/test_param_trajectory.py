@@ -67,7 +67,6 @@ def test_the_same_code_twice_gives_the_same_trajectory(
     assert [r["iteration"] for r in rows] == [1, 2, 3]
     assert all(r["max_abs_diff"] == 0.0 for r in rows)
     # and the parameters did move: a trajectory, not a frozen model
-    assert not torch.equal(
-        a["snapshots"][1]["core_network.cell.weight_hh"],
-        a["snapshots"][3]["core_network.cell.weight_hh"],
-    )
+    first, last = a["snapshots"][1], a["snapshots"][3]
+    moved = [name for name in first if not torch.equal(first[name], last[name])]
+    assert any(name.startswith("core_network.") for name in moved), moved

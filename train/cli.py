@@ -27,6 +27,9 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "train.train_cmd",
     "train.eval_cmd",
     "train.render_cmd",
+    "train.reproduce",
+    "train.compare",
+    "train.bench",
 )
 
 

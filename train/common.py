@@ -1,18 +1,41 @@
-"""Pieces every training command shares: devices, run folders, metric logs."""
+"""Pieces every ``glimpse`` command shares: splits, devices, metric logs, checkpoint
+arguments, and the one way a config dataclass becomes command-line flags.
+
+Config to flags: every field of a config dataclass is a ``--flag`` (``n_glimpses`` ->
+``--n-glimpses``), documented by the string literal under the field (its attribute
+docstring), checked as it is parsed against the bounds and choices in the field's
+``metadata`` (:mod:`train.validation`). :func:`add_config_flags` adds them,
+:func:`flag_values` reads back the ones given. :class:`RunOptions` (run control) and
+:class:`EnvOptions` (the env's own settings) are the parts the training commands share.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import dataclasses
-import json
+import inspect
+import itertools
+import textwrap
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from agents.sb3_presets import json_ready
+from glimpse_env.envs import REWARDS, STARTS
 from train.errors import GlimpseError, UsageError
-from train.validation import bounds_of, check_fields, describe_bounds, number_type
+from train.validation import (
+    MAX_SEED,
+    bounds_of,
+    check_fields,
+    describe_bounds,
+    device_name,
+    int_list,
+    number_type,
+)
 
 #: Images in each MNIST split (``val`` is the last 10,000 training digits).
 SPLIT_SIZES: dict[str, int] = {"train": 50_000, "val": 10_000, "test": 10_000, "train_full": 60_000}
@@ -25,6 +48,16 @@ TRAINING_SPLITS: tuple[str, ...] = ("train", "train_full")
 def validation_held_out(split: str) -> bool:
     """Whether the validation digits (``val``) are outside the training split ``split``."""
     return split == "train"
+
+
+def epochs_summary(iterations: int, batch_size: int, n_train: int, split: str) -> dict[str, Any]:
+    """The entries of ``eval.json`` about the images a run of ``iterations`` batches of
+    ``batch_size`` on ``split`` (``n_train`` images) trained on."""
+    return {
+        "epochs": iterations * batch_size / n_train,
+        "images_seen": iterations * batch_size,
+        "validation_held_out": validation_held_out(split),
+    }
 
 
 def training_split_notice(split: str) -> str | None:
@@ -279,45 +312,33 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def env_kwargs_for(trained_kwargs: dict[str, Any], data_dir: str | None) -> dict[str, Any]:
-    """The env keyword arguments an agent was trained with, pointed at ``data_dir`` if given."""
-    kwargs = dict(trained_kwargs)
-    if data_dir is not None:
-        kwargs["data_dir"] = data_dir
-    return kwargs
+# ------------------------------------------------------------------ config to flags
+#: ``metadata`` of a field that ``--resume`` may change (run control: it does not change
+#: what is trained); the run's saved value is kept unless the flag is given.
+CHANGEABLE: dict[str, str] = {"resume": "changeable"}
+#: ``metadata`` of a field that concerns one invocation only: never taken from the saved
+#: run, always from the command line (or the field's default).
+PER_INVOCATION: dict[str, str] = {"resume": "per_invocation"}
+
+#: Field types that are flags (the text of the annotation up to ``|``), and their kind.
+_FLAG_KINDS: dict[str, type] = {
+    "bool": bool,
+    "int": int,
+    "float": float,
+    "str": str,
+    "tuple[int, ...]": tuple,
+}
 
 
-@dataclasses.dataclass
-class RunOptions:
-    """Run-control options every ``glimpse train`` config shares (each a ``--flag``)."""
+def flag_name(name: str) -> str:
+    """The flag of a field: ``n_glimpses`` -> ``--n-glimpses``."""
+    return "--" + name.replace("_", "-")
 
-    test_images: int | None = dataclasses.field(
-        default=None, metadata={"ge": 1, "le": 10_000, "why": "the test split has 10,000 images"}
-    )
-    """Test images of the final evaluation (None: the whole test split)."""
-    stop_after: int | None = dataclasses.field(default=None, metadata={"ge": 1})
-    """Stop abruptly after this many iterations of this invocation, as if killed (no
-    checkpoint is written at the stop); for testing ``--resume``."""
-    max_minutes: float | None = dataclasses.field(default=None, metadata={"ge": 0.0})
-    """Cap on the training wall-clock in minutes (all invocations of the run together,
-    validation included): then stop cleanly after the current iteration (checkpoint,
-    validation, test evaluation; eval.json records it). None: no cap."""
-    threads: int | None = dataclasses.field(default=None, metadata={"ge": 1})
-    """torch CPU threads (None: torch's default)."""
-    data_dir: str | None = None
-    """MNIST folder (default: $GLIMPSE_ENV_DATA or the user cache)."""
-    progress: bool = True
-    """Progress bar (else a log line per ``log_every``)."""
-    extra_env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """Further env keyword arguments."""
 
-    def __post_init__(self) -> None:
-        """Check every bounded field (``metadata`` bounds; see :mod:`train.validation`).
-
-        Raises:
-            ValueError: naming the first field out of bounds.
-        """
-        check_fields(self)
+def flag_kind(f: dataclasses.Field) -> type | None:
+    """``bool``, ``int``, ``float``, ``str`` or ``tuple`` (of ints) for a field that is a
+    flag; None for one that is not (a dict, a nested config)."""
+    return _FLAG_KINDS.get(str(f.type).split(" | ")[0])
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -326,17 +347,13 @@ def field_docs(cls: type) -> dict[str, str]:
 
     Used for ``--help``, so each field's documentation is written once, in the config class.
     """
-    import ast
-    import inspect
-    import itertools
-
     docs: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         if not dataclasses.is_dataclass(klass):
             continue
         try:
-            tree = ast.parse(inspect.getsource(klass))
-        except (OSError, TypeError):  # source not available (e.g. frozen app)
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):  # source not available (e.g. frozen app)
             continue
         body = tree.body[0].body  # type: ignore[attr-defined]
         for node, nxt in itertools.pairwise(body):
@@ -351,221 +368,204 @@ def field_docs(cls: type) -> dict[str, str]:
 
 
 def config_fields(cls: type) -> list[dataclasses.Field]:
-    """A config dataclass's fields in flag order: those it declares itself first, then the
-    inherited ones (the shared :class:`RunOptions`)."""
-    own = set(vars(cls).get("__annotations__", {}))
-    return sorted(dataclasses.fields(cls), key=lambda f: f.name not in own)
+    """A config dataclass's fields in flag order: the env's settings (:class:`EnvOptions`),
+    those the config declares itself, then the run control (:class:`RunOptions`)."""
+    rank = {EnvOptions: 0, RunOptions: 2}
+    return sorted(dataclasses.fields(cls), key=lambda f: rank.get(_declared_by(cls, f.name), 1))
+
+
+def _declared_by(cls: type, name: str) -> type:
+    """The class of ``cls``'s MRO that declares the field ``name``."""
+    return next(k for k in cls.__mro__ if name in inspect.get_annotations(k))
 
 
 def add_config_flags(
-    parser: Any, cls: type, skip: set[str], choices: dict[str, tuple[str, ...]] | None = None
+    parser: Any,
+    cls: type,
+    choices: dict[str, tuple[str, ...]] | None = None,
+    shown: dict[str, str] | None = None,
 ) -> None:
-    """One ``--flag`` per field of the config dataclass ``cls`` (except ``skip``).
+    """One ``--flag`` per field of the config dataclass ``cls`` (fields that are not flags,
+    such as dicts or nested configs, are left out).
 
-    Flags default to ``None`` (= keep the config's default); booleans get ``--x/--no-x``.
-    Numbers are checked as they are parsed: a float must be finite, and a field's
-    ``metadata`` bounds (``ge``, ``gt``, ``le``, ``lt``; see :mod:`train.validation`) apply,
-    so a value out of bounds is a usage error naming the flag.
-    """
-    docs = field_docs(cls)
-    for f in config_fields(cls):
-        if f.name in skip:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        text = str(f.type)
-        if text.startswith("bool"):
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=None, help=docs.get(f.name)
-            )
-            continue
-        kind = int if text.startswith("int") else float if text.startswith("float") else str
-        bounds = bounds_of(f.metadata)
-        allowed = f"; {describe_bounds(bounds)}" if describe_bounds(bounds) else ""
-        parser.add_argument(
-            flag,
-            type=str if kind is str else number_type(kind, **bounds),
-            default=None,
-            choices=(choices or {}).get(f.name),
-            help=f"{docs.get(f.name, '')} (default: {f.default}{allowed})",
-        )
-
-
-def config_from_args(args: Any, cls: type, base: dict[str, Any] | None = None) -> Any:
-    """A config: ``cls`` defaults, then ``base`` (e.g. a preset), then the flags given.
-
-    With ``--resume RUN_DIR`` the run's saved ``config.json`` is the starting point instead
-    (see :func:`resumed_config`).
-    """
-    if args.resume:
-        return resumed_config(args, cls, base)
-    values: dict[str, Any] = dict(base or {})
-    for f in dataclasses.fields(cls):
-        v = getattr(args, f.name, None)
-        if v is not None and f.name != "progress":
-            values[f.name] = v
-    values["progress"] = not args.no_progress
-    return cls(**values)
-
-
-#: Fields a resumed run takes from the command line: they only concern this invocation.
-_PER_INVOCATION: tuple[str, ...] = ("progress", "stop_after")
-
-
-def run_control_fields() -> tuple[str, ...]:
-    """Fields of a saved run that ``--resume`` may change: the run-control options of
-    :class:`RunOptions` (wall-clock cap, test images, threads, data folder, ...); they do not
-    change what is trained."""
-    return tuple(f.name for f in dataclasses.fields(RunOptions))
-
-
-def resumed_config(args: Any, cls: type, base: dict[str, Any] | None = None) -> Any:
-    """The saved config of the run named by ``--resume``, with the run-control flags given.
-
-    Every flag given (and every value of ``base``, e.g. a ``--preset``) is compared with
-    the run's saved ``config.json``. Run-control options (:func:`run_control_fields`) are
-    applied and reported on stdout; any other flag that differs from the saved value is
-    refused, naming the flags and the saved values (a flag equal to it is fine).
+    Every flag defaults to ``None`` (= not given: the config's default, a preset's or the
+    saved run's value applies); booleans get ``--x/--no-x``, ``tuple[int, ...]`` takes
+    ``N,N,...``. Values are checked as they are parsed against the field's ``metadata``:
+    bounds (``ge``, ``gt``, ``le``, ``lt``; every float finite), ``choices``, or its own
+    argparse ``parse`` function, so a bad value is a usage error naming the flag. Inherited
+    fields go into one argument group per base class, titled by its docstring.
 
     Args:
-        args: the parsed arguments (``args.resume`` set).
-        cls: the config dataclass of the command.
-        base: values from a preset, as for a new run.
-
-    Returns:
-        The config to continue the run with.
-
-    Raises:
-        UsageError: if flags contradict the saved config, or ``--run-dir`` names another
-            folder.
-        GlimpseError: if the folder is not a run folder of this command.
+        parser: the parser (or an argument group).
+        cls: the config dataclass.
+        choices: allowed values of ``str`` fields whose metadata has none.
+        shown: what ``--help`` shows as a field's default (else the field's default).
     """
-    run_dir = Path(args.resume)
-    agent = getattr(args, "agent", None) or cls.__name__
-    saved = read_saved_config(run_dir, cls, agent)
-    if getattr(args, "run_dir", None) is not None and (
-        Path(args.run_dir).absolute() != run_dir.absolute()
-    ):
-        raise UsageError(
-            f"--run-dir {args.run_dir} and --resume {args.resume} name different folders; "
-            "give only --resume RUN_DIR to continue a run"
-        )
-    origin = f" (from --preset {args.preset})" if getattr(args, "preset", None) else ""
-    given: dict[str, tuple[Any, str]] = {k: (v, origin) for k, v in (base or {}).items()}
-    for f in dataclasses.fields(cls):
-        v = getattr(args, f.name, None)
-        if v is not None and f.name not in ("run_dir", *_PER_INVOCATION):
-            given[f.name] = (v, "")
-    changeable = set(run_control_fields())
-    conflicts, applied = [], []
-    changes: dict[str, Any] = {}
-    for name, (value, source) in given.items():
-        old = getattr(saved, name)
-        if value == old:
+    docs = field_docs(cls)
+    groups: dict[type, Any] = {}
+    for f in config_fields(cls):
+        kind = flag_kind(f)
+        if kind is None:
             continue
-        if name in changeable:
-            changes[name] = value
-            applied.append(f"{_flag_text(name, value)} (was {_show(old)})")
-        else:
-            conflicts.append(f"{_flag_text(name, value)}{source} (saved: {_show(old)})")
-    if conflicts:
-        allowed = ", ".join(
-            "--" + n.replace("_", "-")
-            for n in run_control_fields()
-            if n not in ("progress", "extra_env_kwargs")
+        owner = _declared_by(cls, f.name)
+        target = parser
+        if owner is not cls:
+            title = (owner.__doc__ or owner.__name__).strip().splitlines()[0].rstrip(".")
+            target = groups.setdefault(owner, parser.add_argument_group(title))
+        # A field's documentation says what None means, so only other defaults are shown.
+        default = (shown or {}).get(f.name)
+        if default is None and f.default is not None:
+            default = show_value(f.default).replace("%", "%%")
+        notes = [f"default: {default}"] if default is not None else []
+        notes += [describe_bounds(bounds_of(f.metadata))] if bounds_of(f.metadata) else []
+        text = docs.get(f.name, "") + (f" ({'; '.join(notes)})" if notes else "")
+        flag = flag_name(f.name)
+        if kind is bool:
+            target.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
+            continue
+        parse = f.metadata.get("parse")
+        if parse is None:
+            parse = {str: str, tuple: int_list}.get(kind) or number_type(
+                kind, **bounds_of(f.metadata)
+            )
+        target.add_argument(
+            flag,
+            type=parse,
+            default=None,
+            choices=f.metadata.get("choices") or (choices or {}).get(f.name),
+            metavar="N,N,..." if kind is tuple else None,
+            help=text,
         )
-        raise UsageError(
-            f"--resume {args.resume} continues the run with its saved settings, which these "
-            f"flags contradict: {', '.join(conflicts)}; drop them to continue the run, or "
-            f"start a new run (--run-dir NEW) to use them (on resume only {allowed} may change)"
-        )
-    if applied:
-        print(f"resuming {run_dir} with {', '.join(applied)}")
-    return dataclasses.replace(
-        saved,
-        **changes,
-        progress=not args.no_progress,
-        stop_after=getattr(args, "stop_after", None),
-    )
 
 
-def _show(value: Any) -> str:
-    if value is None:
+def flag_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The fields of ``cls`` whose flags were given on the command line, with their values."""
+    return {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(cls)
+        if flag_kind(f) is not None and getattr(args, f.name, None) is not None
+    }
+
+
+def show_value(value: Any) -> str:
+    """A value as a flag takes it: ``none``, ``on``/``off``, ``5e-4``, ``64,64``."""
+    if value is None or value is dataclasses.MISSING:
         return "none"
     if isinstance(value, bool):
         return "on" if value else "off"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value) or "(none)"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _flag_text(name: str, value: Any) -> str:
-    flag = "--" + name.replace("_", "-")
+def flag_text(name: str, value: Any) -> str:
+    """A flag as it would be given: ``--lr 0.1``, ``--no-hybrid``."""
+    flag = flag_name(name)
     if isinstance(value, bool):
         return flag if value else "--no-" + flag[2:]
-    return f"{flag} {_show(value)}"
+    return f"{flag} {show_value(value)}"
 
 
-def read_saved_config(run_dir: Path, cls: type, agent: str) -> Any:
-    """The config saved in ``run_dir/config.json`` by ``glimpse train AGENT``.
+# ------------------------------------------------------------------ shared config parts
+class Checked:
+    """Base of the config dataclasses: every field is checked when a config is built."""
 
-    Raises:
-        GlimpseError: if the folder or its ``config.json`` is missing, unreadable, of
-            another agent, or holds settings ``cls`` does not take.
+    def __post_init__(self) -> None:
+        """Check every field's bounds and choices (see :mod:`train.validation`).
+
+        Raises:
+            ValueError: naming the first bad field (as its ``--flag``).
+        """
+        check_fields(self)
+
+
+@dataclass
+class RunOptions(Checked):
+    """Run control (every glimpse train command).
+
+    The base of every training config: besides these fields it names the command
+    (:attr:`command`, :attr:`agent`) and reads itself back from ``config.json``
+    (:meth:`from_dict`). Every field is a ``--flag`` (:func:`add_config_flags`).
     """
-    config_file = run_dir / "config.json"
-    if not run_dir.is_dir():
-        raise GlimpseError(
-            f"--resume {run_dir}: no such folder; give the run folder of the run to continue"
-        )
-    check_run_agent(run_dir, (agent,))
-    if not config_file.is_file():
-        raise GlimpseError(
-            f"--resume {run_dir}: it has no config.json, so it is not a run folder of "
-            f"'glimpse train {agent}'; check the folder, or start a new run there with --run-dir"
-        )
-    try:
-        saved = json.loads(config_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise GlimpseError(
-            f"{config_file} is not valid JSON ({exc.msg} at line {exc.lineno}): the run folder "
-            "is damaged; restore config.json or start a new run"
-        ) from exc
-    known = {f.name for f in dataclasses.fields(cls)}
-    if not isinstance(saved, dict) or set(saved) - known:
-        unknown = sorted(set(saved) - known) if isinstance(saved, dict) else type(saved).__name__
-        raise GlimpseError(
-            f"{config_file} is not a config of 'glimpse train {agent}' (unexpected: {unknown}); "
-            "resume a run with the command that started it"
-        )
-    try:
-        return cls(**saved)
-    except (TypeError, ValueError) as exc:
-        raise GlimpseError(
-            f"{config_file} holds settings 'glimpse train {agent}' refuses ({exc}); "
-            "restore config.json or start a new run"
-        ) from exc
+
+    #: The ``glimpse train`` subcommand of the config.
+    command: ClassVar[str] = ""
+    #: The ``meta.json`` agent kinds its runs have (what ``--resume`` continues).
+    agents: ClassVar[tuple[str, ...]] = ()
+    #: Keys of older ``config.json`` files that no longer exist (dropped when read back).
+    retired: ClassVar[tuple[str, ...]] = ("extra_env_kwargs",)
+
+    seed: int = field(default=0, metadata={"ge": 0, "le": MAX_SEED})
+    """Seed of the model, the sampling and the env."""
+    device: str = field(default="auto", metadata={"parse": device_name})
+    """Torch device: auto (CUDA when available), cpu, cuda or cuda:N."""
+    run_dir: str | None = None
+    """Run folder, empty or new (default: runs/<agent>-<env>-<time>); it belongs to this
+    run and is locked while it trains."""
+    data_dir: str | None = field(default=None, metadata=CHANGEABLE)
+    """MNIST folder (default: $GLIMPSE_ENV_DATA or the user cache)."""
+    threads: int | None = field(default=None, metadata={"ge": 1, **CHANGEABLE})
+    """torch CPU threads (None: torch's default)."""
+    max_minutes: float | None = field(default=None, metadata={"ge": 0.0, **CHANGEABLE})
+    """Cap on the training wall-clock in minutes (all invocations of the run together,
+    validation included): then stop cleanly after the current iteration (checkpoint,
+    validation, final evaluation; eval.json records it). None: no cap."""
+    stop_after: int | None = field(default=None, metadata={"ge": 1, **PER_INVOCATION})
+    """Stop abruptly after this many iterations of this invocation, as if killed (no
+    checkpoint is written at the stop); for testing --resume."""
+    progress: bool = field(default=True, metadata=PER_INVOCATION)
+    """Progress bar (--no-progress: a log line per metrics row instead)."""
+
+    @property
+    def agent(self) -> str:
+        """The run's agent kind (``meta.json["agent"]``; the default run folder's name)."""
+        return self.command
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as JSON-able data (what ``config.json`` holds)."""
+        return json_ready(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Any:
+        """The config saved as ``values`` by :meth:`to_dict`.
+
+        Raises:
+            TypeError: for keys the config does not have (naming them).
+            ValueError: for values out of bounds.
+        """
+        values = {k: v for k, v in values.items() if k not in cls.retired}
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise TypeError(f"unexpected: {unknown}")
+        return cls(**values)
 
 
-def check_run_agent(run_dir: Path, agents: tuple[str, ...]) -> None:
-    """Refuse to resume a run of another kind of agent (read from its ``meta.json``).
+@dataclass
+class EnvOptions(Checked):
+    """The env's own settings (the arguments of glimpse_env.envs.GlimpseEnv).
 
-    Raises:
-        GlimpseError: naming the command that continues it.
+    :meth:`env_kwargs` turns them into the env's keyword arguments; what a run was trained
+    with is saved in its ``meta.json`` and read back by :func:`agents.policy.env_kwargs_from_meta`.
     """
-    try:
-        meta = json.loads((run_dir / "meta.json").read_text())
-    except (OSError, ValueError):
-        return  # no (readable) meta.json: config.json decides
-    kind = meta.get("agent") if isinstance(meta, dict) else None
-    if kind is None or kind in agents:
-        return
-    command = {"recurrent_ppo": "ppo"}.get(kind, kind)
-    raise GlimpseError(
-        f"--resume {run_dir}: it is a {kind} run; continue it with "
-        f"'glimpse train {command} --resume {run_dir}'"
-    )
 
+    n_glimpses: int | None = field(default=None, metadata={"ge": 1})
+    """Glimpses per episode (None: the env's default, the paper's setting)."""
+    glimpse_size: int | None = field(default=None, metadata={"ge": 1})
+    """Side of the glimpse's first scale in pixels (None: the env's default)."""
+    n_scales: int | None = field(default=None, metadata={"ge": 1})
+    """Scales per glimpse, each twice the side of the one before (None: the env's default)."""
+    start: str = field(default="random", metadata={"choices": STARTS})
+    """First glimpse location: random (paper) or center."""
+    reward: str = field(default="sparse", metadata={"choices": REWARDS})
+    """sparse: 1 at the last step if the class is right (paper); dense: log p(label) at
+    every step."""
 
-def dump_config(path: Path, config: dict[str, Any]) -> None:
-    """Write the resolved configuration as JSON (atomically)."""
-    from agents.checkpoints import write_json
-
-    write_json(path, json.loads(json.dumps(config, default=str)))
+    def env_kwargs(self) -> dict[str, Any]:
+        """The env keyword arguments of these settings (``None``: the env's default, left out)."""
+        kwargs: dict[str, Any] = {"start": self.start, "reward": self.reward}
+        for name in ("n_glimpses", "glimpse_size", "n_scales"):
+            if getattr(self, name) is not None:
+                kwargs[name] = getattr(self, name)
+        return kwargs

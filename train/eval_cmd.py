@@ -8,17 +8,18 @@ import os
 from pathlib import Path
 from typing import Any
 
+from agents.policy import env_kwargs_from_meta
 from train.common import (
     SPLIT_SIZES,
     add_checkpoint_arguments,
     check_images,
     checkpoint_from_args,
-    env_kwargs_for,
     load_for_cli,
     read_meta_for_cli,
     resolve_device,
 )
 from train.errors import UsageError
+from train.harness import error_text
 from train.validation import device_name, positive_int
 
 
@@ -63,7 +64,6 @@ def run(args: argparse.Namespace) -> int:
         result = _evaluate_baseline(path, args)
     else:
         loaded = load_for_cli(path, load_policy, device=args.device)
-        env_kwargs = env_kwargs_for(loaded.policy.env_kwargs, args.data_dir)
         result = evaluate_policy(
             loaded.policy,
             env_id=args.env,
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             n_images=args.n_images,
             mode=args.mode,
             num_envs=args.num_envs,
-            env_kwargs=env_kwargs,
+            env_kwargs=env_kwargs_from_meta(loaded.meta, args.data_dir),
             progress=not args.json,
         )
         result["checkpoint"] = str(loaded.path)
@@ -81,8 +81,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(
             f"{result['agent']} on {result['env_id']} {result['split']} ({result['mode']}): "
-            f"error {100 * result['error_rate']:.2f}% "
-            f"({result['n_images'] - result['n_correct']}/{result['n_images']} wrong)"
+            + error_text(result)
         )
     return 0
 
@@ -94,13 +93,12 @@ def _evaluate_baseline(path: str | os.PathLike, args: argparse.Namespace) -> dic
     if args.mode != "deterministic":
         raise UsageError("a supervised baseline has no sampled mode: use --mode deterministic")
     loaded = load_for_cli(Path(path), load_baseline, device=args.device)
-    env_kwargs = env_kwargs_for(loaded.env_kwargs, args.data_dir)
     result = evaluate_baseline(
         loaded.model,
         args.env or loaded.env_id,
         split=args.split,
         n_images=args.n_images,
-        env_kwargs=env_kwargs,
+        env_kwargs=env_kwargs_from_meta(loaded.meta, args.data_dir),
         batch_size=args.num_envs,
         progress=not args.json,
     )

@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from agents.policy import env_kwargs_from_meta
 from train.common import (
     SPLIT_SIZES,
     add_checkpoint_arguments,
     check_images,
     checkpoint_from_args,
-    env_kwargs_for,
     load_for_cli,
     read_meta_for_cli,
 )
@@ -59,6 +59,8 @@ def render_policy(
     """Frames of ``n`` test episodes: ``frames[t][i]`` after glimpse ``t + 1`` of image ``i``.
 
     The last frame of each episode is labelled with the true and predicted class.
+    ``env_kwargs``: the env's settings (:func:`agents.policy.env_kwargs_from_meta` reads a
+    run's; default: the env's defaults).
     """
     import gymnasium as gym
     from gymnasium.vector import AutoresetMode
@@ -66,16 +68,13 @@ def render_policy(
     from agents.policy import check_policy_fits, seeded_sampling
     from glimpse_env.rendering import render_frame
 
-    kwargs = {**(env_kwargs or {})}
-    for key in ("split", "sequential", "autoreset_mode"):
-        kwargs.pop(key, None)
     envs = gym.make_vec(
         env_id,
         num_envs=n,
         split=split,
         sequential=True,
         autoreset_mode=AutoresetMode.NEXT_STEP,
-        **kwargs,
+        **(env_kwargs or {}),
     )
     check_policy_fits(policy, envs)
     task = envs.unwrapped.task
@@ -122,15 +121,15 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.out, "--out")
     path = checkpoint_from_args(args)
     read_meta_for_cli(path)
-    policy = load_for_cli(path, load_policy).policy
-    env_kwargs = env_kwargs_for(policy.env_kwargs, args.data_dir)
+    loaded = load_for_cli(path, load_policy)
+    policy = loaded.policy
     frames = render_policy(
         policy,
         args.env or policy.env_id,
         split=args.split,
         n=args.n,
         deterministic=args.mode == "deterministic",
-        env_kwargs=env_kwargs,
+        env_kwargs=env_kwargs_from_meta(loaded.meta, args.data_dir),
     )
     tiles = [grid(step, args.columns) for step in frames]
     out = save_gif(tiles, args.out, fps=args.fps)

@@ -8,8 +8,10 @@ Every ``glimpse train`` command enters its folder through :func:`claim_run_dir`:
   deletes the files a run writes (:data:`RUN_FILES`: config, metadata, checkpoints,
   metrics, TensorBoard logs, evaluation) and nothing else: a folder that also holds other
   files is refused, so that a mistyped ``--run-dir`` never deletes a user's files.
-* **Resume** (``--resume DIR``): the folder must exist; the run continues from its newest
-  usable checkpoint (:func:`load_resume_checkpoint`).
+* **Resume** (``--resume DIR``): the folder must exist and hold a run of the same command
+  (:func:`read_saved_config`: its ``config.json``; :func:`check_run_agent`: its
+  ``meta.json``); the run continues from its newest usable checkpoint
+  (:func:`load_resume_checkpoint`).
 * **Lock**: while a command trains, the folder holds ``.lock`` (created with ``O_EXCL``; it
   holds the process id and host name). A second command on the same folder is refused
   with the holder's process id; the lock is removed when the command ends, also on an
@@ -19,13 +21,14 @@ Every ``glimpse train`` command enters its folder through :func:`claim_run_dir`:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from train.errors import GlimpseError, UsageError
 
@@ -295,3 +298,65 @@ def load_resume_checkpoint(
             "first one): starting it from the beginning with its saved settings"
         )
     return loaded
+
+
+def read_saved_config(run_dir: Path, cls: type) -> Any:
+    """The config saved in ``run_dir/config.json`` by ``glimpse train COMMAND``.
+
+    Raises:
+        GlimpseError: if the folder or its ``config.json`` is missing, unreadable, of
+            another agent, or holds settings ``cls`` does not take.
+    """
+    command = f"'glimpse train {cls.command}'"
+    config_file = run_dir / "config.json"
+    if not run_dir.is_dir():
+        raise GlimpseError(
+            f"--resume {run_dir}: no such folder; give the run folder of the run to continue"
+        )
+    check_run_agent(run_dir, cls.agents)
+    if not config_file.is_file():
+        raise GlimpseError(
+            f"--resume {run_dir}: it has no config.json, so it is not a run folder of "
+            f"{command}; check the folder, or start a new run there with --run-dir"
+        )
+    try:
+        saved = json.loads(config_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise GlimpseError(
+            f"{config_file} is not valid JSON ({exc.msg} at line {exc.lineno}): the run folder "
+            "is damaged; restore config.json or start a new run"
+        ) from exc
+    try:
+        if not isinstance(saved, dict):
+            raise TypeError(f"a JSON {type(saved).__name__}")
+        return cls.from_dict(saved)
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise GlimpseError(
+            f"{config_file} is not a config of {command} ({exc}); "
+            "resume a run with the command that started it"
+        ) from exc
+    except ValueError as exc:
+        raise GlimpseError(
+            f"{config_file} holds settings {command} refuses ({exc}); "
+            "restore config.json or start a new run"
+        ) from exc
+
+
+def check_run_agent(run_dir: Path, agents: tuple[str, ...]) -> None:
+    """Refuse to resume a run of another kind of agent (read from its ``meta.json``).
+
+    Raises:
+        GlimpseError: naming the command that continues it.
+    """
+    try:
+        meta = json.loads((run_dir / "meta.json").read_text())
+    except (OSError, ValueError):
+        return  # no (readable) meta.json: config.json decides
+    kind = meta.get("agent") if isinstance(meta, dict) else None
+    if kind is None or kind in agents:
+        return
+    command = {"recurrent_ppo": "ppo"}.get(kind, kind)
+    raise GlimpseError(
+        f"--resume {run_dir}: it is a {kind} run; continue it with "
+        f"'glimpse train {command} --resume {run_dir}'"
+    )

@@ -3,10 +3,11 @@
 Numbers are checked against bounds given as a plain dict, the same one a config
 dataclass field carries in its metadata (``dataclasses.field(default=64,
 metadata={"ge": 1})``): ``ge`` / ``gt`` (lower bounds), ``le`` / ``lt`` (upper bounds) and
-an optional ``why`` (the reason of an upper bound, shown in the message). Every float must
-be finite. :func:`number_type` makes an argparse ``type=`` from a kind and bounds, so a bad
-value is a usage error naming the flag before any work starts; :func:`check_fields` applies
-the same bounds to a config instance (a ``config.json`` read back, or the Python API).
+an optional ``why`` (the reason of an upper bound, shown in the message); a ``str`` field
+may carry ``choices``. Every float must be finite. :func:`number_type` makes an argparse
+``type=`` from a kind and bounds, so a bad value is a usage error naming the flag before
+any work starts; :func:`check_fields` applies the same bounds and choices to a config
+instance (a ``config.json`` read back, or the Python API).
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ def bounds_of(metadata: Mapping[str, Any]) -> dict[str, Any]:
 def describe_bounds(bounds: Mapping[str, Any]) -> str:
     """The bounds in words, e.g. ``">= 1 and <= 10000"`` (empty without bounds)."""
     ops = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
-    return " and ".join(f"{op} {bounds[key]:g}" for key, op in ops if key in bounds)
+    return " and ".join(f"{op} {_number(bounds[key])}" for key, op in ops if key in bounds)
+
+
+def _number(value: float) -> str:
+    """``5``, ``0.5``, ``4294967295`` (an integer in full, a float short)."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def check_number(value: Any, kind: type, bounds: Mapping[str, Any]) -> Any:
@@ -69,7 +75,7 @@ def check_number(value: Any, kind: type, bounds: Mapping[str, Any]) -> Any:
     )
     if not ok:
         why = f" ({bounds['why']})" if "why" in bounds else ""
-        raise ValueError(f"must be {noun} {describe_bounds(bounds)}{why}, got {value:g}")
+        raise ValueError(f"must be {noun} {describe_bounds(bounds)}{why}, got {_number(value)}")
     return value
 
 
@@ -174,18 +180,23 @@ def check_writable(path: str | Path, flag: str) -> None:
 
 
 def check_fields(obj: Any) -> None:
-    """Check every field of the dataclass instance ``obj`` that has bounds in its metadata.
+    """Check every field of the dataclass instance ``obj`` against its metadata: bounds
+    (``ge``, ``gt``, ``le``, ``lt``) and ``choices``.
 
     ``None`` passes where the field's type allows it.
 
     Raises:
-        ValueError: naming the first field out of bounds (as its ``--flag``).
+        ValueError: naming the first bad field (as its ``--flag``).
     """
     for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        choices = f.metadata.get("choices")
+        if choices is not None and value not in choices:
+            raise ValueError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
         bounds = bounds_of(f.metadata)
         if not bounds:
             continue
-        value = getattr(obj, f.name)
         text = str(f.type)
         if value is None and "None" in text:
             continue
@@ -193,4 +204,4 @@ def check_fields(obj: Any) -> None:
         try:
             check_number(value, kind, bounds)
         except ValueError as exc:
-            raise ValueError(f"--{f.name.replace('_', '-')} {exc}") from None
+            raise ValueError(f"{flag} {exc}") from None

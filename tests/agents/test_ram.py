@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import gymnasium as gym
 import numpy as np
@@ -22,16 +21,9 @@ from agents.ram import (
     count_parameters,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 N = 5
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny models: one intra-op thread is as fast, and immune to a busy second core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _grad_norm(module: torch.nn.Module) -> float:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -17,19 +16,7 @@ from memory_env import BoxMemoryVectorEnv, MemoryVectorEnv, TorchMemoryVectorEnv
 from agents.ram import RAMConfig
 from agents.reinforce import ReinforceConfig, ReinforceTrainer
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny models: one intra-op thread is as fast, and immune to a busy second core.
-
-    (With 2 OpenMP threads and another process saturating one of the 2 cores, every op
-    waits for the descheduled thread: the trainer tests went from ~10 s to minutes.)
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # ----------------------------------------------------------------------------------------
 # Trainer

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -13,18 +11,7 @@ from agents.losses import hybrid_loss, reinforce_loss
 from agents.ram import RAMConfig, RecurrentAttentionModel, ReplayOutput
 from agents.rollout import Rollout, collect_rollout
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny models: one intra-op thread is as fast, and immune to a busy second core.
-
-    (With 2 OpenMP threads and another process saturating one of the 2 cores, every op
-    waits for the descheduled thread: the trainer tests went from ~10 s to minutes.)
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _grad_norms(model: RecurrentAttentionModel, loss: torch.Tensor) -> dict[str, float]:

@@ -117,7 +117,7 @@ def test_max_minutes_flag_and_default() -> None:
     """``--max-minutes`` is a flag of ``glimpse train baseline``; no cap by default."""
     from train.baseline import BaselineTrainConfig
     from train.cli import build_parser
-    from train.common import config_from_args
+    from train.harness import config_from_args
 
     parser = build_parser()
     cfg = config_from_args(parser.parse_args(["train", "baseline"]), BaselineTrainConfig)

@@ -121,7 +121,8 @@ USAGE_ERRORS: list[tuple[list[str], list[str]]] = [
     (["train", "ppo", "--checkpoint-every", "0"], ["--checkpoint-every"]),
     (["train", "ppo", "--eval-images", "20000"], ["--eval-images", "10,000"]),
     (["train", "ppo", "--final-eval-images", "20000"], ["--final-eval-images"]),
-    (["train", "ppo", "--time-budget", "-1"], ["--time-budget"]),
+    (["train", "ppo", "--time-budget", "60"], ["--time-budget", "--max-minutes"]),
+    (["train", "ppo", "--max-minutes", "-1"], ["--max-minutes"]),
     (["train", "ppo", "--lr-schedule", "cosine"], ["--lr-schedule"]),
     # glimpse render
     (["render", *PRETRAINED, "--columns", "0"], ["--columns"]),
@@ -350,7 +351,7 @@ def test_resume_refuses_contradicting_flags(capsys: pytest.CaptureFixture, tmp_p
     argv = ["train", "ppo", "--resume", str(ppo), "--reward", "dense", "--recurrent"]
     code, line = fails(capsys, [*argv, "--seed", "3", "--n-epochs", "9"])
     assert code == 2, line
-    for text in ("--reward dense (saved: sparse)", "--recurrent (saved: ppo)", "--seed 3"):
+    for text in ("--reward dense (saved: sparse)", "--recurrent (saved: off)", "--seed 3"):
         assert text in line, (text, line)
     assert "--n-epochs 9 (saved: 4)" in line, line
 

@@ -123,8 +123,8 @@ def test_max_minutes_stops_cleanly_and_resumes_exactly(tmp_path: Path) -> None:
 
 def test_random_location_policy_run(tmp_path: Path) -> None:
     """``--location-policy random``: location network untouched; evaluation reproducible."""
+    from agents.locations import RandomLocationPolicy
     from agents.policy import evaluate_policy
-    from agents.reinforce import RandomLocationPolicy
     from train.ram import load_run_policy
 
     run = tmp_path / "random"
@@ -150,7 +150,7 @@ def test_random_location_policy_run(tmp_path: Path) -> None:
 
 def test_random_glimpse_presets() -> None:
     from train.cli import build_parser
-    from train.common import config_from_args
+    from train.harness import config_from_args
     from train.ram import PRESETS, RAMTrainConfig
 
     envs = {
@@ -218,3 +218,37 @@ def test_training_split_choices_and_held_out_flag(
     held = tmp_path / "held"
     assert main(["train", "ram", "--run-dir", str(held), *TINY, "--max-minutes", "0"]) == 0
     assert json.loads((held / "eval.json").read_text())["validation_held_out"] is True
+
+
+def test_env_settings_reach_the_model_and_come_back_for_eval(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``--glimpse-size`` / ``--n-scales`` / ``--n-glimpses`` / ``--start``: the model reads
+    those glimpses, meta.json records them, ``glimpse eval`` and ``render`` use them."""
+    run = tmp_path / "run"
+    env = ["--glimpse-size", "6", "--n-scales", "2", "--n-glimpses", "4", "--start", "center"]
+    argv = ["train", "ram", "--run-dir", str(run), *TINY, *env]
+    assert main([*argv, "--max-minutes", "0", "--data-dir", str(mnist_folder())]) == 0
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["env_kwargs"] == {
+        "glimpse_size": 6,
+        "n_scales": 2,
+        "n_glimpses": 4,
+        "start": "center",
+        "reward": "sparse",
+    }
+    assert meta["data_dir"] == str(mnist_folder().resolve()) and meta["schema_version"] == 1
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["glimpse_dim"] == 2 * 6 * 6
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json", "--n-images", "50", "--num-envs", "50"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_images"] == 50
+    gif = tmp_path / "r.gif"
+    assert main(["render", str(run), "--out", str(gif), "--n", "2"]) == 0
+    with Image.open(gif) as image:
+        assert image.n_frames == 4
+
+
+def mnist_folder() -> Path:
+    import os
+
+    return Path(os.environ["GLIMPSE_ENV_DATA"])

@@ -177,7 +177,7 @@ def test_the_lock_is_released_when_training_fails(
     def fail(*args: object) -> None:
         raise MemoryError
 
-    monkeypatch.setattr(train.ram, "_train_ram", fail)
+    monkeypatch.setattr(train.ram, "RAMRun", fail)
     run = tmp_path / "run"
     _fails(["train", "ram", "--run-dir", str(run), *TINY], capsys)
     assert run.is_dir() and not (run / LOCK_NAME).exists()

@@ -1,4 +1,5 @@
-"""``benchmarks/machine_info.py``: the CPU a benchmark JSON records."""
+"""``train/machine_info.py``: the CPU a measurement's JSON records (``glimpse compare``, the
+speed benchmarks)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from conftest import import_benchmark
+
+from train import machine_info
 
 # Two processors of a (shortened) Linux /proc/cpuinfo; only the first block is read.
 CPUINFO = """\
@@ -23,9 +26,8 @@ flags\t\t: amx_bf16 amx_tile
 """
 
 
-def test_parse_cpuinfo_reads_the_first_processor(monkeypatch: pytest.MonkeyPatch) -> None:
-    script = import_benchmark("machine_info", monkeypatch)
-    info = script.parse_cpuinfo(CPUINFO)
+def test_parse_cpuinfo_reads_the_first_processor() -> None:
+    info = machine_info.parse_cpuinfo(CPUINFO)
     assert info == {
         "model": "AMD EPYC",
         "vendor": "AuthenticAMD",
@@ -41,16 +43,14 @@ def test_parse_cpuinfo_reads_the_first_processor(monkeypatch: pytest.MonkeyPatch
     }
 
 
-def test_parse_cpuinfo_of_an_empty_text_knows_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    script = import_benchmark("machine_info", monkeypatch)
-    info = script.parse_cpuinfo("")
+def test_parse_cpuinfo_of_an_empty_text_knows_nothing() -> None:
+    info = machine_info.parse_cpuinfo("")
     assert info["model"] is None and info["vendor"] is None
     assert not any(info["flags"].values())
 
 
-def test_cpu_info_without_proc_cpuinfo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    script = import_benchmark("machine_info", monkeypatch)
-    info = script.cpu_info(tmp_path / "missing")
+def test_cpu_info_without_proc_cpuinfo(tmp_path: Path) -> None:
+    info = machine_info.cpu_info(tmp_path / "missing")
     assert info["flags"] == {} and info["vendor"] is None
     assert info["logical_cpus"] >= 1 and set(info) == {
         "model",
@@ -63,9 +63,16 @@ def test_cpu_info_without_proc_cpuinfo(monkeypatch: pytest.MonkeyPatch, tmp_path
     }
 
 
-def test_cpu_info_reads_the_given_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    script = import_benchmark("machine_info", monkeypatch)
+def test_cpu_info_reads_the_given_file(tmp_path: Path) -> None:
     path = tmp_path / "cpuinfo"
     path.write_text(CPUINFO)
-    info = script.cpu_info(path)
+    info = machine_info.cpu_info(path)
     assert info["model"] == "AMD EPYC" and info["flags"]["avx512_bf16"] is True
+
+
+def test_the_benchmarks_import_it_as_a_sibling_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``benchmarks/machine_info.py`` (``from machine_info import cpu_info`` in a script of
+    that folder) is this module's functions."""
+    script = import_benchmark("machine_info", monkeypatch)
+    assert script.cpu_info is machine_info.cpu_info
+    assert script.parse_cpuinfo is machine_info.parse_cpuinfo

@@ -1,0 +1,607 @@
+"""GlimpseBench: benchmark any attention policy on an env's fixed test canvases.
+
+The protocol (versioned, :data:`PROTOCOL` = ``"GlimpseBench-v1"``): per (policy, env),
+every fixed test canvas of the env (all 10,000 unless ``n_images`` asks for the first
+``n``), the env's ``n_glimpses``, one rollout per image from the native vector env
+(``gym.make_vec(env_id, split="test", sequential=True, autoreset_mode=SAME_STEP)``, image
+``i`` visited exactly once and counted through ``info["image_index"]``, as
+:func:`agents.policy.evaluate_policy` does), with the policy's deterministic actions or, in
+``"sample"`` mode, one seeded rollout per seed. It reports:
+
+* **final accuracy**, what the env judges (the argmax of the last step's scores), with a 95%
+  Wilson score interval over images;
+* **anytime accuracy**: the accuracy of the argmax of the class scores the policy emits at
+  every step ``t = 1..T`` (the env judges only the last; the harness reads every step's
+  scores from the actions), and its mean over ``t`` (a policy that knows early scores
+  higher);
+* **where it looks**: the share of episodes in which some glimpse the policy chose
+  (glimpses ``2..T``; glimpse 1 is the env's start location) is centred within
+  ``radius_px`` pixels of the digit's 28x28 box (the layout's ``digit_pos``; on plain
+  28x28 MNIST the digit is the whole canvas), the share per glimpse ``1..T``, and the mean
+  distance in pixels from the first chosen glimpse (glimpse 2) to the digit's centre;
+* **cost**: the policy's parameters when it reports them (an ``n_parameters`` attribute)
+  and evaluation episodes per second.
+
+A policy is anything with the tiny protocol of :class:`BenchPolicy`
+(``initial_state(n) -> state``, ``act(batched_obs, state, deterministic) -> (actions
+(N, 2 + C), state)``; :class:`agents.policy.Policy` objects already fit), a bare callable
+``act(obs) -> action`` for ONE observation dict exactly as ``env.step`` takes it (the
+harness loops it over the batch), or a callable marked batched with :func:`batched`::
+
+    import numpy as np
+    from glimpse_env.bench import evaluate
+
+    def look_at_centre(obs):
+        return np.array([0, 0, *np.eye(10)[3]], dtype=np.float32)  # always says "3"
+
+    result = evaluate(look_at_centre, "GlimpseMNIST-v0", n_images=1000)
+    print(result.accuracy, result.accuracy_interval, result.anytime_accuracy)
+
+NumPy and Gymnasium only: benchmarking a NumPy policy imports no torch. A policy whose output
+is wrong (shape, dtype, NaN) or that raises gets one :class:`BenchPolicyError` naming it and
+what was expected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+from glimpse_env.actions import LOCATION_DIM
+from glimpse_env.envs import DIGIT_SIZE
+
+__all__ = [
+    "MODES",
+    "PROTOCOL",
+    "TIMING_KEYS",
+    "BatchedCallable",
+    "BenchPolicy",
+    "BenchPolicyError",
+    "Result",
+    "Rollout",
+    "as_policy",
+    "batched",
+    "evaluate",
+    "wilson_interval",
+]
+
+#: The version of the protocol; a change to what is measured or how gets a new version.
+PROTOCOL = "GlimpseBench-v1"
+MODES = ("deterministic", "sample")
+#: How :attr:`Result.accuracy_interval` is computed.
+INTERVAL_METHOD = "wilson-95-over-images"
+#: Result entries that are timings: everything else is identical between two runs.
+TIMING_KEYS = ("wall_seconds", "episodes_per_second")
+#: The 0.975 quantile of the standard normal (a two-sided 95% interval).
+Z_95 = 1.959963984540054
+#: Env keyword arguments the protocol fixes itself.
+_PROTOCOL_KWARGS = ("split", "sequential", "start", "reward", "autoreset_mode", "num_envs")
+
+
+class BenchPolicyError(ValueError):
+    """A policy broke the protocol (wrong output or an exception); the message names the
+    policy and what was expected."""
+
+
+class BenchPolicy(Protocol):
+    """What the harness calls: the same structure as :class:`agents.policy.Policy`.
+
+    Optional attributes the harness reads when present: ``n_parameters`` (int, reported as
+    the cost), ``name`` (str, how results and errors name it) and ``seed_sampling(seed)``
+    (called before each ``"sample"`` rollout, so sampled actions are a function of the seed).
+    """
+
+    def initial_state(self, num_envs: int) -> Any:
+        """Memory at the start of ``num_envs`` fresh episodes (anything; ``None`` if none)."""
+        ...
+
+    def act(
+        self, obs: dict[str, np.ndarray], state: Any, deterministic: bool
+    ) -> tuple[np.ndarray, Any]:
+        """Floating-point actions ``(N, 2 + C)`` for batched ``obs`` (``glimpse (N, k, g, g)``,
+        ``location (N, 2)``) and the next state."""
+        ...
+
+
+@dataclass
+class BatchedCallable:
+    """A stateless callable ``fn(batched_obs) -> actions (N, 2 + C)`` as a policy."""
+
+    fn: Callable[[dict[str, np.ndarray]], Any]
+
+    def initial_state(self, num_envs: int) -> None:
+        return None
+
+    def act(self, obs: dict[str, np.ndarray], state: Any, deterministic: bool) -> tuple[Any, None]:
+        return self.fn(obs), None
+
+
+def batched(fn: Callable[[dict[str, np.ndarray]], Any]) -> BatchedCallable:
+    """Mark ``fn(batched_obs) -> actions (N, 2 + C)`` as batched (usable as a decorator).
+
+    A callable object with a true ``batched`` attribute counts as marked too.
+    """
+    return BatchedCallable(fn)
+
+
+@dataclass
+class _SingleCallable:
+    """A bare ``fn(obs) -> action (2 + C,)`` for one observation, looped over the batch."""
+
+    fn: Callable[[dict[str, np.ndarray]], Any]
+    name: str
+    n_classes: int
+
+    def initial_state(self, num_envs: int) -> None:
+        return None
+
+    def act(
+        self, obs: dict[str, np.ndarray], state: Any, deterministic: bool
+    ) -> tuple[np.ndarray, None]:
+        shape = (LOCATION_DIM + self.n_classes,)
+        actions = [
+            _check_actions(
+                self.fn({"glimpse": glimpse, "location": location}),
+                shape,
+                self.name,
+                "an action for one observation",
+            )
+            for glimpse, location in zip(obs["glimpse"], obs["location"])
+        ]
+        return np.stack(actions), None
+
+
+def policy_name(policy: Any) -> str:
+    """How results and errors name ``policy``: its ``name`` attribute, else
+    ``module.qualname`` of the function or class."""
+    name = getattr(policy, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    target = policy.fn if isinstance(policy, BatchedCallable) else policy
+    if not callable(target) or not hasattr(target, "__qualname__"):
+        target = type(target)
+    return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', '?')}"
+
+
+def as_policy(policy: Any, n_classes: int, name: str | None = None) -> BenchPolicy:
+    """``policy`` as a :class:`BenchPolicy`: a protocol policy as it is, a batched callable
+    (:func:`batched`, or a ``batched`` attribute) as :class:`BatchedCallable`, any other
+    callable as a one-observation ``act(obs) -> action`` looped over the batch.
+
+    Raises:
+        BenchPolicyError: if ``policy`` is none of these.
+    """
+    name = name or policy_name(policy)
+    if callable(getattr(policy, "act", None)) and callable(getattr(policy, "initial_state", None)):
+        return policy
+    if getattr(policy, "batched", False) is True and callable(policy):
+        return BatchedCallable(policy)
+    if callable(policy):
+        return _SingleCallable(policy, name, n_classes)
+    raise BenchPolicyError(
+        f"policy {name} is a {type(policy).__name__}; expected a policy with "
+        "initial_state(n) and act(obs, state, deterministic), or a callable act(obs) -> action"
+    )
+
+
+def _check_actions(raw: Any, shape: tuple[int, ...], name: str, what: str) -> np.ndarray:
+    """``raw`` as a finite floating-point array of ``shape``, else :class:`BenchPolicyError`."""
+    expected = (
+        f"expected a finite floating-point array (e.g. float32) of shape {shape}: x, y of the "
+        f"next glimpse in [-1, 1], then {shape[-1] - LOCATION_DIM} class scores"
+    )
+    if hasattr(raw, "detach"):  # a torch tensor (torch is already imported by its owner)
+        raw = raw.detach().cpu().numpy()
+    try:
+        array = np.asarray(raw)
+    except Exception as exc:
+        raise BenchPolicyError(
+            f"policy {name} returned {what} that is not an array ({type(raw).__name__}); {expected}"
+        ) from exc
+    if array.dtype.kind != "f":
+        raise BenchPolicyError(
+            f"policy {name} returned {what} of dtype {array.dtype} ({type(raw).__name__}); "
+            f"{expected}"
+        )
+    if array.shape != shape:
+        raise BenchPolicyError(f"policy {name} returned {what} of shape {array.shape}; {expected}")
+    if not np.isfinite(array).all():
+        bad = int(np.size(array) - np.isfinite(array).sum())
+        raise BenchPolicyError(
+            f"policy {name} returned {what} with {bad} NaN or infinite entries; {expected}"
+        )
+    return array
+
+
+def wilson_interval(n_correct: float, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion ``n_correct / n`` (95% by default).
+
+    Returns:
+        ``(low, high)`` in [0, 1]; ``(0.0, 1.0)`` when ``n == 0``.
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    p = n_correct / n
+    denominator = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1.0 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class Rollout:
+    """One rollout per image with one seed (in ``"deterministic"`` mode the only one).
+
+    Attributes:
+        seed: the reset seed and, in ``"sample"`` mode, the sampling seed.
+        accuracy: final accuracy (the env's judgement at the last step).
+        n_correct: images classified right.
+        accuracy_interval: 95% Wilson interval of ``accuracy`` over images.
+        anytime_accuracy: ``T`` accuracies of each step's argmax ``t = 1..T``.
+        anytime_mean: their mean.
+        on_digit_share: share of episodes with a chosen glimpse (2..T) within the radius of
+            the digit's box (None when ``T == 1``: no glimpse is chosen).
+        on_digit_by_glimpse: ``T`` shares, glimpse ``t`` within the radius of the box.
+        first_glimpse_distance_px: mean distance of glimpse 2 to the digit centre (or None).
+        wall_seconds: time of the rollout (reset to last step).
+        episodes_per_second: counted episodes over ``wall_seconds``.
+    """
+
+    seed: int
+    accuracy: float
+    n_correct: int
+    accuracy_interval: tuple[float, float]
+    anytime_accuracy: list[float]
+    anytime_mean: float
+    on_digit_share: float | None
+    on_digit_by_glimpse: list[float]
+    first_glimpse_distance_px: float | None
+    wall_seconds: float
+    episodes_per_second: float
+
+
+@dataclass
+class Result:
+    """What :func:`evaluate` measured for one (policy, env); JSON-able by :meth:`to_dict`.
+
+    The summary fields are means over :attr:`rollouts` (one in ``"deterministic"`` mode).
+    With several rollouts ``accuracy_interval`` is the Wilson interval of the mean accuracy
+    over ``n_images`` images (each image's mean success over the rollouts counted as one
+    trial); the per-seed intervals are in ``rollouts``.
+    """
+
+    protocol: str
+    policy: str
+    env_id: str
+    mode: str
+    split: str
+    n_images: int
+    n_glimpses: int
+    n_classes: int
+    env_kwargs: dict[str, Any]
+    radius_px: float
+    interval_method: str
+    accuracy: float
+    error_rate: float
+    accuracy_interval: tuple[float, float]
+    anytime_accuracy: list[float]
+    anytime_mean: float
+    on_digit_share: float | None
+    first_glimpse_distance_px: float | None
+    n_parameters: int | None
+    wall_seconds: float
+    episodes_per_second: float
+    rollouts: list[Rollout] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (tuples as lists)."""
+        return _plain(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Result:
+        """The inverse of :meth:`to_dict`."""
+        values = dict(data)
+        values["accuracy_interval"] = tuple(values["accuracy_interval"])
+        values["rollouts"] = [
+            Rollout(**{**r, "accuracy_interval": tuple(r["accuracy_interval"])})
+            for r in values.get("rollouts", [])
+        ]
+        return cls(**values)
+
+
+def _plain(value: Any) -> Any:
+    """Nested dicts/lists/tuples/NumPy scalars as plain JSON types."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def evaluate(
+    policy: Any,
+    env_id: str,
+    *,
+    mode: str = "deterministic",
+    n_images: int | None = None,
+    num_envs: int = 500,
+    seeds: Sequence[int] = (0,),
+    env_kwargs: Mapping[str, Any] | None = None,
+    radius_px: float = 0.0,
+    name: str | None = None,
+    progress: bool = False,
+) -> Result:
+    """Benchmark ``policy`` on the fixed test canvases of ``env_id`` (protocol GlimpseBench-v1).
+
+    Args:
+        policy: a :class:`BenchPolicy`, a callable marked :func:`batched`, or a bare callable
+            ``act(obs) -> action (2 + C,)`` for one observation.
+        env_id: a registered glimpse env id.
+        mode: ``"deterministic"`` or ``"sample"`` (the ``deterministic`` flag given to ``act``).
+        n_images: the first ``n_images`` test images (default all).
+        num_envs: episodes stepped together (at most ``n_images``).
+        seeds: one rollout per seed (the envs' reset seed, and the sampling seed through the
+            policy's ``seed_sampling`` and, when torch is already imported, torch's global
+            generator, restored afterwards).
+        env_kwargs: env keyword arguments (e.g. ``n_glimpses``, ``data_dir``); the protocol
+            sets ``split``, ``sequential``, ``start`` and ``reward`` itself.
+        radius_px: a glimpse centre within this many pixels of the digit's box counts as on it.
+        name: how results and errors name the policy (default :func:`policy_name`).
+        progress: show a progress bar (tqdm).
+
+    Returns:
+        The :class:`Result`.
+
+    Raises:
+        BenchPolicyError: if the policy raises or returns a wrong shape, dtype or a NaN.
+        ValueError: on a bad argument.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    seeds = [_check_seed(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+        raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+    name = name or policy_name(policy)
+    kwargs = {k: v for k, v in (env_kwargs or {}).items() if k not in _PROTOCOL_KWARGS}
+    probe = gym.make_vec(env_id, num_envs=1, split="test", sequential=True, **kwargs)
+    task = probe.unwrapped.task
+    total = len(task.data) if n_images is None else n_images
+    probe.close()
+    if isinstance(total, bool) or not isinstance(total, int) or not 1 <= total <= len(task.data):
+        raise ValueError(f"n_images must be an integer in 1..{len(task.data)}, got {n_images!r}")
+    envs = gym.make_vec(
+        env_id,
+        num_envs=min(num_envs, total),
+        split="test",
+        sequential=True,
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+        **kwargs,
+    )
+    try:
+        adapted = as_policy(policy, task.n_classes, name)
+        rollouts = [
+            _rollout(adapted, envs, total, mode, seed, radius_px, name, progress) for seed in seeds
+        ]
+    finally:
+        envs.close()
+    return _summarise(
+        rollouts,
+        protocol=PROTOCOL,
+        policy=name,
+        env_id=env_id,
+        mode=mode,
+        split="test",
+        n_images=total,
+        n_glimpses=task.n_glimpses,
+        n_classes=task.n_classes,
+        env_kwargs=_plain({k: v for k, v in kwargs.items() if k != "data_dir"}),
+        radius_px=float(radius_px),
+        interval_method=INTERVAL_METHOD,
+        n_parameters=_n_parameters(policy),
+    )
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seeds must be non-negative integers, got {seed!r}")
+    return int(seed)
+
+
+def _n_parameters(policy: Any) -> int | None:
+    value = getattr(policy, "n_parameters", None)
+    if isinstance(policy, BatchedCallable) and value is None:
+        value = getattr(policy.fn, "n_parameters", None)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    return None
+
+
+def _summarise(rollouts: list[Rollout], **fields: Any) -> Result:
+    """The :class:`Result` of ``rollouts``: their means, the interval over images."""
+    k, n = len(rollouts), fields["n_images"]
+    accuracy = float(np.mean([r.accuracy for r in rollouts]))
+    if k == 1:
+        interval = rollouts[0].accuracy_interval
+    else:
+        interval = wilson_interval(accuracy * n, n)
+    anytime = np.mean([r.anytime_accuracy for r in rollouts], axis=0).tolist()
+    on_digit = [r.on_digit_share for r in rollouts]
+    first = [r.first_glimpse_distance_px for r in rollouts]
+    wall = float(sum(r.wall_seconds for r in rollouts))
+    return Result(
+        **fields,
+        accuracy=accuracy,
+        error_rate=1.0 - accuracy,
+        accuracy_interval=interval,
+        anytime_accuracy=anytime,
+        anytime_mean=float(np.mean(anytime)),
+        on_digit_share=None if None in on_digit else float(np.mean(on_digit)),
+        first_glimpse_distance_px=None if None in first else float(np.mean(first)),
+        wall_seconds=wall,
+        episodes_per_second=k * n / wall if wall > 0 else 0.0,
+        rollouts=rollouts,
+    )
+
+
+def _digit_boxes(layout: Mapping[str, np.ndarray], n: int, size: int) -> np.ndarray:
+    """float ``(N, 4)`` boxes ``(row0, col0, row1, col1)`` of the digits, in pixels."""
+    if "digit_pos" in layout:
+        top_left = np.asarray(layout["digit_pos"], dtype=np.float64)
+        return np.concatenate([top_left, top_left + DIGIT_SIZE], axis=1)
+    return np.tile(np.array([0.0, 0.0, size, size]), (n, 1))  # plain MNIST: the canvas
+
+
+def _pixels(locations: np.ndarray, size: int) -> np.ndarray:
+    """Locations ``(N, 2)`` ``(x, y)`` in [-1, 1] (clipped as the env clips) -> continuous
+    pixel ``(row, col)`` (the sensor's mapping: ``col = (x + 1) * W / 2``)."""
+    clipped = np.clip(np.asarray(locations, dtype=np.float64), -1.0, 1.0)
+    return (clipped[:, ::-1] + 1.0) * size / 2.0
+
+
+def _box_distance(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Distance in pixels from ``(N, 2)`` (row, col) points to ``(N, 4)`` boxes (0 inside)."""
+    d_row = np.maximum(np.maximum(boxes[:, 0] - points[:, 0], points[:, 0] - boxes[:, 2]), 0.0)
+    d_col = np.maximum(np.maximum(boxes[:, 1] - points[:, 1], points[:, 1] - boxes[:, 3]), 0.0)
+    return np.hypot(d_row, d_col)
+
+
+@contextlib.contextmanager
+def _seeded(policy: BenchPolicy, seed: int, enabled: bool) -> Iterator[None]:
+    """Seed the policy's sampling for a ``"sample"`` rollout (as
+    :func:`agents.policy.seeded_sampling` does, without importing torch ourselves)."""
+    if not enabled:
+        yield
+        return
+    torch = sys.modules.get("torch")
+    with contextlib.ExitStack() as stack:
+        if torch is not None:
+            devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+            stack.enter_context(torch.random.fork_rng(devices=devices))
+            torch.manual_seed(seed)
+        seed_policy = getattr(policy, "seed_sampling", None)
+        if callable(seed_policy):
+            seed_policy(seed)
+        yield
+
+
+def _rollout(
+    policy: BenchPolicy,
+    envs: gym.vector.VectorEnv,
+    total: int,
+    mode: str,
+    seed: int,
+    radius_px: float,
+    name: str,
+    progress: bool,
+) -> Rollout:
+    """One rollout per image of the first ``total`` test images."""
+    task = envs.unwrapped.task
+    n, steps, size = envs.num_envs, task.n_glimpses, task.canvas_size
+    shape = (n, LOCATION_DIM + task.n_classes)
+    labels_all = np.asarray(task.data.labels)
+    n_batches = math.ceil(total / n)
+    correct = 0
+    anytime = np.zeros(steps, dtype=np.int64)
+    on_box = np.zeros(steps, dtype=np.int64)
+    any_chosen_on_box, first_distance = 0, 0.0
+    deterministic = mode == "deterministic"
+    start = time.perf_counter()
+    obs, info = envs.reset(seed=seed)
+    with _progress(n_batches, progress, name) as bar, _seeded(policy, seed, not deterministic):
+        for b in range(n_batches):
+            index = np.asarray(info["image_index"])
+            counted = (index >= b * n) & (index < min(total, (b + 1) * n))
+            labels = labels_all[index]
+            boxes = _digit_boxes(envs.unwrapped.layout, n, size)
+            centres = (boxes[:, :2] + boxes[:, 2:]) / 2.0
+            chosen_hit = np.zeros(n, dtype=bool)
+            distance = _box_distance(_pixels(obs["location"], size), boxes)
+            on_box[0] += int(np.sum((distance <= radius_px) & counted))
+            state = _call(policy, name, "initial_state", lambda: policy.initial_state(n))
+            for t in range(steps):
+                out = _call(policy, name, "act", lambda: policy.act(obs, state, deterministic))  # noqa: B023
+                if not (isinstance(out, tuple) and len(out) == 2):
+                    raise BenchPolicyError(
+                        f"policy {name}: act returned a {type(out).__name__}; expected a pair "
+                        f"(actions of shape {shape}, next state)"
+                    )
+                actions, state = _check_actions(out[0], shape, name, "actions"), out[1]
+                predicted = actions[:, LOCATION_DIM:].argmax(axis=1)
+                anytime[t] += int(np.sum((predicted == labels) & counted))
+                if t < steps - 1:  # the location of glimpse t + 2, chosen by the policy
+                    points = _pixels(actions[:, :LOCATION_DIM], size)
+                    hit = _box_distance(points, boxes) <= radius_px
+                    on_box[t + 1] += int(np.sum(hit & counted))
+                    chosen_hit |= hit
+                    if t == 0:
+                        gap = np.hypot(*(points - centres).T)
+                        first_distance += float(np.sum(gap[counted]))
+                obs, _, terminated, truncated, info = envs.step(actions)
+            if not np.all(np.asarray(terminated) | np.asarray(truncated)):
+                raise ValueError(f"{envs.spec.id} did not end its episodes after {steps} steps")
+            success = np.asarray(info["final_info"]["is_success"], dtype=bool)
+            correct += int(np.sum(success & counted))
+            any_chosen_on_box += int(np.sum(chosen_hit & counted))
+            bar.update(1)
+    wall = time.perf_counter() - start
+    accuracy = correct / total
+    anytime_accuracy = (anytime / total).tolist()
+    return Rollout(
+        seed=seed,
+        accuracy=accuracy,
+        n_correct=correct,
+        accuracy_interval=wilson_interval(correct, total),
+        anytime_accuracy=anytime_accuracy,
+        anytime_mean=float(np.mean(anytime_accuracy)),
+        on_digit_share=any_chosen_on_box / total if steps > 1 else None,
+        on_digit_by_glimpse=(on_box / total).tolist(),
+        first_glimpse_distance_px=first_distance / total if steps > 1 else None,
+        wall_seconds=wall,
+        episodes_per_second=total / wall if wall > 0 else 0.0,
+    )
+
+
+def _call(policy: BenchPolicy, name: str, method: str, call: Callable[[], Any]) -> Any:
+    """``call()``, any exception it raises as a :class:`BenchPolicyError` naming the policy."""
+    try:
+        return call()
+    except BenchPolicyError:
+        raise
+    except Exception as exc:
+        if isinstance(policy, _SingleCallable):
+            expected = "a callable act(obs) -> action (2 + C,) for one observation dict"
+        elif method == "initial_state":
+            expected = "initial_state(n) -> state"
+        else:
+            expected = "act(obs, state, deterministic) -> (actions (N, 2 + C), state)"
+        raise BenchPolicyError(
+            f"policy {name} raised {type(exc).__name__} in {method}: "
+            f"{' '.join(str(exc).split()) or '(no message)'}; expected {expected}"
+        ) from exc
+
+
+def _progress(total: int, enabled: bool, name: str) -> Any:
+    if not enabled:
+        return contextlib.nullcontext(_NoBar())
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"bench {name}", unit="batch")
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass

@@ -1,0 +1,301 @@
+"""``glimpse bench``: the shipped model agrees with ``glimpse eval``'s evaluation, a user's
+own NumPy policy benchmarks through ``module:factory``, files survive errors, and every error
+is one line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from glimpse_env.bench import PROTOCOL
+from glimpse_env.registration import ENV_IDS
+from train.cli import main
+
+pytestmark = pytest.mark.usefixtures("glimpse_data")
+
+_USER_MODULE = '''
+"""A user's own policy, NumPy only."""
+import numpy as np
+
+
+def make():
+    def act(obs):
+        if obs["glimpse"].shape[-1] != 8 and FAIL_ON_LARGE:
+            return np.zeros(3, dtype=np.float32)
+        return np.array([0.0, 0.0, *np.eye(10)[1]], dtype=np.float32)
+
+    return act
+
+
+def make_broken():
+    return lambda obs: np.full(12, np.nan, dtype=np.float32)
+
+
+def make_raises():
+    raise RuntimeError("cannot build")
+
+
+FAIL_ON_LARGE = {fail}
+'''
+
+
+def _bench(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(["bench", *argv])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return int(code or 0), out, err
+
+
+def _user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, fail: bool) -> str:
+    folder = tmp_path / "user_code"
+    folder.mkdir()
+    (folder / f"{name}.py").write_text(textwrap.dedent(_USER_MODULE.format(fail=fail)))
+    monkeypatch.setenv("PYTHONPATH", str(folder))
+    monkeypatch.syspath_prepend(str(folder))  # what PYTHONPATH does for a fresh process
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    return name
+
+
+def test_pretrained_reproduces_evaluate_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agents.policy import evaluate_policy, load_policy
+    from agents.pretrained import pretrained_path
+
+    out = tmp_path / "out"
+    code, stdout, err = _bench(
+        capsys, "--policy", "pretrained:GlimpseMNIST-v0", "--n-images", "500", "--out", str(out)
+    )
+    assert code == 0, err
+    report = json.loads((out / "result.json").read_text())
+    assert report["schema_version"] == 1 and report["protocol"] == PROTOCOL
+    assert {"package_version", "machine", "command"} <= set(report)
+    assert report["machine"]["logical_cpus"] >= 1
+    assert report["command"].startswith("glimpse bench --policy pretrained:GlimpseMNIST-v0")
+    entry = report["results"]["GlimpseMNIST-v0"]
+    policy = load_policy(pretrained_path("GlimpseMNIST-v0")).policy
+    expected = evaluate_policy(policy, n_images=500)
+    assert entry["accuracy"] == expected["accuracy"]
+    assert entry["rollouts"][0]["n_correct"] == expected["n_correct"]
+    assert len(entry["anytime_accuracy"]) == 7
+    assert entry["anytime_accuracy"][-1] == entry["accuracy"]
+    assert entry["n_parameters"] > 100_000  # counted from the torch model
+    assert "GlimpseMNIST-v0: accuracy" in stdout
+    table = (out / "result.md").read_text()
+    assert "| pretrained:GlimpseMNIST-v0 | GlimpseMNIST-v0 | deterministic | 500 |" in table
+    assert (out / "anytime.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_users_numpy_policy_via_module_factory_on_all_envs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = _user_module(tmp_path, monkeypatch, "my_bench_policy", fail=False)
+    out = tmp_path / "out"
+    argv = ["--policy", f"{name}:make", "--env", "all", "--n-images", "20", "--out", str(out)]
+    code, _, err = _bench(capsys, *argv)
+    assert code == 0, err
+    first = json.loads((out / "result.json").read_text())
+    assert sorted(first["results"]) == sorted(ENV_IDS)
+    for env_id, entry in first["results"].items():
+        assert entry["policy"] == f"{name}:make" and entry["env_id"] == env_id
+        assert entry["n_images"] == 20 and entry["n_parameters"] is None
+    # Determinism: a second run writes the same JSON but for the timings.
+    code, _, err = _bench(capsys, *argv)
+    assert code == 0, err
+    second = json.loads((out / "result.json").read_text())
+    assert _untimed(first) == _untimed(second)
+
+
+def _untimed(report: dict[str, Any]) -> dict[str, Any]:
+    report = json.loads(json.dumps(report))
+    for entry in report["results"].values():
+        for part in (entry, *entry["rollouts"]):
+            del part["wall_seconds"], part["episodes_per_second"]
+    return report
+
+
+def test_bad_policy_is_one_line_and_earlier_envs_are_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The policy works on 8x8 glimpses (MNIST) and returns a wrong shape on the others."""
+    name = _user_module(tmp_path, monkeypatch, "my_failing_policy", fail=True)
+    out = tmp_path / "out"
+    argv = ["--policy", f"{name}:make", "--env", "all", "--n-images", "10", "--out", str(out)]
+    code, _, err = _bench(capsys, *argv)
+    assert code == 1
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(
+        f"glimpse: error: policy {name}:make returned an action for one observation of shape "
+        "(3,); expected a finite floating-point array (e.g. float32) of shape (12,)"
+    )
+    assert "the envs done before are in" in err
+    report = json.loads((out / "result.json").read_text())
+    assert list(report["results"]) == ["GlimpseMNIST-v0"]
+    assert sorted(p.name for p in out.iterdir()) == ["anytime.png", "result.json", "result.md"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "says"),
+    [
+        (["--policy", "{m}:make_broken", "--env", "GlimpseMNIST-v0"], 1, "12 NaN or infinite"),
+        (["--policy", "{m}:make_raises", "--env", "GlimpseMNIST-v0"], 1, "make_raises() raised"),
+        (["--policy", "{m}:nothing", "--env", "GlimpseMNIST-v0"], 1, "has no function 'nothing'"),
+        (["--policy", "no_such_mod_xyz:make", "--env", "GlimpseMNIST-v0"], 1, "PYTHONPATH"),
+        (["--policy", "{m}:make"], 2, "needs --env ID|all"),
+        (["--policy", "not a spec", "--env", "GlimpseMNIST-v0"], 2, "is not a run folder"),
+        (["--policy", "pretrained:Nope-v0"], 2, "no pretrained weights for 'Nope-v0'"),
+        (["--policy", "pretrained"], 2, "--policy pretrained needs --env ID"),
+        (
+            ["--policy", "pretrained:GlimpseMNIST-v0", "--env", "GlimpseClutteredMNIST-v0"],
+            2,
+            "trained on GlimpseMNIST-v0 with glimpses of shape",
+        ),
+        (["--env", "GlimpseMNIST-v0"], 2, "glimpse bench needs --policy"),
+        (["--policy", "pretrained", "--n-images", "10001"], 2, "--n-images"),
+        (["--policy", "{m}:make", "--seeds", "a,b"], 2, "non-negative integers"),
+    ],
+)
+def test_error_lines(
+    argv: list[str],
+    code: int,
+    says: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = _user_module(tmp_path, monkeypatch, "my_error_policy", fail=False)
+    argv = [a.replace("{m}", module) for a in argv]
+    got, _, err = _bench(capsys, "--n-images", "5", "--out", str(tmp_path / "o"), *argv)
+    assert got == code, err
+    assert err.count("\n") == 1 and "Traceback" not in err and says in err, err
+
+
+def test_out_holding_another_policy_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = _user_module(tmp_path, monkeypatch, "my_other_policy", fail=False)
+    out = tmp_path / "out"
+    common = ["--env", "GlimpseMNIST-v0", "--n-images", "5", "--out", str(out)]
+    assert _bench(capsys, "--policy", f"{name}:make", *common)[0] == 0
+    before = (out / "result.json").read_text()
+    code, _, err = _bench(capsys, "--policy", f"{name}:make_broken", *common)
+    assert code == 2 and "holds the benchmark of another policy" in err
+    assert (out / "result.json").read_text() == before
+
+
+def _report(tmp_path: Path, name: str, label: str, accuracy: float) -> Path:
+    entry = {
+        "mode": "deterministic",
+        "n_images": 100,
+        "accuracy": accuracy,
+        "accuracy_interval": [accuracy - 0.05, accuracy + 0.03],
+        "anytime_accuracy": [0.5, accuracy],
+        "anytime_mean": (0.5 + accuracy) / 2,
+        "on_digit_share": 0.5,
+        "first_glimpse_distance_px": 3.0,
+        "n_parameters": 10,
+        "episodes_per_second": 1000.0,
+    }
+    report = {"protocol": PROTOCOL, "label": label, "policy": name, "results": {"E-v0": entry}}
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "result.json").write_text(json.dumps(report))
+    return folder
+
+
+def test_compare_prints_the_side_by_side_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = _report(tmp_path, "a", "A", 0.9)
+    b = _report(tmp_path, "b", "B", 0.8)
+    code, out, err = _bench(capsys, "compare", str(a), str(b / "result.json"))
+    assert code == 0, err
+    assert "| A | E-v0 | deterministic | 100 | 90.00 [85.00, 93.00] |" in out
+    assert "| B | E-v0 | deterministic | 100 | 80.00 [75.00, 83.00] |" in out
+    assert "IQM" not in out  # one training seed per entry: no bootstrap
+
+
+class _FakeMetrics:
+    @staticmethod
+    def aggregate_iqm(x: Any) -> float:
+        return float(x.mean())
+
+    aggregate_mean = aggregate_iqm
+
+    @staticmethod
+    def probability_of_improvement(x: Any, y: Any) -> float:
+        return float((x[:, None, 0] > y[None, :, 0]).mean())
+
+
+class _FakeLibrary:
+    """rliable's get_interval_estimates, its interval replaced by (point - 0.01, + 0.01)."""
+
+    @staticmethod
+    def get_interval_estimates(scores: dict[str, Any], func: Any, reps: int) -> tuple:
+        import numpy as np
+
+        points = {k: func(*v) if isinstance(v, tuple) else func(v) for k, v in scores.items()}
+        intervals = {
+            k: np.stack([np.atleast_1d(p) - 0.01, np.atleast_1d(p) + 0.01])
+            for k, p in points.items()
+        }
+        return points, intervals
+
+
+def test_compare_with_training_seeds_uses_rliable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wiring to rliable (a stand-in here: rliable is the optional 'bench' extra)."""
+    fake = ModuleType("rliable")
+    fake.library, fake.metrics = _FakeLibrary, _FakeMetrics  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "rliable", fake)
+    files = [
+        _report(tmp_path, f"{label}{seed}", label, acc)
+        for label, accs in (("A", (0.9, 0.92)), ("B", (0.8, 0.85, 0.95)))
+        for seed, acc in enumerate(accs)
+    ]
+    code, out, err = _bench(capsys, "compare", *map(str, files))
+    assert code == 0, err
+    assert "| A | E-v0 | 2 | 91.00 [90.00, 92.00] | 91.00 [90.00, 92.00] |" in out
+    assert "| B | E-v0 | 3 | 86.67 [85.67, 87.67] |" in out
+    assert "| A > B | E-v0 | 0.67 [0.66, 0.68] |" in out
+
+
+def test_compare_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = _bench(capsys, "compare", str(tmp_path / "missing.json"))
+    assert code == 1 and "not found" in err and err.count("\n") == 1
+    (tmp_path / "bad.json").write_text("{")
+    code, _, err = _bench(capsys, "compare", str(tmp_path / "bad.json"))
+    assert code == 1 and "not valid JSON" in err
+    monkeypatch.setitem(sys.modules, "rliable", None)  # not installed
+    files = [_report(tmp_path, f"a{i}", "A", 0.9) for i in range(2)]
+    code, _, err = _bench(capsys, "compare", *map(str, files))
+    assert code == 1 and "pip install 'glimpse-env[bench]'" in err and err.count("\n") == 1
+
+
+def test_compare_with_training_seeds_real_rliable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the real rliable: IQM and mean (2-3 seeds: nothing trimmed) and P(A > B), here
+    4 of the 6 (A, B) pairs, as computed by hand; the bootstrap is seeded."""
+    files = [
+        _report(tmp_path, f"{label}{seed}", label, acc)
+        for label, accs in (("A", (0.9, 0.92)), ("B", (0.8, 0.85, 0.95)))
+        for seed, acc in enumerate(accs)
+    ]
+    code, out, err = _bench(capsys, "compare", *map(str, files), "--reps", "200")
+    assert code == 0, err
+    assert "| A | E-v0 | 2 | 91.00 [" in out and "| B | E-v0 | 3 | 86.67 [" in out
+    assert "| A > B | E-v0 | 0.67 [" in out
+    again = _bench(capsys, "compare", *map(str, files), "--reps", "200")[1]
+    assert again == out

@@ -1,0 +1,336 @@
+"""``glimpse reproduce`` (train/reproduce*.py): the row table, the Markdown report, one tiny
+real row end to end, and its errors (one line on stderr, exit status 2 or 1)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_cli_errors import fails
+
+from train import reproduce
+from train.cli import build_parser, main
+from train.errors import GlimpseError, UsageError
+from train.reproduce_report import list_rows, markdown_table, model_label, write_report
+from train.reproduce_rows import ROWS, ROWS_BY_ID, get_row, select_rows
+
+pytestmark = pytest.mark.usefixtures("glimpse_data")
+
+
+#: The paper's numbers (RAM.md, NIPS 2014 tables), typed once more to check the module's.
+EXPECTED_PAPER = {
+    "t1-mnist-fc256": 1.69,
+    "t1-mnist-conv": 1.21,
+    "t1-mnist-2": 3.79,
+    "t1-mnist-3": 1.51,
+    "t1-mnist-4": 1.54,
+    "t1-mnist-5": 1.34,
+    "t1-mnist-6": 1.12,
+    "t1-mnist-7": 1.07,
+    "t1-translated-fc64": 6.42,
+    "t1-translated-fc256": 2.63,
+    "t1-translated-conv": 1.62,
+    "t1-translated-4": 1.54,
+    "t1-translated-6": 1.22,
+    "t1-translated-8": 1.2,
+    "t1-translated-random8": None,
+    "t2-cluttered60-fc64": 28.58,
+    "t2-cluttered60-fc256": 11.96,
+    "t2-cluttered60-conv": 8.09,
+    "t2-cluttered60-4": 4.96,
+    "t2-cluttered60-6": 4.08,
+    "t2-cluttered60-8": 4.04,
+    "t2-cluttered60-random8": 14.4,
+    "t2-cluttered100-conv": 14.35,
+    "t2-cluttered100-4": 9.41,
+    "t2-cluttered100-6": 8.31,
+    "t2-cluttered100-8": 8.11,
+    "t2-cluttered100-random8": 28.4,
+}
+
+
+def test_rows_match_the_paper_and_the_presets() -> None:
+    """Every row's command parses as a real ``glimpse train`` command of its env, glimpse
+    count and location policy (RAM presets) or architecture (baselines)."""
+    from train.ram import PRESETS
+
+    assert [row.id for row in ROWS] == list(EXPECTED_PAPER)
+    parser = build_parser()
+    for row in ROWS:
+        assert row.paper == EXPECTED_PAPER[row.id], row.id
+        assert row.id.startswith(f"t{row.table}-{row.task}-")
+        args = parser.parse_args(row.train_args("runs/x", threads=1, max_minutes=5.0))
+        assert args.max_minutes == 5.0 and args.run_dir == "runs/x" and args.threads == 1
+        if row.kind == "ram":
+            preset = PRESETS[args.preset]
+            assert preset["env"] == row.env_id and preset["n_glimpses"] == row.glimpses
+            policy = preset.get("location_policy", "learned")
+            assert policy == row.location_policy == ("random" if "random" in row.id else "learned")
+        else:
+            assert args.env == row.env_id and args.arch == row.model and row.glimpses is None
+    assert {r.table for r in ROWS if r.task in ("mnist", "translated")} == {1}
+    assert {r.table for r in ROWS if r.task.startswith("cluttered")} == {2}
+
+
+def test_train_args_override_epochs_and_append_extra_last() -> None:
+    row = ROWS_BY_ID["t1-mnist-7"]
+    args = row.train_args("r", threads=None, epochs=0.5, extra=["--lr", "1e-4"])
+    expected = ["train", "ram", "--preset", "mnist-7", "--epochs", "0.5", "--run-dir", "r"]
+    assert args == [*expected, "--lr", "1e-4"]
+    assert row.args[-1] == "150"  # the row itself is unchanged
+
+
+def test_select_rows_in_table_order_without_duplicates() -> None:
+    assert [r.id for r in select_rows(["t1-mnist-7"], [2])][:2] == [
+        "t1-mnist-7",
+        "t2-cluttered60-fc64",
+    ]
+    assert len(select_rows(["t2-cluttered60-8"], [1, 2])) == len(ROWS)
+    assert select_rows([], []) == []
+    with pytest.raises(UsageError, match="did you mean t1-mnist-7"):
+        select_rows(["t1-mnist7"], [])
+    assert get_row("t2-cluttered100-8").env_id == "GlimpseClutteredMNIST100-v0"
+
+
+def _fake_record(row: Any, **overrides: Any) -> dict[str, Any]:
+    record = {
+        "row": row.id,
+        "table": row.table,
+        "test_error": 1.234,
+        "test_error_sampled": 1.5 if row.kind == "ram" else None,
+        "test_images": 10_000,
+        "parameters": 209_677,
+        "train_wall_s": 125.0,
+        "epochs": 150.0,
+        "epochs_planned": 150.0,
+        "capped": False,
+        "max_minutes": None,
+        "command": "glimpse train ram --preset mnist-7",
+        "gif": None,
+    }
+    return {**record, **overrides}
+
+
+def test_markdown_report_from_fake_rows(tmp_path: Path) -> None:
+    from agents.checkpoints import write_json
+
+    write_json(tmp_path / "t1-mnist-7.json", _fake_record(ROWS_BY_ID["t1-mnist-7"]))
+    capped = _fake_record(
+        ROWS_BY_ID["t2-cluttered60-8"],
+        test_error=20.5,
+        test_images=1000,
+        epochs=3.25,
+        capped=True,
+        max_minutes=30.0,
+        gif="gifs/t2-cluttered60-8.gif",
+    )
+    write_json(tmp_path / "t2-cluttered60-8.json", capped)
+    write_json(tmp_path / "unrelated.json", {"row": "nope"})  # ignored
+    path = write_report(tmp_path)
+    text = path.read_text()
+    assert path == tmp_path / "README.md"
+    assert "Generated by `glimpse reproduce`" in text and "2 of 27 rows run" in text
+    table_rows = [line for line in text.splitlines() if re.match(r"\| t[12]-", line)]
+    assert len(table_rows) == len(ROWS)
+    line = next(x for x in table_rows if x.startswith("| t1-mnist-7 |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[:9] == [
+        "t1-mnist-7",
+        "28x28 MNIST",
+        "RAM, 7 glimpses",
+        "7",
+        "1.07",
+        "**1.23**",
+        "1.50",
+        "209,677",
+        "150",
+    ]
+    assert cells[9] == "2.1 min" and cells[10] == "`glimpse train ram --preset mnist-7`"
+    line = next(x for x in table_rows if x.startswith("| t2-cluttered60-8 |"))
+    assert "**20.50 (1,000 images)**" in line and "3.25 of 150 (capped at 30 min)" in line
+    line = next(x for x in table_rows if x.startswith("| t2-cluttered60-random8 |"))
+    assert "| 14.40 | not run |" in line and "--location-policy" not in line
+    assert "--preset cluttered60-random8" in line
+    line = next(x for x in table_rows if x.startswith("| t1-translated-random8 |"))
+    assert "| 8 | - | not run |" in line
+    line = next(x for x in table_rows if x.startswith("| t1-mnist-fc256 |"))
+    assert "| - | 1.69 | not run |" in line and "glimpse train baseline --arch fc256" in line
+    assert "![t2-cluttered60-8](gifs/t2-cluttered60-8.gif)" in text
+    assert text.index("## Table 1") < text.index("t1-mnist-7") < text.index("## Table 2")
+    listing = list_rows(tmp_path)
+    assert "t1-mnist-7" in listing and "1.23%" in listing and "(capped)" in listing
+
+
+def test_tiny_real_row_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``glimpse reproduce --row t1-mnist-2`` for 3 iterations of a tiny model, 100 test
+    images; then the same run recorded by hand."""
+    out_dir, runs_dir = tmp_path / "results", tmp_path / "runs"
+    tiny = (
+        "--batch-size 16 --glimpse-hidden 16 --location-hidden 16 --glimpse-out 32 "
+        "--core-hidden 32 --eval-images 64 --test-images 100 --no-progress"
+    )
+    common = ["--out-dir", str(out_dir), "--runs-dir", str(runs_dir), "--threads", "1"]
+    argv = ["reproduce", "--row", "t1-mnist-2", "--epochs", "0.001", "--max-minutes", "30"]
+    assert main([*argv, *common, "--extra", tiny]) == 0
+
+    record = json.loads((out_dir / "t1-mnist-2.json").read_text())
+    run_dir = runs_dir / "t1-mnist-2"
+    evaluation = json.loads((run_dir / "eval.json").read_text())
+    assert record["test_error"] == pytest.approx(100 * evaluation["test_error_rate"])
+    assert record["test_images"] == 100 and record["glimpses"] == 2
+    assert record["paper_test_error"] == 3.79 and record["location_policy"] == "learned"
+    assert record["parameters"] == evaluation["parameters"] > 0  # counted from the checkpoint
+    assert record["iterations"] == record["iterations_planned"] == 3  # 0.001 * 50,000 / 16
+    assert record["epochs"] == pytest.approx(48 / 50_000) and record["capped"] is False
+    assert record["max_minutes"] == 30.0 and record["train_wall_s"] > 0
+    assert record["command"].startswith(
+        "glimpse train ram --preset mnist-2 --epochs 0.001 --threads 1 --max-minutes 30 --run-dir "
+    )
+    assert record["command"].endswith(tiny)
+    assert (out_dir / record["gif"]).is_file() and record["gif"] == "gifs/t1-mnist-2.gif"
+    out = capsys.readouterr().out
+    assert "[t1-mnist-2] glimpse train ram --preset mnist-2" in out and "test error" in out
+
+    text = (out_dir / "README.md").read_text()
+    assert "1 of 27 rows run" in text
+    line = next(x for x in text.splitlines() if x.startswith("| t1-mnist-2 |"))
+    assert f"**{record['test_error']:.2f} (100 images)**" in line
+    assert record["command"] in line
+
+    # The same run recorded by hand as another row is refused; as its own row, accepted.
+    with pytest.raises(GlimpseError, match="glimpses"):
+        reproduce.record_row(ROWS_BY_ID["t1-mnist-7"], run_dir, out_dir, render=False)
+    code, line = fails(capsys, ["reproduce", "--from-run", "t1-mnist-7", str(run_dir), *common])
+    assert code == 1 and "does not match row t1-mnist-7" in line and "glimpses" in line
+    assert (
+        main(["reproduce", "--from-run", "t1-mnist-2", str(run_dir), "--no-render", *common]) == 0
+    )
+    again = json.loads((out_dir / "t1-mnist-2.json").read_text())
+    assert again["test_error"] == record["test_error"] and again["gif"] is None
+    # The command rebuilt from config.json trains the same: the flags the run was given.
+    assert again["command"].startswith("glimpse train ram --")
+    rebuilt = build_parser().parse_args(shlex.split(again["command"])[1:])
+    given = {"batch_size": 16, "epochs": 0.001, "n_glimpses": 2, "max_minutes": 30.0}
+    given |= {"glimpse_hidden": 16, "core_hidden": 32, "test_images": 100, "threads": 1}
+    assert {name: getattr(rebuilt, name) for name in given} == given
+    assert rebuilt.preset is None and rebuilt.run_dir == str(run_dir)
+    assert again["model"] == record["model"] == "RAM, 2 glimpses, h_g 16, h_l 16, g 32, h 32"
+
+
+def test_model_label_names_the_core_sizes_and_the_training_split() -> None:
+    row = ROWS_BY_ID["t1-translated-8"]
+    assert model_label(row, {"core": "rnn"}) == "RAM, 8 glimpses"
+    assert model_label(row, {}) == "RAM, 8 glimpses"
+    assert model_label(row, {"core": "gru"}) == "RAM, 8 glimpses, GRU core"
+    assert model_label(row, {"core": "gru", "split": "train_full"}) == (
+        "RAM, 8 glimpses, GRU core, 60k training digits"
+    )
+    assert model_label(row, {"split": "train"}) == "RAM, 8 glimpses"
+    sized = {"core": "gru", "glimpse_hidden": 256, "glimpse_out": 384, "core_hidden": 384}
+    assert model_label(row, {**sized, "location_hidden": 128}) == (
+        "RAM, 8 glimpses, GRU core, h_g 256, g 384, h 384"
+    )
+    assert model_label(row, {"location_mlp_hidden": 64, "split": "train_full"}) == (
+        "RAM, 8 glimpses, location MLP 64, 60k training digits"
+    )
+    baseline = ROWS_BY_ID["t1-mnist-conv"]
+    assert model_label(baseline, {"core": "gru", "core_hidden": 512}) == baseline.label
+    record = {"test_error": 1.5, "test_images": 10_000, "test_error_sampled": None,
+              "parameters": 1, "epochs": 1.0, "capped": False, "train_wall_s": 60.0,
+              "command": "glimpse train ram ...", "model": "RAM, 8 glimpses, GRU core"}  # fmt: skip
+    line = next(
+        x for x in markdown_table(1, {row.id: record}).splitlines() if x.startswith(f"| {row.id} |")
+    )
+    assert "| RAM, 8 glimpses, GRU core |" in line
+
+
+def test_dry_run_prints_the_commands_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["reproduce", "--table", "2", "--dry-run", "--max-minutes", "60"]
+    assert main([*argv, "--out-dir", str(tmp_path / "out"), "--runs-dir", "r"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == sum(row.table == 2 for row in ROWS)
+    assert lines[0] == (
+        "[t2-cluttered60-fc64] glimpse train baseline --arch fc64 --env GlimpseClutteredMNIST-v0 "
+        "--epochs 20 --threads 1 --max-minutes 60 --run-dir r/t2-cluttered60-fc64"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------ errors
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--row", "t1-mnist7"], ["unknown row 't1-mnist7'", "did you mean t1-mnist-7?"]),
+        (["--from-run", "t9-nothing", "runs/x"], ["unknown row 't9-nothing'", "--list"]),
+        ([], ["nothing to do", "--row"]),
+        (["--report", "--command", "glimpse train ram"], ["--command", "--from-run"]),
+        (["--row", "t1-mnist-7", "--max-minutes", "0"], ["--max-minutes", "> 0"]),
+        (["--row", "t1-mnist-7", "--epochs", "-1"], ["--epochs"]),
+        (["--row", "t1-mnist-7", "--extra", '"--lr'], ["--extra", "quotation"]),
+        (["--table", "3"], ["--table", "invalid choice"]),
+        (["--threads", "0", "--report"], ["--threads", ">= 1"]),
+    ],
+)
+def test_bad_command_lines_are_one_line_with_status_2(
+    argv: list[str], words: list[str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code, line = fails(capsys, ["reproduce", *argv, "--out-dir", str(tmp_path)])
+    assert code == 2 and all(word in line for word in words), line
+    assert not (tmp_path / "README.md").exists()  # refused before any work
+
+
+def test_missing_or_unfinished_run_folders_are_one_line_with_status_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = ["--out-dir", str(tmp_path / "out"), "--no-render"]
+    missing = tmp_path / "no-such-run"
+    code, line = fails(capsys, ["reproduce", "--from-run", "t1-mnist-7", str(missing), *out])
+    assert code == 1 and line == f"glimpse: error: {missing}: no such run folder; check the path"
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "meta.json").write_text("{}")
+    code, line = fails(capsys, ["reproduce", "--from-run", "t1-mnist-7", str(unfinished), *out])
+    assert code == 1 and "has no eval.json" in line and "--resume" in line
+    assert (tmp_path / "out" / "README.md").is_file()  # the report is still regenerated
+
+
+def test_several_failed_rows_one_line_each_then_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["reproduce", "--out-dir", str(tmp_path), "--no-render"]
+    argv += ["--from-run", "t1-mnist-7", str(tmp_path / "a")]
+    argv += ["--from-run", "t1-mnist-6", str(tmp_path / "b")]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and "Traceback" not in err
+    assert err.splitlines() == [
+        f"[t1-mnist-7] failed: {tmp_path / 'a'}: no such run folder; check the path",
+        f"[t1-mnist-6] failed: {tmp_path / 'b'}: no such run folder; check the path",
+        "glimpse: error: 2 of 2 rows failed (t1-mnist-7, t1-mnist-6); see the lines above",
+    ]
+
+
+def test_a_failed_training_command_is_reported_and_the_report_still_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The training subprocess refuses its arguments: its own line, then the row's."""
+    argv = ["reproduce", "--row", "t1-mnist-2", "--out-dir", str(tmp_path / "out")]
+    argv += ["--runs-dir", str(tmp_path / "runs"), "--extra", "--batch-size 0"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1].startswith(
+        "glimpse: error: t1-mnist-2: the training command failed (exit status 2)"
+    )
+    assert (tmp_path / "out" / "README.md").is_file()
