@@ -10,7 +10,7 @@ Usage::
     # compare; writes benchmarks/results/param_trajectory.json unless --json says otherwise
     python benchmarks/param_trajectory.py compare old.pt new.pt
 
-``run`` trains the RAM agent on GlimpseMNIST-v0 with the settings of the README's 7-glimpse
+``run`` trains the RAM agent on GlimpseMNIST-v0 with the settings of the shipped 7-glimpse
 recipe (batch 64, Adam at 5e-4 with a cosine schedule, here over 100,000 iterations,
 location std 0.12, float32, seed 0, 1 torch thread) and saves the parameters after iterations 1, 2, 5, 10, 20, 50, ... up to
 ``--iterations``. ``compare`` reports, per saved iteration, the largest absolute difference

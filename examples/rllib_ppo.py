@@ -17,7 +17,7 @@ The reward is sparse (1 at the last glimpse if the argmax of the 10 class scores
 so ``episode_return_mean`` is the training accuracy of the exploring policy. RLlib's default
 head for the Box action is a Gaussian over all 12 components, the class being the argmax of
 10 noisy scores: it learns slowly (about chance, 10.7% test accuracy, after 161,280 env steps
-and 3 minutes on 2 CPU cores; the README's SB3 comparison shows the same head at 300,000
+and 3 minutes on 2 CPU cores; the SB3 comparison in docs/results.md shows the same head at 300,000
 steps and a categorical class head that does better).
 
 Run (MNIST files in ``$GLIMPSE_ENV_DATA``; env runners started by ``ray.init()`` on this

@@ -31,7 +31,7 @@ from train.common import (
 from train.harness import Cadence, FinalEval, Progress, RunMeta, Trainer, absolute_data_dir
 
 #: Presets: the paper's RAM rows (Tables 1-2). Each maps to an env and its settings; the
-#: optimisation settings are this project's (see README for what they reach).
+#: optimisation settings are this project's (docs/results.md says what they reach).
 PRESETS: dict[str, dict[str, Any]] = {
     **{f"mnist-{t}": {"env": "GlimpseMNIST-v0", "n_glimpses": t} for t in (2, 3, 4, 5, 6, 7)},
     **{f"translated-{t}": {"env": "GlimpseTranslatedMNIST-v0", "n_glimpses": t} for t in (4, 6, 8)},
