@@ -8,11 +8,10 @@ all of them through :func:`load_policy` and :func:`evaluate_policy`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 import glimpse_env  # noqa: F401  (registers the ids)
+from glimpse_env.play import play_batches
 
 EVAL_MODES = ("deterministic", "sample")
 
@@ -210,8 +210,10 @@ def load_policy(path: str | os.PathLike, device: str = "cpu") -> LoadedPolicy:
     return LoadedPolicy(_LOADERS[agent](file, loader_meta, device), file, meta)
 
 
-def check_policy_fits(policy: Policy, envs: Any) -> None:
+def check_policy_fits(policy: Policy, env_id: str, env_kwargs: Mapping[str, Any]) -> None:
     """Refuse an env whose glimpses differ from those ``policy`` was trained on.
+
+    Reads the spaces only (no env is built, no data loaded).
 
     Raises:
         ValueError: naming both glimpse shapes (a model fed the wrong shape would fail deep
@@ -219,12 +221,11 @@ def check_policy_fits(policy: Policy, envs: Any) -> None:
     """
     from glimpse_env.registration import ENV_IDS, spaces_of
 
-    if policy.env_id not in ENV_IDS:
+    if policy.env_id not in ENV_IDS or env_id not in ENV_IDS:
         return
     trained = spaces_of(policy.env_id, policy.env_kwargs)[0]["glimpse"].shape
-    given = tuple(envs.single_observation_space["glimpse"].shape)
+    given = spaces_of(env_id, dict(env_kwargs))[0]["glimpse"].shape
     if given != trained:
-        env_id = envs.spec.id if envs.spec is not None else "the env"
         raise ValueError(
             f"the policy was trained on {policy.env_id} with glimpses of shape (scales, g, g) "
             f"= {trained}, but {env_id} gives {given}; evaluate it on {policy.env_id} or on an "
@@ -245,7 +246,8 @@ def evaluate_policy(
 ) -> dict[str, Any]:
     """Test error from exactly one rollout per image of a split.
 
-    The split's digits are visited in order (``sequential=True``): image ``i`` appears once,
+    The benchmark's measurement (:func:`glimpse_env.bench.evaluate`, the one evaluation
+    loop): the split's digits are visited in order (``sequential=True``), image ``i`` once,
     with its fixed canvas and start location (a pure function of ``(split, i)``). Nothing is
     averaged over repeated rollouts.
 
@@ -259,44 +261,35 @@ def evaluate_policy(
         env_kwargs: env keyword arguments; default those the policy was trained with.
         progress: show a progress bar.
         seed: the evaluation seed: of the envs' reset and, in ``"sample"`` mode, of the
-            sampled actions (:func:`seeded_sampling`), so that an evaluation gives the same
-            result every time.
+            sampled actions (:func:`glimpse_env.play.seeded_sampling`), so that an evaluation
+            gives the same result every time.
 
     Returns:
         ``{"error_rate", "accuracy", "n_images", "n_correct", "env_id", "split", "mode"}``.
+
+    Raises:
+        ValueError: for a bad mode, an env whose glimpses the policy was not trained on, or
+            (:class:`glimpse_env.bench.BenchPolicyError`) a policy that breaks the protocol.
     """
+    from glimpse_env import bench
+
     if mode not in EVAL_MODES:
         raise ValueError(f"mode must be one of {EVAL_MODES}, got {mode!r}")
     env_id = env_id or policy.env_id
     kwargs = {**(policy.env_kwargs if env_kwargs is None else env_kwargs)}
-    for key in ("split", "sequential", "start", "reward"):
-        kwargs.pop(key, None)
-    envs = gym.make_vec(
-        env_id,
-        num_envs=num_envs,
-        split=split,
-        sequential=True,
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-        **kwargs,
-    )
-    check_policy_fits(policy, envs)
-    total = len(envs.unwrapped.task.data) if n_images is None else int(n_images)
-    correct = 0
-    batches = play_batches(
+    check_policy_fits(policy, env_id, kwargs)
+    result = bench.evaluate(
         policy,
-        envs,
-        math.ceil(total / num_envs),
-        deterministic=mode == "deterministic",
-        seed=seed,
+        env_id,
+        mode=mode,
+        n_images=n_images,
+        num_envs=num_envs,
+        seeds=(seed,),
+        env_kwargs=kwargs,
         progress=progress,
-        desc=f"eval {env_id} {split}",
+        split=split,
     )
-    for b, batch in enumerate(batches):
-        index = np.asarray(batch.start_info["image_index"])
-        counted = (index >= b * num_envs) & (index < min(total, (b + 1) * num_envs))
-        correct += int(np.sum(batch.success[counted]))
-    envs.close()
-    return evaluation_result(correct, total, env_id, split, mode)
+    return evaluation_result(result.rollouts[0].n_correct, result.n_images, env_id, split, mode)
 
 
 def evaluate_episodes(
@@ -310,9 +303,10 @@ def evaluate_episodes(
 ) -> dict[str, Any]:
     """Accuracy over the first ``n_episodes`` episodes of any fixed-horizon vector env.
 
-    The same loop as :func:`evaluate_policy` (one rollout per episode, nothing averaged),
-    on an env the caller built (e.g. a training run's validation envs, or a non-glimpse
-    test env): ``ceil(n_episodes / num_envs)`` batches from ``envs.reset(seed=seed)``.
+    The same loop as :func:`evaluate_policy` (:func:`glimpse_env.play.play_batches`, one
+    rollout per episode, nothing averaged), on an env the caller built (e.g. a test env
+    that is not a glimpse env): ``ceil(n_episodes / num_envs)`` batches from
+    ``envs.reset(seed=seed)``.
 
     Args:
         policy: the agent.
@@ -334,7 +328,6 @@ def evaluate_episodes(
         deterministic=deterministic,
         seed=seed,
         progress=progress,
-        desc="eval",
     )
     for batch in batches:
         successes.append(batch.success)
@@ -353,157 +346,6 @@ def evaluate_episodes(
     }
 
 
-@dataclass
-class Batch:
-    """One batch of episodes, one per sub-env, as :func:`play_batches` played it.
-
-    Attributes:
-        start_info: the ``info`` of the episodes' first observation.
-        success: (N,) bool, whether each episode's class was right.
-        returns: (N,) float episode returns.
-        horizon: steps the episodes lasted.
-    """
-
-    start_info: dict[str, Any]
-    success: np.ndarray
-    returns: np.ndarray
-    horizon: int
-
-
-def play_batches(
-    policy: Policy,
-    envs: gym.vector.VectorEnv,
-    n_batches: int,
-    *,
-    deterministic: bool,
-    seed: int | None,
-    progress: bool = False,
-    desc: str = "eval",
-) -> Iterator[Batch]:
-    """The evaluation loop: ``n_batches`` batches of episodes from ``envs.reset(seed)``.
-
-    Under ``SAME_STEP`` autoreset each batch starts from the observation the previous one
-    ended with; otherwise the envs are reset before each batch. Sampled actions are seeded
-    by ``seed`` (:func:`seeded_sampling`). The progress bar is closed (its line ended) also
-    when the policy raises, so an error message starts on a line of its own.
-
-    Yields:
-        One :class:`Batch` per batch.
-    """
-    mode = envs.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
-    same_step = mode in (
-        gym.vector.AutoresetMode.SAME_STEP,
-        gym.vector.AutoresetMode.SAME_STEP.value,
-    )
-    obs, info = envs.reset(seed=seed)
-    with (
-        _progress(n_batches, progress, desc) as bar,
-        seeded_sampling(policy, seed or 0, enabled=not deterministic),
-    ):
-        for b in range(n_batches):
-            if b and not same_step:
-                obs, info = envs.reset()
-            start_info = info
-            returns = np.zeros(envs.num_envs)
-            steps = 0
-
-            def add(reward: Any) -> None:
-                nonlocal returns, steps
-                returns = returns + _numpy(reward)
-                steps += 1
-
-            obs, info = play_episodes(policy, envs, obs, deterministic, on_reward=add)
-            success = final_info_value(info, "is_success")
-            success = returns > 0.5 if success is None else success.astype(bool)
-            yield Batch(start_info, success, returns, steps)
-            bar.update(1)
-
-
-def _numpy(x: Any) -> np.ndarray:
-    """Array-like (NumPy or torch, any device) -> NumPy."""
-    if hasattr(x, "detach"):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def final_info_value(info: Mapping[str, Any], key: str) -> np.ndarray | None:
-    """``info[key]`` of a terminal step where every sub-env has it, else None.
-
-    Looks in ``info`` and, under ``SAME_STEP`` autoreset, in ``info["final_info"]``.
-    """
-    for source in (info, info.get("final_info")):
-        if isinstance(source, Mapping) and key in source:
-            mask = source.get(f"_{key}")
-            if mask is not None and not bool(np.all(_numpy(mask))):
-                continue  # not set here (e.g. the same-step autoreset reports final_info)
-            return _numpy(source[key])
-    return None
-
-
-@contextlib.contextmanager
-def seeded_sampling(policy: Policy, seed: int, enabled: bool = True) -> Iterator[None]:
-    """Within the block, the policy's sampled actions are a function of ``seed``.
-
-    A policy with a ``seed_sampling(seed)`` method (e.g. :class:`agents.ram_policy.RAMPolicy`)
-    draws from its own ``torch.Generator`` seeded by it; for the others (SB3 policies sample
-    from torch's global generator) the global torch RNG is seeded with ``seed`` for the
-    block. Either way the global RNG state is the same after the block as before it.
-
-    Args:
-        policy: the policy about to act with ``deterministic=False``.
-        seed: the evaluation seed.
-        enabled: False: do nothing (deterministic evaluation draws nothing).
-    """
-    if not enabled:
-        yield
-        return
-    import torch
-
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        seed_policy = getattr(policy, "seed_sampling", None)
-        if callable(seed_policy):
-            seed_policy(seed)
-        yield
-
-
-def play_episodes(
-    policy: Policy,
-    envs: gym.vector.VectorEnv,
-    obs: dict[str, Any],
-    deterministic: bool,
-    on_step: Callable[[dict[str, Any]], None] | None = None,
-    on_reward: Callable[[Any], None] | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Play one episode in every sub-env of a vector env, from ``obs``.
-
-    The episodes all have the same length and end together.
-
-    Args:
-        policy: the agent (its state starts fresh).
-        envs: the vector env.
-        obs: the episodes' first observation (from ``reset`` or the previous call).
-        deterministic: mean locations (else sampled).
-        on_step: called with the observation of every step but the final one.
-        on_reward: called with every step's (N,) rewards.
-
-    Returns:
-        ``(obs, info)`` of the final step: under same-step autoreset ``obs`` already starts
-        the next episodes and ``info["final_info"]`` reports the ended ones.
-    """
-    state = policy.initial_state(envs.num_envs)
-    while True:
-        actions, state = policy.act(obs, state, deterministic)
-        obs, reward, terminated, truncated, info = envs.step(actions)
-        if on_reward is not None:
-            on_reward(reward)
-        if np.all(_numpy(terminated) | _numpy(truncated)):
-            return obs, info
-        if on_step is not None:
-            on_step(obs)
-
-
 def evaluation_result(
     n_correct: int, n_images: int, env_id: str, split: str, mode: str
 ) -> dict[str, Any]:
@@ -518,9 +360,3 @@ def evaluation_result(
         "split": split,
         "mode": mode,
     }
-
-
-def _progress(total: int, enabled: bool, desc: str) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="batch")

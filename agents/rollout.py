@@ -35,9 +35,9 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor
 
 from agents.locations import LearnedLocations, LocationPolicy
-from agents.policy import final_info_value
 from agents.ram import LOCATION_KEY, CoreState, RecurrentAttentionModel
 from glimpse_env.actions import class_scores, pack_action
+from glimpse_env.play import final_info_value
 
 __all__ = ["ObservationAdapter", "Rollout", "autocast", "autoreset_same_step", "collect_rollout"]
 

@@ -35,8 +35,9 @@ import numpy as np
 
 import glimpse_env  # noqa: F401  (registers the envs)
 from agents.checkpoints import write_json
-from agents.policy import EVAL_MODES, Policy, load_policy, play_episodes
+from agents.policy import EVAL_MODES, Policy, load_policy
 from glimpse_env.envs import DIGIT_SIZE
+from glimpse_env.play import play_episodes
 
 
 def targeting(
@@ -95,13 +96,13 @@ def targeting(
                 "layout): use a translated or cluttered env"
             )
         centres.append(layout["digit_pos"] + DIGIT_SIZE / 2)  # (N, 2) (row, col), pixels
-        seen = [np.asarray(obs["location"], dtype=np.float64)]
-        obs, info = play_episodes(
+        seen: list[np.ndarray] = []  # the location of every glimpse 1..T
+        obs, info, _, _ = play_episodes(
             policy,
             envs,
             obs,
             mode == "deterministic",
-            on_step=lambda o, seen=seen: seen.append(np.asarray(o["location"], dtype=np.float64)),
+            on_act=lambda t, o, a, seen=seen: seen.append(np.asarray(o["location"], np.float64)),
         )
         locations.append(np.stack(seen, 1))  # (N, T, 2) (x, y) in [-1, 1]
         success.append(np.asarray(info["final_info"]["is_success"], dtype=bool))

@@ -44,11 +44,9 @@ what was expected.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -57,6 +55,7 @@ import numpy as np
 
 from glimpse_env.actions import LOCATION_DIM
 from glimpse_env.envs import DIGIT_SIZE
+from glimpse_env.play import play_batches
 
 __all__ = [
     "MODES",
@@ -342,6 +341,7 @@ def evaluate(
     radius_px: float = 0.0,
     name: str | None = None,
     progress: bool = False,
+    split: str = "test",
 ) -> Result:
     """Benchmark ``policy`` on the fixed test canvases of ``env_id`` (protocol GlimpseBench-v1).
 
@@ -360,6 +360,8 @@ def evaluate(
         radius_px: a glimpse centre within this many pixels of the digit's box counts as on it.
         name: how results and errors name the policy (default :func:`policy_name`).
         progress: show a progress bar (tqdm).
+        split: the protocol's ``"test"``; ``"val"`` for validation during training (the
+            same fixed-canvas measurement on the held-out digits).
 
     Returns:
         The :class:`Result`.
@@ -377,7 +379,7 @@ def evaluate(
         raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
     name = name or policy_name(policy)
     kwargs = {k: v for k, v in (env_kwargs or {}).items() if k not in _PROTOCOL_KWARGS}
-    probe = gym.make_vec(env_id, num_envs=1, split="test", sequential=True, **kwargs)
+    probe = gym.make_vec(env_id, num_envs=1, split=split, sequential=True, **kwargs)
     task = probe.unwrapped.task
     total = len(task.data) if n_images is None else n_images
     probe.close()
@@ -386,7 +388,7 @@ def evaluate(
     envs = gym.make_vec(
         env_id,
         num_envs=min(num_envs, total),
-        split="test",
+        split=split,
         sequential=True,
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
         **kwargs,
@@ -404,7 +406,7 @@ def evaluate(
         policy=name,
         env_id=env_id,
         mode=mode,
-        split="test",
+        split=split,
         n_images=total,
         n_glimpses=task.n_glimpses,
         n_classes=task.n_classes,
@@ -479,23 +481,55 @@ def _box_distance(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.hypot(d_row, d_col)
 
 
-@contextlib.contextmanager
-def _seeded(policy: BenchPolicy, seed: int, enabled: bool) -> Iterator[None]:
-    """Seed the policy's sampling for a ``"sample"`` rollout (as
-    :func:`agents.policy.seeded_sampling` does, without importing torch ourselves)."""
-    if not enabled:
-        yield
-        return
-    torch = sys.modules.get("torch")
-    with contextlib.ExitStack() as stack:
-        if torch is not None:
-            devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
-            stack.enter_context(torch.random.fork_rng(devices=devices))
-            torch.manual_seed(seed)
-        seed_policy = getattr(policy, "seed_sampling", None)
-        if callable(seed_policy):
-            seed_policy(seed)
-        yield
+class _Stats:
+    """What one rollout counts, step by step (:meth:`on_act` is the loop's hook)."""
+
+    def __init__(self, envs: gym.vector.VectorEnv, total: int, radius_px: float, name: str) -> None:
+        task = envs.unwrapped.task
+        self.envs, self.total, self.radius_px, self.name = envs, total, radius_px, name
+        self.steps, self.size = task.n_glimpses, task.canvas_size
+        self.shape = (envs.num_envs, LOCATION_DIM + task.n_classes)
+        self.labels_all = np.asarray(task.data.labels)
+        self.anytime = np.zeros(self.steps, dtype=np.int64)
+        self.on_box = np.zeros(self.steps, dtype=np.int64)
+        self.any_chosen_on_box, self.first_distance = 0, 0.0
+        self.batches = 0
+        self.counted = self.labels = self.boxes = self.chosen_hit = np.zeros(0)
+
+    def _start(self) -> None:
+        """A batch starts: its images (only the first ``total`` are counted) and boxes."""
+        n, b, env = self.envs.num_envs, self.batches, self.envs.unwrapped
+        index = env.image_indices
+        self.counted = (index >= b * n) & (index < min(self.total, (b + 1) * n))
+        self.labels = self.labels_all[index]
+        self.boxes = _digit_boxes(env.layout, n, self.size)
+        self.chosen_hit = np.zeros(n, dtype=bool)
+        self.batches += 1
+
+    def on_act(self, t: int, obs: Any, actions: Any) -> np.ndarray:
+        """Check step ``t``'s actions and count what they say; return them as NumPy."""
+        actions = _check_actions(actions, self.shape, self.name, "actions")
+        if t == 0:  # glimpse 1 (the env's start location) of a new batch
+            self._start()
+            distance = _box_distance(_pixels(obs["location"], self.size), self.boxes)
+            self.on_box[0] += int(np.sum((distance <= self.radius_px) & self.counted))
+        predicted = actions[:, LOCATION_DIM:].argmax(axis=1)
+        self.anytime[t] += int(np.sum((predicted == self.labels) & self.counted))
+        if t < self.steps - 1:  # the location of glimpse t + 2, chosen by the policy
+            points = _pixels(actions[:, :LOCATION_DIM], self.size)
+            hit = _box_distance(points, self.boxes) <= self.radius_px
+            self.on_box[t + 1] += int(np.sum(hit & self.counted))
+            self.chosen_hit |= hit
+            if t == 0:
+                centres = (self.boxes[:, :2] + self.boxes[:, 2:]) / 2.0
+                gap = np.hypot(*(points - centres).T)
+                self.first_distance += float(np.sum(gap[self.counted]))
+        return actions
+
+    def end(self, success: np.ndarray) -> int:
+        """A batch ended: the number of its counted episodes classified right."""
+        self.any_chosen_on_box += int(np.sum(self.chosen_hit & self.counted))
+        return int(np.sum(success & self.counted))
 
 
 def _rollout(
@@ -508,58 +542,28 @@ def _rollout(
     name: str,
     progress: bool,
 ) -> Rollout:
-    """One rollout per image of the first ``total`` test images."""
-    task = envs.unwrapped.task
-    n, steps, size = envs.num_envs, task.n_glimpses, task.canvas_size
-    shape = (n, LOCATION_DIM + task.n_classes)
-    labels_all = np.asarray(task.data.labels)
-    n_batches = math.ceil(total / n)
+    """One rollout per image of the first ``total`` images, through :func:`play_batches`."""
+    stats = _Stats(envs, total, radius_px, name)
+    steps = stats.steps
     correct = 0
-    anytime = np.zeros(steps, dtype=np.int64)
-    on_box = np.zeros(steps, dtype=np.int64)
-    any_chosen_on_box, first_distance = 0, 0.0
-    deterministic = mode == "deterministic"
     start = time.perf_counter()
-    obs, info = envs.reset(seed=seed)
-    with _progress(n_batches, progress, name) as bar, _seeded(policy, seed, not deterministic):
-        for b in range(n_batches):
-            index = np.asarray(info["image_index"])
-            counted = (index >= b * n) & (index < min(total, (b + 1) * n))
-            labels = labels_all[index]
-            boxes = _digit_boxes(envs.unwrapped.layout, n, size)
-            centres = (boxes[:, :2] + boxes[:, 2:]) / 2.0
-            chosen_hit = np.zeros(n, dtype=bool)
-            distance = _box_distance(_pixels(obs["location"], size), boxes)
-            on_box[0] += int(np.sum((distance <= radius_px) & counted))
-            state = _call(policy, name, "initial_state", lambda: policy.initial_state(n))
-            for t in range(steps):
-                out = _call(policy, name, "act", lambda: policy.act(obs, state, deterministic))  # noqa: B023
-                if not (isinstance(out, tuple) and len(out) == 2):
-                    raise BenchPolicyError(
-                        f"policy {name}: act returned a {type(out).__name__}; expected a pair "
-                        f"(actions of shape {shape}, next state)"
-                    )
-                actions, state = _check_actions(out[0], shape, name, "actions"), out[1]
-                predicted = actions[:, LOCATION_DIM:].argmax(axis=1)
-                anytime[t] += int(np.sum((predicted == labels) & counted))
-                if t < steps - 1:  # the location of glimpse t + 2, chosen by the policy
-                    points = _pixels(actions[:, :LOCATION_DIM], size)
-                    hit = _box_distance(points, boxes) <= radius_px
-                    on_box[t + 1] += int(np.sum(hit & counted))
-                    chosen_hit |= hit
-                    if t == 0:
-                        gap = np.hypot(*(points - centres).T)
-                        first_distance += float(np.sum(gap[counted]))
-                obs, _, terminated, truncated, info = envs.step(actions)
-            if not np.all(np.asarray(terminated) | np.asarray(truncated)):
-                raise ValueError(f"{envs.spec.id} did not end its episodes after {steps} steps")
-            success = np.asarray(info["final_info"]["is_success"], dtype=bool)
-            correct += int(np.sum(success & counted))
-            any_chosen_on_box += int(np.sum(chosen_hit & counted))
-            bar.update(1)
+    batches = play_batches(
+        _Guarded(policy, name, stats.shape),
+        envs,
+        math.ceil(total / envs.num_envs),
+        deterministic=mode == "deterministic",
+        seed=seed,
+        progress=progress,
+        desc=f"bench {name}",
+        on_act=stats.on_act,
+    )
+    for batch in batches:
+        if batch.horizon != steps:
+            raise ValueError(f"{envs.spec.id} ended its episodes after {batch.horizon} steps")
+        correct += stats.end(batch.success)
     wall = time.perf_counter() - start
     accuracy = correct / total
-    anytime_accuracy = (anytime / total).tolist()
+    anytime_accuracy = (stats.anytime / total).tolist()
     return Rollout(
         seed=seed,
         accuracy=accuracy,
@@ -567,12 +571,38 @@ def _rollout(
         accuracy_interval=wilson_interval(correct, total),
         anytime_accuracy=anytime_accuracy,
         anytime_mean=float(np.mean(anytime_accuracy)),
-        on_digit_share=any_chosen_on_box / total if steps > 1 else None,
-        on_digit_by_glimpse=(on_box / total).tolist(),
-        first_glimpse_distance_px=first_distance / total if steps > 1 else None,
+        on_digit_share=stats.any_chosen_on_box / total if steps > 1 else None,
+        on_digit_by_glimpse=(stats.on_box / total).tolist(),
+        first_glimpse_distance_px=stats.first_distance / total if steps > 1 else None,
         wall_seconds=wall,
         episodes_per_second=total / wall if wall > 0 else 0.0,
     )
+
+
+class _Guarded:
+    """A policy whose exceptions and malformed returns become :class:`BenchPolicyError`."""
+
+    def __init__(self, policy: BenchPolicy, name: str, shape: tuple[int, int]) -> None:
+        self.policy, self.name, self.shape = policy, name, shape
+
+    def seed_sampling(self, seed: int) -> None:
+        seed_policy = getattr(self.policy, "seed_sampling", None)
+        if callable(seed_policy):
+            seed_policy(seed)
+
+    def initial_state(self, num_envs: int) -> Any:
+        policy = self.policy
+        return _call(policy, self.name, "initial_state", lambda: policy.initial_state(num_envs))
+
+    def act(self, obs: Any, state: Any, deterministic: bool) -> tuple[Any, Any]:
+        policy = self.policy
+        out = _call(policy, self.name, "act", lambda: policy.act(obs, state, deterministic))
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise BenchPolicyError(
+                f"policy {self.name}: act returned a {type(out).__name__}; expected a pair "
+                f"(actions of shape {self.shape}, next state)"
+            )
+        return out
 
 
 def _call(policy: BenchPolicy, name: str, method: str, call: Callable[[], Any]) -> Any:
@@ -592,16 +622,3 @@ def _call(policy: BenchPolicy, name: str, method: str, call: Callable[[], Any]) 
             f"policy {name} raised {type(exc).__name__} in {method}: "
             f"{' '.join(str(exc).split()) or '(no message)'}; expected {expected}"
         ) from exc
-
-
-def _progress(total: int, enabled: bool, name: str) -> Any:
-    if not enabled:
-        return contextlib.nullcontext(_NoBar())
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=f"bench {name}", unit="batch")
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass

@@ -232,6 +232,14 @@ class GlimpseVectorEnv(VectorEnv):
         return _host(self._batch.canvases)
 
     @property
+    def image_indices(self) -> np.ndarray:
+        """int64 ``(N,)``: the index in its split of each current episode's digit, on the
+        host (what ``info["image_index"]`` reports)."""
+        if self._batch is None:
+            raise ResetNeeded("No episodes yet: call reset() first.")
+        return _host(self._batch.image_indices)
+
+    @property
     def layout(self) -> dict[str, np.ndarray]:
         """How the current episodes' canvases were composed, on the host: the task's layout
         arrays (e.g. ``digit_pos``, int64 ``(N, 2)``, top-left ``(row, col)`` of the digit

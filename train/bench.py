@@ -176,15 +176,10 @@ def _load_agent(
     policy = loaded.policy
     env_id = env_id or policy.env_id
     kwargs = env_kwargs_from_meta(loaded.meta, data_dir)
-    import gymnasium as gym
-
-    envs = gym.make_vec(env_id, num_envs=1, split="test", **kwargs)
     try:
-        check_policy_fits(policy, envs)
+        check_policy_fits(policy, env_id, kwargs)
     except ValueError as exc:
         raise _DoesNotFit(f"--policy {path}: {exc}") from exc
-    finally:
-        envs.close()
     return policy, kwargs, env_id
 
 

@@ -65,9 +65,11 @@ def render_policy(
     import gymnasium as gym
     from gymnasium.vector import AutoresetMode
 
-    from agents.policy import check_policy_fits, seeded_sampling
+    from agents.policy import check_policy_fits
+    from glimpse_env.play import play_episodes, seeded_sampling
     from glimpse_env.rendering import render_frame
 
+    check_policy_fits(policy, env_id, env_kwargs or {})
     envs = gym.make_vec(
         env_id,
         num_envs=n,
@@ -76,19 +78,18 @@ def render_policy(
         autoreset_mode=AutoresetMode.NEXT_STEP,
         **(env_kwargs or {}),
     )
-    check_policy_fits(policy, envs)
     task = envs.unwrapped.task
     obs, _ = envs.reset(seed=0)
     canvases = envs.unwrapped.canvases
-    state = policy.initial_state(n)
-    paths = [np.asarray(obs["location"])]
+    paths: list[np.ndarray] = []  # the location of every glimpse 1..T
     with seeded_sampling(policy, 0, enabled=not deterministic):  # the same frames every time
-        while True:
-            actions, state = policy.act(obs, state, deterministic)
-            obs, _, terminated, truncated, info = envs.step(actions)
-            if np.all(terminated | truncated):
-                break
-            paths.append(np.asarray(obs["location"]))
+        _, info, _, _ = play_episodes(
+            policy,
+            envs,
+            obs,
+            deterministic,
+            on_act=lambda t, o, a: paths.append(np.asarray(o["location"])),
+        )
     labels, predictions = np.asarray(info["label"]), np.asarray(info["prediction"])
     path = np.stack(paths, axis=1)  # (n, T, 2)
     horizon = path.shape[1]
