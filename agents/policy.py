@@ -1,9 +1,11 @@
 """What every trained agent offers for evaluation and rendering, and how to load one.
 
-Each kind of agent (RAM, SB3 PPO, RecurrentPPO, supervised baselines) provides a
-:class:`Policy` adapter and registers a loader under its ``"agent"`` name with
-:func:`register_loader`. ``glimpse eval`` and ``glimpse render`` then work the same way for
-all of them through :func:`load_policy` and :func:`evaluate_policy`.
+Each kind of glimpse agent (RAM, SB3 PPO, RecurrentPPO) provides a :class:`Policy` adapter
+and registers a loader under its ``"agent"`` name with :func:`register_loader`, in a module
+listed in :data:`_LOADER_MODULES`. ``glimpse eval``, ``glimpse render`` and ``glimpse bench``
+then load any of them from a run folder through :func:`load_policy`. Supervised baselines
+see whole canvases, not glimpses, and have no loader: ``glimpse eval`` special-cases them
+(:func:`agents.baselines.evaluate_baseline`) and ``glimpse bench`` refuses them.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Golden transitions: every registered id, single and vector, against recorded arrays.
 
-The arrays in ``tests/data/golden_envs.npz`` were recorded from the code before the issue-27
-redesign (commit 719e3db) with ``python tests/test_golden.py --write``. A refactor that changes
+The arrays in ``tests/data/golden_envs.npz`` were recorded with ``python tests/test_golden.py
+--write``: those of the four original ids from the code before the issue-27 redesign (commit
+719e3db), those of a later id when it was added (``--write`` re-records every id; the
+existing arrays come out the same when nothing else changed). A refactor that changes
 an observation, a reward, an episode end or an info value of any env fails here. Observations
 are compared to within 1e-6 (NumPy's reductions may round differently on another CPU);
 everything else exactly.

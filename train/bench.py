@@ -64,7 +64,7 @@ def register(subparsers: Any) -> None:
         "--env",
         choices=(*ENV_IDS, "all"),
         metavar="ID|all",
-        help="env id, or all four (default: the one the policy was trained on)",
+        help="env id, or all: every registered id (default: the one the policy was trained on)",
     )
     parser.add_argument("--mode", default="deterministic", choices=("deterministic", "sample"))
     parser.add_argument(

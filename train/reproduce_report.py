@@ -189,15 +189,24 @@ def write_report(out_dir: Path) -> Path:
 
 
 def list_rows(out_dir: Path) -> str:
-    """A plain-text listing of every row: its paper number, status and default command."""
+    """A plain-text listing of every row: its paper number, the result recorded in
+    ``out_dir`` (if any) and the default command (what ``--row`` runs).
+
+    A recorded result comes from the command named in the row's record, which may differ
+    from the default command (e.g. a longer or wider run); the note under the listing says so.
+    """
     records = load_records(out_dir)
-    lines = []
+    lines = [f"{'row':24} {'paper':>6}  {'recorded result':17} default command (--row runs it)"]
     for row in ROWS:
         rec = records.get(row.id)
         status = "not run" if rec is None else f"{rec['test_error']:.2f}%"
         if rec is not None and rec["capped"]:
             status += " (capped)"
-        lines.append(
-            f"{row.id:24} paper {number(row.paper):>6}  here {status:17} {display_command(row)}"
-        )
+        lines.append(f"{row.id:24} {number(row.paper):>6}  {status:17} {display_command(row)}")
+    lines += [
+        "",
+        "paper: test error (%) in Mnih et al. (2014). recorded result: test error of the record "
+        f"{out_dir}/<row>.json, made by the command that record names (listed in "
+        f"{out_dir}/README.md), which can differ from the default command.",
+    ]
     return "\n".join(lines)
