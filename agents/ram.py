@@ -121,21 +121,22 @@ class StepOutput:
         location_log_prob: (N,) log-density of the *unclamped* sample under the Gaussian
             policy, summed over the L coordinates; differentiable w.r.t. the location
             network only (and the core / glimpse networks when
-            ``detach_location_input=False``).
+            ``detach_location_input=False``). None when not ``scored``.
         sample: (N, L) the unclamped sample (the mean when deterministic), detached:
             what :meth:`RecurrentAttentionModel.replay` scores.
         location_mean: (N, L) mean of the Gaussian policy, ``tanh(Linear(h_t))``.
         logits: (N, C) class logits from the action network.
-        baseline: (N,) baseline ``b_t`` (differentiable w.r.t. the baseline network only).
+        baseline: (N,) baseline ``b_t`` (differentiable w.r.t. the baseline network only);
+            None when not ``scored``.
         state: new core state (see :data:`CoreState`).
     """
 
     location: Tensor
-    location_log_prob: Tensor
+    location_log_prob: Tensor | None
     sample: Tensor
     location_mean: Tensor
     logits: Tensor
-    baseline: Tensor
+    baseline: Tensor | None
     state: CoreState
 
 
@@ -594,6 +595,7 @@ class RecurrentAttentionModel(nn.Module):
         deterministic: bool = False,
         std: float | None = None,
         generator: torch.Generator | None = None,
+        scored: bool = True,
     ) -> StepOutput:
         """Take in glimpse t, update the core, emit location t+1, logits and baseline.
 
@@ -604,6 +606,8 @@ class RecurrentAttentionModel(nn.Module):
             deterministic: use the mean location instead of sampling.
             std: location policy std (default ``config.location_std``).
             generator: random generator for the location sample.
+            scored: also compute the location's log-probability and the baseline (False:
+            only what acting needs, both None; what a rollout without autograd does).
 
         Returns:
             The :class:`StepOutput`.
@@ -615,11 +619,11 @@ class RecurrentAttentionModel(nn.Module):
         sample = LocationNetwork.sample(mean, std, deterministic=deterministic, generator=generator)
         return StepOutput(
             location=sample.clamp(-1.0, 1.0),
-            location_log_prob=LocationNetwork.log_prob(sample, mean, std),
+            location_log_prob=LocationNetwork.log_prob(sample, mean, std) if scored else None,
             sample=sample,
             location_mean=mean,
             logits=self.action_network(h),
-            baseline=self.baseline_network(h),
+            baseline=self.baseline_network(h) if scored else None,
             state=new_state,
         )
 

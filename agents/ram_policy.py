@@ -82,6 +82,7 @@ class RAMPolicy:
             deterministic=deterministic,
             std=self.std,
             generator=None if deterministic else self.generator,
+            scored=False,
         )
         scores = class_scores(out.logits.argmax(1), self.model.n_classes, out.location.dtype)
         action = pack_action(out.location, scores)

@@ -105,8 +105,9 @@ class ObservationAdapter:
     def __call__(self, obs: Any) -> tuple[Tensor, Tensor | None, torch.device | None]:
         """Split an observation batch.
 
-        The tensors may share memory with NumPy observations: copy them before the next
-        ``step`` if they are kept (:func:`collect_rollout` does).
+        The glimpse is always a new tensor; the location may share memory with the
+        observation: copy it before the next ``step`` if it is kept (:func:`collect_rollout`
+        does).
 
         Returns:
             ``(glimpse (N, D), location (N, L) or None, env_device)``, where ``env_device``
@@ -114,7 +115,7 @@ class ObservationAdapter:
         """
         first = obs if self.keys is None else obs[self.keys[0]]
         if self.keys is None:
-            glimpse = self._tensor(obs).flatten(1)
+            glimpse = self._tensor(obs).flatten(1).clone()
         else:
             glimpse = torch.cat([self._tensor(obs[k]).flatten(1) for k in self.keys], 1)
         location = self._tensor(obs[LOCATION_KEY]) if self.has_location else None
@@ -219,25 +220,25 @@ def collect_rollout(
     dones: list[Any] = []
     classes = torch.empty(0)
     info: dict[str, Any] = {}
-    for step in range(horizon or MAX_EPISODE_STEPS):
-        glimpse, location, env_device = adapter(obs)
-        location = previous if location is None else location
-        glimpses.append(glimpse.clone())  # NumPy buffers are reused by the next step
-        locations.append(location.clone())
-        with autocast(device, compute_dtype):
-            out = model.step(glimpse, location, state, std=std, generator=generator)
-        state = out.state
-        samples.append(out.sample.float())
-        logits = out.logits.float()
-        classes = sample_class(logits, generator) if sample_classes else logits.argmax(-1)
-        previous = location_policy(out.location.float(), episodes, step)
-        action = pack_action(previous, class_scores(classes, model.n_classes, torch.float32))
-        action = action.to(env_device) if env_device is not None else action.cpu().numpy()
-        obs, reward, terminated, truncated, info = envs.step(action)
-        rewards.append(reward)
-        dones.append(terminated | truncated)
-        if horizon is None and _as_numpy(dones[-1]).any():
-            break
+    with autocast(device, compute_dtype):  # one context: the weights are cast once
+        for step in range(horizon or MAX_EPISODE_STEPS):
+            glimpse, location, env_device = adapter(obs)
+            location = previous if location is None else location.clone()
+            glimpses.append(glimpse)  # a new tensor (the adapter concatenates)
+            locations.append(location)  # cloned: NumPy buffers are reused by the next step
+            out = model.step(glimpse, location, state, std=std, generator=generator, scored=False)
+            state = out.state
+            samples.append(out.sample.float())
+            logits = out.logits.float()
+            classes = sample_class(logits, generator) if sample_classes else logits.argmax(-1)
+            previous = location_policy(out.location.float(), episodes, step)
+            action = pack_action(previous, class_scores(classes, model.n_classes, torch.float32))
+            action = action.to(env_device) if env_device is not None else action.cpu().numpy()
+            obs, reward, terminated, truncated, info = envs.step(action)
+            rewards.append(reward)
+            dones.append(terminated | truncated)
+            if horizon is None and _as_numpy(dones[-1]).any():
+                break
     done = np.stack([_as_numpy(d) for d in dones]).astype(bool)
     _check_fixed_horizon(done, horizon)
     rewards_t = torch.stack([torch.as_tensor(r) for r in rewards]).to(device, torch.float32)
