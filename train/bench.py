@@ -14,6 +14,9 @@ earlier env wrote): ``DIR/result.json`` (schema version, protocol and package ve
 machine, the command, one result per env), ``DIR/result.md`` (a Markdown table) and
 ``DIR/anytime.png`` (the anytime-accuracy curves; needs matplotlib).
 
+``glimpse bench leaderboard --out DIR`` writes the reference entries of every env
+(:mod:`train.leaderboard`).
+
 ``glimpse bench compare A.json B.json ...`` (files or folders holding ``result.json``)
 prints the side-by-side table with intervals. Results sharing a ``--label`` are the
 training seeds of one entry: their IQM and mean with stratified-bootstrap 95% intervals and
@@ -88,7 +91,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--out", metavar="DIR", help="output folder")
     parser.set_defaults(func=run, bench_command=None)
-    sub = parser.add_subparsers(dest="bench_command", title="subcommands", metavar="{compare}")
+    sub = parser.add_subparsers(
+        dest="bench_command", title="subcommands", metavar="{compare,leaderboard}"
+    )
     compare = sub.add_parser(
         "compare",
         help="side-by-side table of bench results",
@@ -99,6 +104,9 @@ def register(subparsers: Any) -> None:
         "--reps", type=_positive, default=10000, help="bootstrap replications (rliable)"
     )
     compare.set_defaults(func=run_compare)
+    from train import leaderboard
+
+    leaderboard.register(sub)
 
 
 def _positive(text: str) -> int:

@@ -1,0 +1,459 @@
+"""``glimpse bench leaderboard``: the GlimpseBench reference entries of every env.
+
+``glimpse bench leaderboard --out DIR [--env ID|all] [--n-images N] [--data-dir DIR]
+[--num-envs N]`` benchmarks, per env (GlimpseBench-v1, deterministic, reset seed 0):
+
+* **chance** (:class:`ChancePolicy`): uniformly random glimpse places and a uniformly random
+  class, drawn from a generator seeded by ``(seed, batch, step)``, so its actions are a pure
+  function of the bench seed and two runs agree exactly (expected accuracy 1 / 10);
+* **the shipped RAM model** of the env (``pretrained:ENV_ID``), loaded and measured exactly
+  as ``glimpse bench --policy pretrained:ENV_ID`` does;
+
+and adds the **paper's numbers** (:data:`PAPER`: Mnih et al. 2014, Tables 1 and 2) as rows
+of their own, marked "paper, not measured here". The entries that need training (location
+heuristics with their own classifiers, PPO / RecurrentPPO, the full-image supervised
+baselines, 5 training seeds) are listed as "not yet measured" with the commands that will
+produce them (:func:`pending_entries`); no figure is made up for them.
+
+It writes, after each env (atomically, as ``glimpse bench`` does): ``DIR/leaderboard.json``
+(schema version, protocol version, package version, machine, command, per env its entries
+with the bench :class:`glimpse_env.bench.Result` dicts) and ``DIR/leaderboard.md`` (one
+table per env).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from train.errors import UsageError
+
+#: Version of the layout of ``leaderboard.json``.
+SCHEMA_VERSION = 1
+JSON_FILE = "leaderboard.json"
+MARKDOWN_FILE = "leaderboard.md"
+#: The bench's reset seed, and the seed of the chance policy's draws.
+SEED = 0
+PAPER_MARK = "paper, not measured here"
+PAPER_SOURCE = (
+    'V. Mnih, N. Heess, A. Graves, K. Kavukcuoglu, "Recurrent Models of Visual Attention", '
+    "NIPS 2014 (arXiv:1406.6247), Tables 1 and 2 of the NIPS version"
+)
+
+
+# --------------------------------------------------------------------------- paper
+@dataclass(frozen=True)
+class PaperRow:
+    """One row of the paper's results.
+
+    Attributes:
+        model: the row as the paper names it.
+        error_percent: the test error the paper reports, in percent.
+        table: the paper's table and sub-table (e.g. ``"Table 1, 28x28 MNIST"``).
+        glimpses: the number of glimpses of a RAM row (None for a full-image baseline).
+    """
+
+    model: str
+    error_percent: float
+    table: str
+    glimpses: int | None = None
+
+
+_T1A = "Table 1, 28x28 MNIST"
+_T1B = "Table 1, 60x60 Translated MNIST"
+_T2A = "Table 2, 60x60 Cluttered Translated MNIST"
+_T2B = "Table 2, 100x100 Cluttered Translated MNIST"
+
+#: The paper's test errors per env (source: :data:`PAPER_SOURCE`; the figures as gathered in
+#: the project's reference notes, ``shared/reference/RAM.md``). Every row of the table of the
+#: env's benchmark: the full-image baselines (FC, convolutional) and RAM with each number of
+#: glimpses. The paper gives no intervals, anytime figures, glimpse positions or parameters.
+PAPER: dict[str, tuple[PaperRow, ...]] = {
+    "GlimpseMNIST-v0": (
+        PaperRow("FC, 2 layers (256 hiddens each)", 1.69, _T1A),
+        PaperRow("Convolutional, 2 layers", 1.21, _T1A),
+        PaperRow("RAM, 2 glimpses, 8x8, 1 scale", 3.79, _T1A, 2),
+        PaperRow("RAM, 3 glimpses, 8x8, 1 scale", 1.51, _T1A, 3),
+        PaperRow("RAM, 4 glimpses, 8x8, 1 scale", 1.54, _T1A, 4),
+        PaperRow("RAM, 5 glimpses, 8x8, 1 scale", 1.34, _T1A, 5),
+        PaperRow("RAM, 6 glimpses, 8x8, 1 scale", 1.12, _T1A, 6),
+        PaperRow("RAM, 7 glimpses, 8x8, 1 scale", 1.07, _T1A, 7),
+    ),
+    "GlimpseTranslatedMNIST-v0": (
+        PaperRow("FC, 2 layers (64 hiddens each)", 6.42, _T1B),
+        PaperRow("FC, 2 layers (256 hiddens each)", 2.63, _T1B),
+        PaperRow("Convolutional, 2 layers", 1.62, _T1B),
+        PaperRow("RAM, 4 glimpses, 12x12, 3 scales", 1.54, _T1B, 4),
+        PaperRow("RAM, 6 glimpses, 12x12, 3 scales", 1.22, _T1B, 6),
+        PaperRow("RAM, 8 glimpses, 12x12, 3 scales", 1.2, _T1B, 8),
+    ),
+    "GlimpseClutteredMNIST-v0": (
+        PaperRow("FC, 2 layers (64 hiddens each)", 28.58, _T2A),
+        PaperRow("FC, 2 layers (256 hiddens each)", 11.96, _T2A),
+        PaperRow("Convolutional, 2 layers", 8.09, _T2A),
+        PaperRow("RAM, 4 glimpses, 12x12, 3 scales", 4.96, _T2A, 4),
+        PaperRow("RAM, 6 glimpses, 12x12, 3 scales", 4.08, _T2A, 6),
+        PaperRow("RAM, 8 glimpses, 12x12, 3 scales", 4.04, _T2A, 8),
+        PaperRow("RAM, 8 random glimpses", 14.4, _T2A, 8),
+    ),
+    "GlimpseClutteredMNIST100-v0": (
+        PaperRow("Convolutional, 2 layers", 14.35, _T2B),
+        PaperRow("RAM, 4 glimpses, 12x12, 4 scales", 9.41, _T2B, 4),
+        PaperRow("RAM, 6 glimpses, 12x12, 4 scales", 8.31, _T2B, 6),
+        PaperRow("RAM, 8 glimpses, 12x12, 4 scales", 8.11, _T2B, 8),
+        PaperRow("RAM, 8 random glimpses", 28.4, _T2B, 8),
+    ),
+}
+
+
+def paper_entries(env_id: str) -> list[dict[str, Any]]:
+    """The paper's rows for ``env_id`` as leaderboard entries (``kind`` ``"paper"``)."""
+    return [
+        {
+            "entry": f"paper: {row.model}",
+            "kind": "paper",
+            "note": PAPER_MARK,
+            "source": f"{row.table}, row '{row.model}'",
+            "glimpses": row.glimpses,
+            "error_percent": row.error_percent,
+            "accuracy": round(1.0 - row.error_percent / 100.0, 6),
+        }
+        for row in PAPER.get(env_id, ())
+    ]
+
+
+# --------------------------------------------------------------------------- chance
+class ChancePolicy:
+    """Chance: uniformly random glimpse places, a uniformly random class.
+
+    The actions of step ``t`` of the ``b``-th batch of episodes (the ``b``-th call of
+    :meth:`initial_state`) are drawn from ``np.random.default_rng((seed, b, t))``: a pure
+    function of ``(seed, b, t)`` and the batch size, the same in every run. The
+    ``deterministic`` flag changes nothing (chance has no mean action).
+
+    Attributes:
+        n_classes: the classes to choose among.
+        seed: the seed of every draw.
+        n_parameters: 0.
+    """
+
+    name = "chance"
+    n_parameters = 0
+
+    def __init__(self, n_classes: int = 10, seed: int = SEED) -> None:
+        self.n_classes, self.seed = n_classes, seed
+        self._batches = 0
+
+    def initial_state(self, num_envs: int) -> tuple[int, int]:
+        """``(batch number, step)`` of ``num_envs`` fresh episodes."""
+        self._batches += 1
+        return self._batches - 1, 0
+
+    def act(
+        self, obs: dict[str, np.ndarray], state: tuple[int, int], deterministic: bool
+    ) -> tuple[np.ndarray, tuple[int, int]]:
+        """Actions ``(N, 2 + n_classes)`` float32: ``x, y`` uniform in [-1, 1], then the
+        one-hot scores of a uniformly random class; the next state."""
+        batch, t = state
+        n = len(obs["location"])
+        rng = np.random.default_rng((self.seed, batch, t))
+        locations = rng.uniform(-1.0, 1.0, size=(n, 2))
+        classes = rng.integers(0, self.n_classes, size=n)
+        scores = np.eye(self.n_classes)[classes]
+        return np.concatenate([locations, scores], axis=1).astype(np.float32), (batch, t + 1)
+
+
+# --------------------------------------------------------------------------- pending
+#: Entries the issue asks for that need training: ``(entry, why not yet, command template)``
+#: (``{env}`` is the env id; ``S`` runs over the training seeds 0..4).
+_PENDING: tuple[tuple[str, str, str], ...] = (
+    (
+        "RAM, random locations, own classifier (5 seeds)",
+        "needs training",
+        "glimpse train ram --env {env} --location-policy random --seed S "
+        "--run-dir runs/leaderboard/{env}/random-S && glimpse bench --policy "
+        "runs/leaderboard/{env}/random-S --label random --out bench/leaderboard/{env}/random-S",
+    ),
+    *(
+        (
+            f"RAM, {where} locations, own classifier (5 seeds)",
+            f"needs training and 'glimpse train ram --location-policy {where}' (not yet there)",
+            f"glimpse train ram --env {{env}} --location-policy {where} --seed S "
+            f"--run-dir runs/leaderboard/{{env}}/{where}-S && glimpse bench --policy "
+            f"runs/leaderboard/{{env}}/{where}-S --label {where} "
+            f"--out bench/leaderboard/{{env}}/{where}-S",
+        )
+        for where in ("center", "raster", "oracle")
+    ),
+    (
+        "RAM, learned locations (5 training seeds)",
+        "needs training (the shipped model is one seed)",
+        "glimpse train ram --env {env} --seed S --run-dir runs/leaderboard/{env}/ram-S && "
+        "glimpse bench --policy runs/leaderboard/{env}/ram-S --label ram "
+        "--out bench/leaderboard/{env}/ram-S",
+    ),
+    *(
+        (
+            f"{label} (5 seeds)",
+            "needs training",
+            f"glimpse train ppo --env {{env}}{flag} --seed S "
+            f"--run-dir runs/leaderboard/{{env}}/{name}-S && glimpse bench --policy "
+            f"runs/leaderboard/{{env}}/{name}-S --label {name} "
+            f"--out bench/leaderboard/{{env}}/{name}-S",
+        )
+        for label, flag, name in (
+            ("PPO", "", "ppo"),
+            ("RecurrentPPO", " --recurrent", "recurrent-ppo"),
+        )
+    ),
+    *(
+        (
+            f"full-image {arch} baseline, not glimpse-limited (5 seeds)",
+            "needs training; glimpse bench refuses baselines (no glimpses)",
+            f"glimpse train baseline --env {{env}} --arch {arch} --seed S "
+            f"--run-dir runs/leaderboard/{{env}}/{arch}-S && glimpse eval "
+            f"runs/leaderboard/{{env}}/{arch}-S --split test --json",
+        )
+        for arch in ("fc64", "fc256", "conv")
+    ),
+)
+
+
+def pending_entries(env_id: str) -> list[dict[str, Any]]:
+    """The entries of ``env_id`` not yet measured, with the commands that will measure them."""
+    return [
+        {
+            "entry": entry,
+            "kind": "not yet measured",
+            "why": why,
+            "command": command.format(env=env_id),
+        }
+        for entry, why, command in _PENDING
+    ]
+
+
+# --------------------------------------------------------------------------- command
+def register(subparsers: Any) -> None:
+    """Add ``leaderboard`` to the subcommands of ``glimpse bench``."""
+    from glimpse_env.registration import ENV_IDS
+    from train.bench import _positive
+
+    parser = subparsers.add_parser(
+        "leaderboard",
+        help="the reference entries of every env: chance, the shipped RAM, the paper",
+        description=(
+            "Benchmark chance and the shipped RAM model on every env (GlimpseBench-v1) and "
+            "add the paper's numbers; writes DIR/leaderboard.json and DIR/leaderboard.md."
+        ),
+    )
+    parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    parser.add_argument(
+        "--env",
+        choices=(*ENV_IDS, "all"),
+        default="all",
+        metavar="ID|all",
+        help="env id, or all: every registered id (default: all)",
+    )
+    parser.add_argument("--n-images", type=_positive, default=None, help="first N test images")
+    parser.add_argument("--num-envs", type=_positive, default=500, help="episodes stepped together")
+    parser.add_argument("--data-dir", default=None, help="MNIST folder")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Benchmark every reference entry of the chosen envs and write the leaderboard."""
+    from glimpse_env.registration import ENV_IDS
+    from train.common import check_images
+
+    check_images(args.n_images, "test", "--n-images")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; name a folder")
+    env_ids = list(ENV_IDS) if args.env == "all" else [args.env]
+    report = _new_report(args)
+    for env_id in env_ids:
+        report["envs"][env_id] = {
+            "entries": [
+                *_measured_entries(env_id, args),
+                *paper_entries(env_id),
+                *pending_entries(env_id),
+            ]
+        }
+        _write(out, report)
+        print(f"{env_id}: {_summary(report['envs'][env_id])}", flush=True)
+    return 0
+
+
+def _new_report(args: argparse.Namespace) -> dict[str, Any]:
+    from glimpse_env.bench import PROTOCOL
+    from train.bench import _package_version
+    from train.machine_info import cpu_info
+
+    parts = ["glimpse", "bench", "leaderboard", "--env", args.env]
+    if args.n_images is not None:
+        parts += ["--n-images", str(args.n_images)]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "protocol": PROTOCOL,
+        "package_version": _package_version(),
+        "machine": cpu_info(),
+        "command": shlex.join([*parts, "--out", str(args.out)]),
+        "mode": "deterministic",
+        "seed": SEED,
+        "n_images": args.n_images,
+        "paper_source": PAPER_SOURCE,
+        "envs": {},
+    }
+
+
+def _measured_entries(env_id: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Chance and the shipped RAM model on ``env_id``, measured."""
+    from agents.pretrained import available
+    from glimpse_env.bench import BenchPolicyError, evaluate
+    from train.bench import count_parameters, load_spec
+    from train.errors import GlimpseError
+
+    data = {"data_dir": args.data_dir} if args.data_dir else {}
+    candidates: list[tuple[str, str, Any, dict[str, Any]]] = [
+        ("chance", "chance", ChancePolicy(), data)
+    ]
+    spec = f"pretrained:{env_id}"
+    if env_id in available():
+        policy, kwargs, _ = load_spec(spec, env_id, args.data_dir, "cpu")
+        candidates.append(("RAM, shipped weights", spec, policy, kwargs))
+    entries = []
+    for entry_name, name, policy, kwargs in candidates:
+        try:
+            result = evaluate(
+                policy,
+                env_id,
+                n_images=args.n_images,
+                num_envs=args.num_envs,
+                seeds=(SEED,),
+                env_kwargs=kwargs,
+                name=name,
+                progress=sys.stderr.isatty(),
+            ).to_dict()
+        except BenchPolicyError as exc:
+            raise GlimpseError(f"{env_id}: {exc}") from exc
+        if result["n_parameters"] is None:
+            result["n_parameters"] = count_parameters(policy)
+        entries.append({"entry": entry_name, "kind": "measured", "spec": name, "result": result})
+    return entries
+
+
+def _summary(env: dict[str, Any]) -> str:
+    parts = [
+        f"{e['entry']} {100 * e['result']['accuracy']:.2f}% ({e['result']['wall_seconds']:.1f} s)"
+        for e in env["entries"]
+        if e["kind"] == "measured"
+    ]
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- files
+def _write(out: Path, report: dict[str, Any]) -> None:
+    from train.bench import _atomic_write
+
+    text = json.dumps(report, indent=2, sort_keys=True) + "\n"
+    _atomic_write(out / JSON_FILE, lambda tmp: Path(tmp).write_text(text))
+    markdown = markdown_leaderboard(report)
+    _atomic_write(out / MARKDOWN_FILE, lambda tmp: Path(tmp).write_text(markdown))
+
+
+def _pct(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{100 * value:.{digits}f}"
+
+
+def _row(entry: dict[str, Any]) -> str:
+    if entry["kind"] == "measured":
+        r = entry["result"]
+        low, high = r["accuracy_interval"]
+        params = "-" if r["n_parameters"] is None else f"{r['n_parameters']:,}"
+        cells = [
+            f"{entry['entry']} (`{entry['spec']}`)",
+            "measured",
+            f"{_pct(r['accuracy'])} [{_pct(low)}, {_pct(high)}]",
+            _pct(r["error_rate"]),
+            _pct(r["anytime_mean"]),
+            _pct(r["on_digit_share"], 1),
+            params,
+        ]
+    elif entry["kind"] == "paper":
+        cells = [
+            entry["entry"].removeprefix("paper: "),
+            f"{PAPER_MARK} ({entry['source'].split(',')[0]})",
+            f"{100 - entry['error_percent']:.2f}",
+            f"{entry['error_percent']:.2f}",
+            "-",
+            "-",
+            "-",
+        ]
+    else:
+        cells = [entry["entry"], "not yet measured", "-", "-", "-", "-", "-"]
+    return "| " + " | ".join(cells) + " |"
+
+
+def markdown_leaderboard(report: dict[str, Any]) -> str:
+    """``leaderboard.md``: a header, one table per env, the commands of the pending entries."""
+    n = report["n_images"]
+    images = "all 10,000" if n is None else f"the first {n}"
+    machine = report["machine"].get("model") or "unknown CPU"
+    lines = [
+        "# GlimpseBench leaderboard",
+        "",
+        f"Protocol {report['protocol']}, deterministic actions, reset seed {report['seed']}, "
+        f"{images} test canvases of each env; accuracy with its 95% Wilson interval over "
+        "images (see [bench.md](../bench.md)). Regenerate with",
+        "",
+        f"    {report['command']}",
+        "",
+        f"Measured on {machine} ({report['machine'].get('logical_cpus')} logical CPUs), "
+        f"glimpse-env {report['package_version']}.",
+        "",
+        "Kinds: **measured** here by GlimpseBench; **paper, not measured here**: the test "
+        f"error reported by {report['paper_source']} (accuracy = 100 - error; the paper gives "
+        "no interval, anytime, glimpse or parameter figures; its FC and convolutional rows "
+        "are full-image baselines, not glimpse-limited); **not yet measured**: entries that "
+        "need training, with their commands below. Chance looks at uniformly random places "
+        "and names a uniformly random class (expected accuracy 10%).",
+    ]
+    for env_id, env in report["envs"].items():
+        lines += [
+            "",
+            f"## {env_id}",
+            "",
+            "| entry | kind | accuracy % [95% Wilson] | test error % | anytime mean % | "
+            "on digit % | parameters |",
+            "|---|---|---|---:|---:|---:|---:|",
+            *(_row(e) for e in env["entries"]),
+        ]
+    pending = [
+        (env_id, e)
+        for env_id, env in report["envs"].items()
+        for e in env["entries"]
+        if e["kind"] == "not yet measured"
+    ]
+    if pending:
+        lines += [
+            "",
+            "## Not yet measured: the commands",
+            "",
+            "Each needs training (`S` = 0..4, the training seeds; `glimpse bench compare` "
+            "then gives IQM, bootstrap intervals and the probability of improvement). Shown "
+            "for the first env; the others differ only in `--env` and the folders.",
+            "",
+        ]
+        first = next(iter(report["envs"]))
+        for env_id, e in pending:
+            if env_id == first:
+                lines.append(f"- {e['entry']} ({e['why']}):")
+                lines += ["", f"      {e['command']}", ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
