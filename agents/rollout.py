@@ -37,7 +37,7 @@ from torch import Tensor
 from agents.locations import LearnedLocations, LocationPolicy
 from agents.ram import LOCATION_KEY, CoreState, RecurrentAttentionModel
 from glimpse_env.actions import class_scores, pack_action
-from glimpse_env.play import final_info_value
+from glimpse_env.play import as_numpy, final_info_value
 
 __all__ = ["ObservationAdapter", "Rollout", "autocast", "autoreset_same_step", "collect_rollout"]
 
@@ -138,12 +138,6 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
         yield
 
 
-def _as_numpy(x: Any) -> np.ndarray:
-    if isinstance(x, Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
 def sample_class(logits: Tensor, generator: torch.Generator | None) -> Tensor:
     """(N,) classes sampled from ``softmax(logits)`` (N, C) by inverting the CDF."""
     cdf = torch.softmax(logits.float(), -1).cumsum_(-1)
@@ -237,9 +231,9 @@ def collect_rollout(
             obs, reward, terminated, truncated, info = envs.step(action)
             rewards.append(reward)
             dones.append(terminated | truncated)
-            if horizon is None and _as_numpy(dones[-1]).any():
+            if horizon is None and as_numpy(dones[-1]).any():
                 break
-    done = np.stack([_as_numpy(d) for d in dones]).astype(bool)
+    done = np.stack([as_numpy(d) for d in dones]).astype(bool)
     _check_fixed_horizon(done, horizon)
     rewards_t = torch.stack([torch.as_tensor(r) for r in rewards]).to(device, torch.float32)
     labels = final_info_value(info, "label")
