@@ -346,16 +346,16 @@ class ReinforceTrainer:
         )
         return metrics
 
-    def policy(self, deterministic_std: float | None = None) -> Any:
+    def policy(self, std: float | None = None) -> Any:
         """The model as an :class:`agents.policy.Policy` (sharing its weights), with the
         random locations of ``location_policy="random"`` runs.
 
         Args:
-            deterministic_std: std of sampled evaluation (default: the current std).
+            std: location std of sampled actions (default: the current std).
         """
         from agents.ram_policy import RAMPolicy
 
-        std = self.current_std() if deterministic_std is None else deterministic_std
+        std = self.current_std() if std is None else std
         policy = RAMPolicy(
             self.model,
             observation_space=self.envs.single_observation_space,
