@@ -6,10 +6,14 @@ paper's RAM; REINFORCE trains the location network). :class:`RandomLocations` is
 paper's "RAM, 8 random glimpses" ablation: uniform locations in ``[-1, 1]^2`` that are a
 pure function of ``(seed, stream, episode, step)`` (counter-based, from
 :mod:`glimpse_env._random`), so evaluating with 500 or 1000 envs at a time gives the same
-glimpses; the location network is then never trained.
+glimpses. Two deterministic heuristics are reference entries of the leaderboard:
+:class:`CenterLocations` (every glimpse at the centre) and :class:`RasterLocations` (a
+fixed scan, :data:`RASTER_POINTS`). With every policy but ``learned`` the location network
+is never trained (no REINFORCE term); only the classifier, core and glimpse networks learn.
 
-:class:`RandomLocationPolicy` applies the random locations to any
-:class:`agents.policy.Policy` (e.g. a trained RAM classifier) for evaluation.
+:class:`FixedLocationPolicy` applies any non-learned location policy to any
+:class:`agents.policy.Policy` (e.g. a trained RAM classifier) for evaluation;
+:func:`with_locations` builds it from a run's ``location_policy`` name and seed.
 """
 
 from __future__ import annotations
@@ -25,16 +29,35 @@ from glimpse_env.actions import LOCATION_DIM, unpack_action
 
 __all__ = [
     "LOCATION_POLICIES",
+    "RASTER_POINTS",
+    "CenterLocations",
+    "FixedLocationPolicy",
     "LearnedLocations",
     "LocationPolicy",
-    "RandomLocationPolicy",
     "RandomLocations",
+    "RasterLocations",
     "make_location_policy",
     "random_locations",
+    "with_locations",
 ]
 
 #: Names of the location policies the trainer knows.
-LOCATION_POLICIES: tuple[str, ...] = ("learned", "random")
+LOCATION_POLICIES: tuple[str, ...] = ("learned", "random", "center", "raster")
+
+#: The raster scan, as ``(x, y)``: the 3x3 grid at ``{-0.5, 0, 0.5}^2`` without its centre
+#: (the first glimpse is already there), in row-major order (``y`` outer, top row first;
+#: ``x`` inner, left to right). Step ``t`` (glimpse ``t + 2``) goes to point ``t mod 8``: the
+#: 7 chosen glimpses of an 8-glimpse env visit 7 distinct points, those of a 7-glimpse env 6.
+RASTER_POINTS: tuple[tuple[float, float], ...] = (
+    (-0.5, -0.5),
+    (0.0, -0.5),
+    (0.5, -0.5),
+    (-0.5, 0.0),
+    (0.5, 0.0),
+    (-0.5, 0.5),
+    (0.0, 0.5),
+    (0.5, 0.5),
+)
 
 #: Random streams: deterministic evaluation, sampled evaluation, training.
 EVAL_STREAM, SAMPLE_STREAM, TRAIN_STREAM = 0, 1, 2
@@ -113,8 +136,43 @@ class RandomLocations:
         return torch.as_tensor(loc).to(proposal.device, proposal.dtype)
 
 
-def make_location_policy(name: str, seed: int) -> LocationPolicy:
+class CenterLocations:
+    """Every glimpse at the centre ``(0, 0)``, ignoring the proposal."""
+
+    learned = False
+
+    def __call__(self, proposal: Tensor, episodes: np.ndarray, step: int) -> Tensor:
+        return torch.zeros_like(proposal)
+
+
+class RasterLocations:
+    """A fixed scan: step ``t`` goes to ``points[t % len(points)]`` for every episode,
+    ignoring the proposal (default :data:`RASTER_POINTS`)."""
+
+    learned = False
+
+    def __init__(self, points: Any = RASTER_POINTS) -> None:
+        """Args:
+        points: (P, L) the scan's locations in ``[-1, 1]``, visited in order, cycling.
+        """
+        self.points = torch.as_tensor(np.asarray(points, dtype=np.float32))
+        if self.points.ndim != 2 or len(self.points) == 0:
+            raise ValueError(
+                f"points must be a non-empty (P, L) array, got {tuple(self.points.shape)}"
+            )
+
+    def __call__(self, proposal: Tensor, episodes: np.ndarray, step: int) -> Tensor:
+        point = self.points[int(step) % len(self.points)].to(proposal.device, proposal.dtype)
+        return point.expand_as(proposal).clone()
+
+
+def make_location_policy(name: str, seed: int, stream: int = TRAIN_STREAM) -> LocationPolicy:
     """The location policy called ``name`` (one of :data:`LOCATION_POLICIES`).
+
+    Args:
+        name: its name.
+        seed: seed of the random draws (``random`` only).
+        stream: random stream (``random`` only; training by default).
 
     Raises:
         ValueError: for an unknown name.
@@ -122,33 +180,41 @@ def make_location_policy(name: str, seed: int) -> LocationPolicy:
     if name == "learned":
         return LearnedLocations()
     if name == "random":
-        return RandomLocations(seed)
+        return RandomLocations(seed, stream)
+    if name == "center":
+        return CenterLocations()
+    if name == "raster":
+        return RasterLocations()
     raise ValueError(f"location_policy must be one of {LOCATION_POLICIES}, got {name!r}")
 
 
-class RandomLocationPolicy:
-    """Wraps an :class:`agents.policy.Policy`: its classes, but uniformly random locations.
+class FixedLocationPolicy:
+    """Wraps an :class:`agents.policy.Policy`: its classes, but a non-learned location policy's
+    locations.
 
-    Location ``t`` of episode ``i`` is :func:`random_locations` of ``(seed, i, t)``, where
-    the episode index counts the episodes this wrapper has started, in the order of
+    Location ``t`` of episode ``i`` is ``locations(proposal, [i], t)`` (``sampled`` in
+    sampled mode; default ``locations``), where ``proposal`` is the wrapped policy's location
+    and the episode index counts the episodes this wrapper has started, in the order of
     :meth:`initial_state` calls (for :func:`agents.policy.evaluate_policy`, which visits a
-    split in order, the episode index is the image index). Deterministic mode uses
-    :data:`EVAL_STREAM` and sampled mode :data:`SAMPLE_STREAM`: both are fixed seeded draws,
-    reproducible and independent of the batch size. Use one wrapper per evaluation (or
-    :meth:`reset`).
+    split in order, the episode index is the image index). Use one wrapper per evaluation
+    (or :meth:`reset`). :func:`with_locations` builds it from a run's names.
     """
 
-    def __init__(self, policy: Any, seed: int = 0) -> None:
+    def __init__(
+        self, policy: Any, locations: LocationPolicy, sampled: LocationPolicy | None = None
+    ) -> None:
         """Wrap ``policy``.
 
         Args:
             policy: the policy whose class scores are kept (e.g. a ``RAMPolicy``).
-            seed: seed of the random locations.
+            locations: the locations of deterministic mode.
+            sampled: the locations of sampled mode (default: ``locations``).
         """
         self.policy = policy
         self.env_id: str = policy.env_id
         self.env_kwargs: dict[str, Any] = policy.env_kwargs
-        self.seed = int(seed)
+        self.locations = locations
+        self.sampled = locations if sampled is None else sampled
         self._next_episode = 0
 
     def reset(self) -> None:
@@ -163,16 +229,38 @@ class RandomLocationPolicy:
         return episodes, 0, self.policy.initial_state(num_envs)
 
     def act(self, obs: Any, state: Any, deterministic: bool) -> tuple[Any, Any]:
-        """The wrapped policy's action with the location replaced by a random one."""
+        """The wrapped policy's action with its location replaced."""
         episodes, step, inner = state
         action, inner = self.policy.act(obs, inner, deterministic)
-        stream = EVAL_STREAM if deterministic else SAMPLE_STREAM
-        loc = random_locations(self.seed, episodes, step, stream=stream)
+        locations = self.locations if deterministic else self.sampled
         if isinstance(action, Tensor):
             action = action.clone()
             location = unpack_action(action)[0]  # a view into the copy
-            location[...] = torch.as_tensor(loc, dtype=action.dtype, device=action.device)
+            location[...] = locations(location.clone(), episodes, step)
         else:
             action = np.array(action, dtype=np.float32, copy=True)
-            unpack_action(action)[0][...] = loc
+            location = unpack_action(action)[0]
+            location[...] = locations(torch.from_numpy(location.copy()), episodes, step).numpy()
         return action, (episodes, step + 1, inner)
+
+
+def with_locations(policy: Any, name: str, seed: int = 0) -> Any:
+    """``policy`` evaluated with the location policy called ``name``, as a run trained with it.
+
+    ``learned``: ``policy`` itself. ``random``: a :class:`FixedLocationPolicy` with the seeded
+    draws of :data:`EVAL_STREAM` (deterministic mode) and :data:`SAMPLE_STREAM` (sampled
+    mode): fixed, reproducible and independent of the batch size. ``center`` and ``raster``:
+    the same locations in both modes.
+
+    Args:
+        policy: an :class:`agents.policy.Policy`.
+        name: one of :data:`LOCATION_POLICIES`.
+        seed: the run's seed (``random`` only).
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    locations = make_location_policy(name, seed, EVAL_STREAM)
+    if locations.learned:
+        return policy
+    return FixedLocationPolicy(policy, locations, make_location_policy(name, seed, SAMPLE_STREAM))

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from agents.checkpoints import load_checkpoint
-from agents.locations import RandomLocationPolicy
+from agents.locations import with_locations
 from agents.policy import Policy, register_loader
 from agents.ram import RAMConfig, RecurrentAttentionModel
 from agents.rollout import ObservationAdapter
@@ -113,15 +113,16 @@ def build_model(payload: dict[str, Any]) -> RecurrentAttentionModel:
 def load_ram_policy(path: Path, meta: dict[str, Any], device: str) -> Policy:
     """Loader registered for ``agent == "ram"`` checkpoints.
 
-    Runs of the random-glimpse ablation (``meta["location_policy"] == "random"``) load
-    with their seeded uniform locations, as they were trained and evaluated.
+    Runs trained with a non-learned location policy (``meta["location_policy"]``:
+    ``random``, ``center`` or ``raster``) load with those locations
+    (:func:`agents.locations.with_locations`, seeded with ``meta["location_seed"]``), as they
+    were trained and evaluated.
     """
     payload = load_checkpoint(path, map_location=device)
     model = build_model(payload)
     policy = RAMPolicy(model, meta["env_id"], meta.get("env_kwargs", {}), device=device)
-    if meta.get("location_policy") == "random":
-        return RandomLocationPolicy(policy, seed=int(meta.get("location_seed", 0)))
-    return policy
+    name = meta.get("location_policy") or "learned"
+    return with_locations(policy, name, int(meta.get("location_seed", 0)))
 
 
 register_loader("ram", load_ram_policy)

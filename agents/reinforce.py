@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 
-from agents.locations import LOCATION_POLICIES, RandomLocationPolicy, make_location_policy
+from agents.locations import LOCATION_POLICIES, make_location_policy, with_locations
 from agents.losses import LossOutput, expected_class_reward, hybrid_loss, reinforce_loss
 from agents.ram import RAMConfig, RecurrentAttentionModel
 from agents.rollout import (
@@ -83,12 +83,14 @@ class ReinforceConfig:
     the 0/1 reward averaged over a class drawn from the scores; needs the label, so only
     with the hybrid loss). The baseline learns to predict the return used."""
 
-    location_policy: Literal["learned", "random"] = "learned"
+    location_policy: Literal["learned", "random", "center", "raster"] = "learned"
     """``"learned"``: the location network picks the glimpses (RAM). ``"random"``: the
     random-glimpse ablation: locations uniform in ``[-1, 1]^2``, a pure function of
-    ``(seed, episode, step)`` (:class:`agents.locations.RandomLocations`); the location
-    network gets no gradient (never updated), everything else trains as usual;
-    evaluation uses a fixed seeded draw (:class:`agents.locations.RandomLocationPolicy`)."""
+    ``(seed, episode, step)`` (:class:`agents.locations.RandomLocations`). ``"center"``:
+    every glimpse at ``(0, 0)``; ``"raster"``: a fixed scan
+    (:data:`agents.locations.RASTER_POINTS`). With all but ``"learned"`` the location network
+    gets no gradient (never updated), everything else trains as usual; evaluation uses the
+    same locations (a fixed seeded draw for random: :func:`agents.locations.with_locations`)."""
 
     reinforce_weight: float = 1.0
     """Weight of the REINFORCE term."""
@@ -348,7 +350,8 @@ class ReinforceTrainer:
 
     def policy(self, std: float | None = None) -> Any:
         """The model as an :class:`agents.policy.Policy` (sharing its weights), with the
-        random locations of ``location_policy="random"`` runs.
+        fixed locations of runs with a non-learned ``location_policy``
+        (:func:`agents.locations.with_locations`).
 
         Args:
             std: location std of sampled actions (default: the current std).
@@ -362,9 +365,7 @@ class ReinforceTrainer:
             std=std,
             device=self.device,
         )
-        if self.location_policy.learned:
-            return policy
-        return RandomLocationPolicy(policy, seed=self.config.seed)
+        return with_locations(policy, self.config.location_policy, self.config.seed)
 
     def evaluate(
         self,
@@ -381,8 +382,8 @@ class ReinforceTrainer:
                 (they are reset, and so is the next training batch).
             n_episodes: episodes to score (one rollout each).
             deterministic: mean locations (otherwise one stochastic rollout per episode
-                at the current std). With ``location_policy="random"``: a fixed random
-                draw seeded with ``config.seed``.
+                at the current std). With a non-learned ``location_policy``: its fixed
+                locations (for random, a draw seeded with ``config.seed``).
             seed: reset seed of ``envs`` (and of the sampled actions).
 
         Returns:

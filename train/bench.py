@@ -27,6 +27,7 @@ extra).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -34,7 +35,7 @@ import re
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +232,8 @@ def _from_factory(spec: str) -> Any:
 
 def count_parameters(policy: Any) -> int | None:
     """``policy.n_parameters``, else the parameters of its torch model (``model`` or SB3's
-    ``model.policy``), else None."""
+    ``model.policy``), else those of the policy it wraps (``policy.policy``, e.g. a
+    :class:`agents.locations.FixedLocationPolicy`), else None."""
     value = getattr(policy, "n_parameters", None)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -240,6 +242,9 @@ def count_parameters(policy: Any) -> int | None:
         parameters = getattr(module, "parameters", None)
         if callable(parameters):
             return int(sum(p.numel() for p in parameters()))
+    inner = getattr(policy, "policy", None)
+    if inner is not None and inner is not policy:
+        return count_parameters(inner)
     return None
 
 
@@ -504,58 +509,106 @@ def _rliable() -> tuple[Any, Any]:
     return library, metrics
 
 
-def seed_statistics(groups: dict[tuple[str, str], list[float]], reps: int) -> str:
-    """IQM and mean with stratified-bootstrap 95% intervals per (entry, env) with several
-    training seeds, and the probability of improvement between entries on the same env
-    (all from rliable, its bootstrap seeded so that the table is the same every time).
+@contextlib.contextmanager
+def _numpy_seed(seed: int = 0) -> Iterator[None]:
+    """NumPy's global generator seeded for the block (rliable's bootstrap draws from it),
+    restored after it: the bootstrap figures are the same every time."""
+    import numpy as np
+
+    state = np.random.get_state()  # noqa: NPY002
+    np.random.seed(seed)  # noqa: NPY002
+    try:
+        yield
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+
+
+def _seed_scores(groups: dict[tuple[str, str], list[float]]) -> dict[str, Any]:
+    """rliable's score matrices (runs x 1 task), keyed ``"label | env"``."""
+    import numpy as np
+
+    return {f"{label} | {env}": np.asarray(runs)[:, None] for (label, env), runs in groups.items()}
+
+
+def seed_intervals(
+    groups: dict[tuple[str, str], list[float]], reps: int
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """IQM and mean with their stratified-bootstrap 95% intervals per (entry, env), from
+    rliable (its bootstrap seeded, so the figures are the same every time).
 
     Args:
         groups: ``(label, env_id) -> final accuracies``, one per training seed.
         reps: bootstrap replications.
+
+    Returns:
+        ``(label, env_id) -> {"seeds", "iqm", "iqm_interval", "mean", "mean_interval"}``.
     """
     import numpy as np
 
     library, metrics = _rliable()
-    state = np.random.get_state()  # noqa: NPY002 (rliable draws from the global generator)
-    np.random.seed(0)  # noqa: NPY002
-    try:
-        scores = {
-            f"{label} | {env}": np.asarray(runs)[:, None] for (label, env), runs in groups.items()
-        }
+    scores = _seed_scores(groups)
+    with _numpy_seed():
         points, intervals = library.get_interval_estimates(
             scores,
             lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]),
             reps=reps,
         )
-        lines = [
-            "| entry | env | seeds | IQM % [95% CI] | mean % [95% CI] |",
-            "|---|---|---:|---|---|",
-        ]
-        for key, (label, env) in zip(scores, groups):
-            (iqm, mean), ci = points[key], intervals[key]
-            lines.append(
-                f"| {label} | {env} | {len(groups[(label, env)])} | "
-                f"{_percent(iqm)} [{_percent(ci[0][0])}, {_percent(ci[1][0])}] | "
-                f"{_percent(mean)} [{_percent(ci[0][1])}, {_percent(ci[1][1])}] |"
-            )
-        pairs = {
-            f"{a} > {b} | {env}": (scores[f"{a} | {env}"], scores[f"{b} | {env}"])
-            for (a, env) in groups
-            for (b, env_b) in groups
-            if env_b == env and a < b
+    out = {}
+    for key, group in zip(scores, groups):
+        (iqm, mean), ci = points[key], intervals[key]
+        out[group] = {
+            "seeds": len(groups[group]),
+            "iqm": float(iqm),
+            "iqm_interval": [float(ci[0][0]), float(ci[1][0])],
+            "mean": float(mean),
+            "mean_interval": [float(ci[0][1]), float(ci[1][1])],
         }
-        if pairs:
+    return out
+
+
+def seed_statistics(groups: dict[tuple[str, str], list[float]], reps: int) -> str:
+    """IQM and mean with stratified-bootstrap 95% intervals per (entry, env) with several
+    training seeds (:func:`seed_intervals`), and the probability of improvement between
+    entries on the same env (rliable, its bootstrap seeded).
+
+    Args:
+        groups: ``(label, env_id) -> final accuracies``, one per training seed.
+        reps: bootstrap replications.
+
+    Returns:
+        The Markdown tables.
+    """
+    import numpy as np
+
+    stats = seed_intervals(groups, reps)
+    lines = ["| entry | env | seeds | IQM % [95% CI] | mean % [95% CI] |", "|---|---|---:|---|---|"]
+    for (label, env), row in stats.items():
+        iqm_low, iqm_high = row["iqm_interval"]
+        mean_low, mean_high = row["mean_interval"]
+        lines.append(
+            f"| {label} | {env} | {row['seeds']} | "
+            f"{_percent(row['iqm'])} [{_percent(iqm_low)}, {_percent(iqm_high)}] | "
+            f"{_percent(row['mean'])} [{_percent(mean_low)}, {_percent(mean_high)}] |"
+        )
+    scores = _seed_scores(groups)
+    pairs = {
+        f"{a} > {b} | {env}": (scores[f"{a} | {env}"], scores[f"{b} | {env}"])
+        for (a, env) in groups
+        for (b, env_b) in groups
+        if env_b == env and a < b
+    }
+    if pairs:
+        library, metrics = _rliable()
+        with _numpy_seed():
             p_points, p_intervals = library.get_interval_estimates(
                 pairs, metrics.probability_of_improvement, reps=reps
             )
-            lines += ["", "| comparison | env | P(improvement) [95% CI] |", "|---|---|---|"]
-            for key in pairs:
-                what, env = key.rsplit(" | ", 1)
-                ci = np.ravel(p_intervals[key])
-                lines.append(
-                    f"| {what} | {env} | {float(p_points[key]):.2f} "
-                    f"[{float(ci[0]):.2f}, {float(ci[1]):.2f}] |"
-                )
-    finally:
-        np.random.set_state(state)  # noqa: NPY002
+        lines += ["", "| comparison | env | P(improvement) [95% CI] |", "|---|---|---|"]
+        for key in pairs:
+            what, env = key.rsplit(" | ", 1)
+            ci = np.ravel(p_intervals[key])
+            lines.append(
+                f"| {what} | {env} | {float(p_points[key]):.2f} "
+                f"[{float(ci[0]):.2f}, {float(ci[1]):.2f}] |"
+            )
     return "\n".join(lines) + "\n"

@@ -10,10 +10,17 @@
   as ``glimpse bench --policy pretrained:ENV_ID`` does;
 
 and adds the **paper's numbers** (:data:`PAPER`: Mnih et al. 2014, Tables 1 and 2) as rows
-of their own, marked "paper, not measured here". The entries that need training (location
-heuristics with their own classifiers, PPO / RecurrentPPO, the full-image supervised
-baselines, 5 training seeds) are listed as "not yet measured" with the commands that will
-produce them (:func:`pending_entries`); no figure is made up for them.
+of their own, marked "paper, not measured here".
+
+Entries that need training are measured elsewhere and read here: ``--entries RESULT ...``
+takes ``glimpse bench`` outputs (``result.json`` or its folder) of trained runs, grouped by
+``(label, env)``, one result per training seed (:func:`trained_entries`): their mean
+accuracy, the IQM and mean with stratified-bootstrap 95% intervals from rliable (the code
+of ``glimpse bench compare``), the number of seeds, and the training budget and command
+read from the runs' ``config.json``. The entries still missing (location heuristics not
+given, PPO / RecurrentPPO, the full-image supervised baselines, 5 training seeds) are
+listed as "not yet measured" with the commands that will produce them
+(:func:`pending_entries`); no figure is made up for them.
 
 It writes, after each env (atomically, as ``glimpse bench`` does): ``DIR/leaderboard.json``
 (schema version, protocol version, package version, machine, command, per env its entries
@@ -27,6 +34,7 @@ import argparse
 import json
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,23 +182,24 @@ class ChancePolicy:
 #: Entries the issue asks for that need training: ``(entry, why not yet, command template)``
 #: (``{env}`` is the env id; ``S`` runs over the training seeds 0..4).
 _PENDING: tuple[tuple[str, str, str], ...] = (
-    (
-        "RAM, random locations, own classifier (5 seeds)",
-        "needs training",
-        "glimpse train ram --env {env} --location-policy random --seed S "
-        "--run-dir runs/leaderboard/{env}/random-S && glimpse bench --policy "
-        "runs/leaderboard/{env}/random-S --label random --out bench/leaderboard/{env}/random-S",
-    ),
     *(
         (
             f"RAM, {where} locations, own classifier (5 seeds)",
-            f"needs training and 'glimpse train ram --location-policy {where}' (not yet there)",
+            "needs training",
             f"glimpse train ram --env {{env}} --location-policy {where} --seed S "
             f"--run-dir runs/leaderboard/{{env}}/{where}-S && glimpse bench --policy "
             f"runs/leaderboard/{{env}}/{where}-S --label {where} "
             f"--out bench/leaderboard/{{env}}/{where}-S",
         )
-        for where in ("center", "raster", "oracle")
+        for where in ("random", "center", "raster")
+    ),
+    (
+        "RAM, oracle locations, own classifier (5 seeds)",
+        "needs 'glimpse train ram --location-policy oracle' (not yet there: the trainer's "
+        "location hook does not see the digit's position)",
+        "glimpse train ram --env {env} --location-policy oracle --seed S "
+        "--run-dir runs/leaderboard/{env}/oracle-S && glimpse bench --policy "
+        "runs/leaderboard/{env}/oracle-S --label oracle --out bench/leaderboard/{env}/oracle-S",
     ),
     (
         "RAM, learned locations (5 training seeds)",
@@ -226,8 +235,13 @@ _PENDING: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def pending_entries(env_id: str) -> list[dict[str, Any]]:
-    """The entries of ``env_id`` not yet measured, with the commands that will measure them."""
+def pending_entries(env_id: str, measured: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The entries of ``env_id`` not yet measured, with the commands that will measure them.
+
+    Args:
+        env_id: the env.
+        measured: location policies with trained entries on ``env_id`` (left out here).
+    """
     return [
         {
             "entry": entry,
@@ -236,7 +250,96 @@ def pending_entries(env_id: str) -> list[dict[str, Any]]:
             "command": command.format(env=env_id),
         }
         for entry, why, command in _PENDING
+        if not any(f"--location-policy {where} " in command for where in measured)
     ]
+
+
+# --------------------------------------------------------------------------- trained
+#: Kind of the entries read from ``--entries``.
+TRAINED = "measured, training seeds"
+
+
+def _read_run(folder: Path) -> dict[str, Any]:
+    """The run's ``config.json`` (with its ``meta.json`` details), or {} if there is none."""
+    config: dict[str, Any] = {}
+    for name in ("meta.json", "config.json"):
+        if (folder / name).is_file():
+            config.update(json.loads((folder / name).read_text()))
+    return config
+
+
+def _training(run: dict[str, Any], env_id: str) -> dict[str, Any] | None:
+    """The budget and command of a ``glimpse train ram`` run (None for another kind)."""
+    if run.get("agent", "ram") != "ram" or "epochs" not in run:
+        return None
+    command = (
+        f"glimpse train ram --env {env_id} --location-policy "
+        f"{run.get('location_policy', 'learned')} --epochs {run['epochs']:g} "
+        f"--batch-size {run['batch_size']} --threads {run.get('threads') or 'auto'} --seed S"
+    )
+    return {
+        "location_policy": run.get("location_policy", "learned"),
+        "epochs": run["epochs"],
+        "batch_size": run["batch_size"],
+        "iterations": run.get("iterations"),
+        "command": command,
+    }
+
+
+def trained_entries(paths: Sequence[str | Path], reps: int = 10_000) -> dict[str, list[dict]]:
+    """Entries trained with several seeds, from ``glimpse bench`` results, per env.
+
+    Results are grouped by ``(label, env)`` (one per training seed). Each entry holds the
+    per-seed accuracies (in seed order), their mean, the IQM and mean with stratified-bootstrap
+    95% intervals (:func:`train.bench.seed_intervals`, rliable), the mean anytime accuracy
+    and on-digit share over seeds, the parameters, and the training budget and command
+    (from the runs' ``config.json``; the entry's runs must share them).
+
+    Args:
+        paths: ``result.json`` files or the folders that hold them.
+        reps: bootstrap replications.
+
+    Raises:
+        UsageError: for a result that cannot be read, or seeds trained with different budgets.
+    """
+    from train.bench import read_report, seed_intervals
+
+    runs: dict[tuple[str, str], list[tuple[int, dict[str, Any], dict[str, Any] | None]]] = {}
+    for path in paths:
+        path = Path(path)
+        report = read_report(path / "result.json" if path.is_dir() else path)
+        run = _read_run(Path(report["policy"]))
+        for env_id, result in report["results"].items():
+            key = (report.get("label") or report["policy"], env_id)
+            training = _training(run, env_id)
+            runs.setdefault(key, []).append((int(run.get("seed", 0)), result, training))
+    stats = seed_intervals(
+        {key: [r["accuracy"] for _, r, _ in group] for key, group in runs.items()}, reps
+    )
+    entries: dict[str, list[dict[str, Any]]] = {}
+    for (label, env_id), group in runs.items():
+        group.sort(key=lambda item: item[0])
+        budgets = {json.dumps(t, sort_keys=True) for _, _, t in group}
+        if len(budgets) > 1:
+            raise UsageError(f"--entries: the seeds of {label!r} on {env_id} differ in training")
+        results = [r for _, r, _ in group]
+        entries.setdefault(env_id, []).append(
+            {
+                "entry": label,
+                "kind": TRAINED,
+                "training_seeds": [seed for seed, _, _ in group],
+                "accuracies": [r["accuracy"] for r in results],
+                "n_images": results[0]["n_images"],
+                **stats[(label, env_id)],
+                "anytime_mean": float(np.mean([r["anytime_mean"] for r in results])),
+                "on_digit_share": None
+                if any(r["on_digit_share"] is None for r in results)
+                else float(np.mean([r["on_digit_share"] for r in results])),
+                "n_parameters": results[0]["n_parameters"],
+                "training": group[0][2],
+            }
+        )
+    return entries
 
 
 # --------------------------------------------------------------------------- command
@@ -264,6 +367,17 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--n-images", type=_positive, default=None, help="first N test images")
     parser.add_argument("--num-envs", type=_positive, default=500, help="episodes stepped together")
     parser.add_argument("--data-dir", default=None, help="MNIST folder")
+    parser.add_argument(
+        "--entries",
+        nargs="+",
+        default=[],
+        metavar="RESULT",
+        help="glimpse bench results (result.json or its folder) of trained entries, one per "
+        "training seed, grouped by label: mean, IQM with its bootstrap interval (rliable)",
+    )
+    parser.add_argument(
+        "--reps", type=_positive, default=10000, help="bootstrap replications (rliable)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -277,13 +391,17 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; name a folder")
     env_ids = list(ENV_IDS) if args.env == "all" else [args.env]
+    trained = trained_entries(args.entries, args.reps) if args.entries else {}
     report = _new_report(args)
     for env_id in env_ids:
+        own = trained.get(env_id, [])
+        policies = [e["training"]["location_policy"] for e in own if e["training"]]
         report["envs"][env_id] = {
             "entries": [
                 *_measured_entries(env_id, args),
+                *own,
                 *paper_entries(env_id),
-                *pending_entries(env_id),
+                *pending_entries(env_id, policies),
             ]
         }
         _write(out, report)
@@ -299,6 +417,10 @@ def _new_report(args: argparse.Namespace) -> dict[str, Any]:
     parts = ["glimpse", "bench", "leaderboard", "--env", args.env]
     if args.n_images is not None:
         parts += ["--n-images", str(args.n_images)]
+    if args.entries:
+        parts += ["--entries", *map(str, args.entries)]
+        if args.reps != 10000:
+            parts += ["--reps", str(args.reps)]
     return {
         "schema_version": SCHEMA_VERSION,
         "protocol": PROTOCOL,
@@ -396,6 +518,20 @@ def _row(entry: dict[str, Any]) -> str:
             "-",
             "-",
         ]
+    elif entry["kind"] == TRAINED:
+        low, high = entry["iqm_interval"]
+        epochs = entry["training"]["epochs"] if entry["training"] else None
+        budget = "" if epochs is None else f", {epochs:g} epochs"
+        params = "-" if entry["n_parameters"] is None else f"{entry['n_parameters']:,}"
+        cells = [
+            entry["entry"],
+            f"measured, {entry['seeds']} training seeds{budget}",
+            f"mean {_pct(entry['mean'])}; IQM {_pct(entry['iqm'])} [{_pct(low)}, {_pct(high)}]",
+            _pct(1.0 - entry["mean"]),
+            _pct(entry["anytime_mean"]),
+            _pct(entry["on_digit_share"], 1),
+            params,
+        ]
     else:
         cells = [entry["entry"], "not yet measured", "-", "-", "-", "-", "-"]
     return "| " + " | ".join(cells) + " |"
@@ -435,6 +571,40 @@ def markdown_leaderboard(report: dict[str, Any]) -> str:
             "|---|---|---|---:|---:|---:|---:|",
             *(_row(e) for e in env["entries"]),
         ]
+    trained = [
+        (env_id, e)
+        for env_id, env in report["envs"].items()
+        for e in env["entries"]
+        if e["kind"] == TRAINED
+    ]
+    if trained:
+        lines += [
+            "",
+            "## Trained entries: budget and commands",
+            "",
+            "Each trained entry is one classifier per training seed, each benchmarked as above "
+            "(`glimpse bench --policy RUN --env ENV --label LABEL --out DIR`), then grouped by "
+            "label: the accuracy cell gives the mean over training seeds and the IQM with its "
+            "stratified-bootstrap 95% interval over them (rliable, as `glimpse bench compare`); "
+            "the other cells are means over seeds. **Short budgets, not the paper's**: these "
+            "figures compare the location heuristics with each other at an equal budget.",
+            "",
+        ]
+        for env_id, e in trained:
+            t = e["training"]
+            seeds = ", ".join(map(str, e["training_seeds"]))
+            if t is None:
+                lines.append(f"- {env_id}, {e['entry']} (seeds {seeds}): not a RAM run")
+                continue
+            iterations = "" if t["iterations"] is None else f" ({t['iterations']:,} iterations)"
+            lines += [
+                f"- {env_id}, {e['entry']}: {t['epochs']:g} epochs of batches of "
+                f"{t['batch_size']}{iterations}, not the paper's budget; training seeds "
+                f"S = {seeds}:",
+                "",
+                f"      {t['command']}",
+                "",
+            ]
     pending = [
         (env_id, e)
         for env_id, env in report["envs"].items()

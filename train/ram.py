@@ -9,7 +9,9 @@ go through :func:`agents.policy.evaluate_policy`. The run folder, resume, ``--ma
 logging and ``eval.json`` are the harness's, the same for every ``glimpse train`` command.
 
 ``--location-policy random`` is the paper's random-glimpse ablation (presets
-``*-random8``): uniform random locations, a classifier trained on their glimpses.
+``*-random8``): uniform random locations, a classifier trained on their glimpses;
+``center`` and ``raster`` are the leaderboard's other location heuristics (every glimpse at
+the centre; a fixed scan), each likewise with its own classifier.
 """
 
 from __future__ import annotations
@@ -111,11 +113,15 @@ class RAMTrainConfig(EnvOptions, RunOptions):
     shares parameters with the others, i.e. with ``--no-detach-location-input``)."""
     hybrid: bool = True
     """Hybrid loss (paper: cross-entropy for the classifier); ``--no-hybrid``: pure REINFORCE."""
-    location_policy: str = field(default="learned", metadata={"choices": ("learned", "random")})
-    """``learned`` (RAM) or ``random``: the random-glimpse ablation: every location is
-    uniform in [-1, 1]^2 (the trainer's seeded generator), only the classifier, core and
-    glimpse networks train; evaluation uses a fixed seeded random draw per image and step
-    (deterministic and sampled modes are two independent draws)."""
+    location_policy: str = field(
+        default="learned", metadata={"choices": ("learned", "random", "center", "raster")}
+    )
+    """``learned`` (RAM), or a fixed heuristic with its own trained classifier: ``random``
+    (the random-glimpse ablation: every location uniform in [-1, 1]^2, seeded; evaluation
+    uses a fixed seeded draw per image and step, deterministic and sampled modes being two
+    independent draws), ``center`` (every glimpse at (0, 0)) or ``raster`` (a fixed scan of
+    the 3x3 grid at +-0.5 without its centre, row-major, cycling). With a heuristic only the
+    classifier, core and glimpse networks train, and evaluation uses the same locations."""
     max_grad_norm: float | None = field(default=None, metadata={"gt": 0.0})
     """Clip the gradient norm (None: no clipping)."""
     precision: str = field(default="float32", metadata={"choices": ("float32", "bfloat16")})
@@ -246,9 +252,9 @@ class RAMRun(Trainer):
         return self.trainer.train_iteration()
 
     def policy(self) -> Any:
-        """The current model as the policy it is evaluated with (seeded random locations
-        for a random-glimpse run)."""
-        from agents.locations import RandomLocationPolicy
+        """The current model as the policy it is evaluated with (the run's locations when
+        they are not learned: :func:`agents.locations.with_locations`)."""
+        from agents.locations import with_locations
         from agents.ram_policy import RAMPolicy
 
         policy = RAMPolicy(
@@ -258,9 +264,7 @@ class RAMRun(Trainer):
             std=self.trainer.current_std(),
             device=self.device,
         )
-        if self.cfg.location_policy == "random":
-            return RandomLocationPolicy(policy, seed=self.cfg.seed)
-        return policy
+        return with_locations(policy, self.cfg.location_policy, self.cfg.seed)
 
     def validate(self) -> float:
         from agents.policy import evaluate_policy
@@ -326,8 +330,8 @@ def train_ram(cfg: RAMTrainConfig, resume: str | None = None, overwrite: bool = 
 
 
 def load_run_policy(path: str | Path, device: str = "cpu") -> Any:
-    """A trained RAM run (folder or checkpoint) as the policy its ``eval.json`` used (a
-    random-glimpse run with its seeded random locations)."""
+    """A trained RAM run (folder or checkpoint) as the policy its ``eval.json`` used (a run
+    with a location heuristic: with those locations)."""
     from agents.policy import load_policy
 
     return load_policy(path, device=device).policy

@@ -1,4 +1,5 @@
-"""Location policies (agents/locations.py): counter-based random locations and the wrapper."""
+"""Location policies (agents/locations.py): counter-based random locations, the center and
+raster heuristics, and the evaluation wrapper."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import pytest
 import torch
 
 from agents.locations import (
+    RASTER_POINTS,
+    CenterLocations,
+    FixedLocationPolicy,
     LearnedLocations,
-    RandomLocationPolicy,
     RandomLocations,
+    RasterLocations,
     make_location_policy,
     random_locations,
+    with_locations,
 )
 
 
@@ -53,8 +58,9 @@ class _ConstantPolicy:
 
 @pytest.mark.parametrize("torch_actions", [False, True])
 def test_random_location_policy_wrapper(torch_actions: bool) -> None:
-    whole = RandomLocationPolicy(_ConstantPolicy(torch_actions), seed=7)
-    split = RandomLocationPolicy(_ConstantPolicy(torch_actions), seed=7)
+    whole = with_locations(_ConstantPolicy(torch_actions), "random", seed=7)
+    split = with_locations(_ConstantPolicy(torch_actions), "random", seed=7)
+    assert isinstance(whole, FixedLocationPolicy)
     state = whole.initial_state(10)
     parts = [split.initial_state(4), split.initial_state(6)]
     for step in range(3):
@@ -83,4 +89,64 @@ def test_location_policies() -> None:
     expected = random_locations(4, episodes, 1, stream=2)  # the training stream
     assert np.array_equal(out.numpy(), expected)
     with pytest.raises(ValueError, match="location_policy"):
-        make_location_policy("raster", 0)
+        make_location_policy("oracle", 0)
+
+
+#: The raster by hand: the 3x3 grid at +-0.5 without its centre, row-major (y outer).
+_RASTER = [
+    [-0.5, -0.5],
+    [0.0, -0.5],
+    [0.5, -0.5],
+    [-0.5, 0.0],
+    [0.5, 0.0],
+    [-0.5, 0.5],
+    [0.0, 0.5],
+    [0.5, 0.5],
+]
+
+
+def test_center_and_raster_locations_by_hand() -> None:
+    proposal = torch.full((3, 2), 0.25, dtype=torch.float64)
+    episodes = np.array([0, 9, 4])
+    center = make_location_policy("center", 3)
+    raster = make_location_policy("raster", 3)
+    assert isinstance(center, CenterLocations) and isinstance(raster, RasterLocations)
+    assert not center.learned and not raster.learned
+    assert np.array_equal(np.asarray(RASTER_POINTS), _RASTER)
+    for step in range(10):
+        out = center(proposal, episodes, step)
+        assert out.dtype == torch.float64 and torch.equal(
+            out, torch.zeros(3, 2, dtype=torch.float64)
+        )
+        out = raster(proposal, episodes, step)
+        assert out.dtype == torch.float64 and out.shape == (3, 2)
+        assert out.tolist() == [_RASTER[step % 8]] * 3  # every episode, cycling after 8
+    assert proposal.eq(0.25).all()  # the proposal is not written to
+    custom = RasterLocations([[0.1, 0.2], [0.3, 0.4]])
+    assert np.allclose(custom(proposal.float(), episodes, 3).numpy(), [[0.3, 0.4]] * 3)
+    with pytest.raises(ValueError, match="points"):
+        RasterLocations(np.zeros((0, 2)))
+
+
+@pytest.mark.parametrize("torch_actions", [False, True])
+@pytest.mark.parametrize("name", ["center", "raster"])
+def test_wrapper_with_heuristics(name: str, torch_actions: bool) -> None:
+    policy = with_locations(_ConstantPolicy(torch_actions), name)
+    assert isinstance(policy, FixedLocationPolicy)
+    for deterministic in (True, False):  # the same locations in both modes
+        policy.reset()
+        state = policy.initial_state(3)
+        for step in range(9):
+            action, state = policy.act(None, state, deterministic)
+            action = np.asarray(action)
+            assert action.dtype == np.float32
+            assert np.array_equal(action[:, 2:], np.tile([1.0, -1.0], (3, 1)))  # classes kept
+            expected = [0.0, 0.0] if name == "center" else _RASTER[step % 8]
+            assert action[:, :2].tolist() == [expected] * 3
+
+
+def test_with_locations_learned_is_the_policy() -> None:
+    policy = _ConstantPolicy()
+    assert with_locations(policy, "learned") is policy
+    with pytest.raises(ValueError, match="location_policy"):
+        with_locations(policy, "oracle")

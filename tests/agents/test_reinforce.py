@@ -335,3 +335,33 @@ def test_random_location_policy_deterministic_evaluation_is_reproducible() -> No
     assert np.abs(runs[0][1].mean()) < 0.2
     with pytest.raises(ValueError, match="location_policy"):
         _trainer(location_policy="fixed")
+
+
+# ----------------------------------------------------------------------------------------
+# Location heuristics (location_policy="center" | "raster")
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["center", "raster"])
+def test_heuristic_location_policy_trains_only_the_classifier(name: str) -> None:
+    envs = _RecordingMemoryEnv(32, horizon=3)
+    trainer = _trainer(envs, location_policy=name, weight_decay=1e-2)
+    location_net = {k: v.clone() for k, v in trainer.model.location_network.state_dict().items()}
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    metrics = _train_until(trainer, 60)
+
+    # The env sees the heuristic's points (horizon 3: steps 0, 1, 2), never the network's.
+    points = [[0.0, 0.0]] * 3 if name == "center" else [[-0.5, -0.5], [0.0, -0.5], [0.5, -0.5]]
+    expected = np.repeat(np.asarray(points, np.float32), 32, axis=0)
+    for t, sent in enumerate(envs.sent):
+        assert np.array_equal(sent, expected[(t % 3) * 32 : (t % 3 + 1) * 32]), t
+    # The location network is never updated (not even by weight decay); the rest trains.
+    for key, value in trainer.model.location_network.state_dict().items():
+        assert torch.equal(value, location_net[key]), key
+    changed = [k for k, v in trainer.model.state_dict().items() if not torch.equal(v, before[k])]
+    assert {k for k in before if not k.startswith("location_network")} == set(changed)
+    assert metrics["reinforce_loss"] == 0.0
+    # The classifier still learns the memory task, evaluated with the same locations.
+    evaluation = _RecordingMemoryEnv(64, horizon=3)
+    assert trainer.evaluate(evaluation, 256, seed=1)["accuracy"] > 0.95
+    assert np.array_equal(np.concatenate(evaluation.sent[:3])[::64], np.asarray(points))

@@ -15,6 +15,7 @@ import pytest
 from glimpse_env.bench import PROTOCOL, TIMING_KEYS
 from glimpse_env.registration import ENV_IDS
 from train.cli import main
+from train.errors import UsageError
 from train.leaderboard import PAPER, PAPER_MARK, ChancePolicy, paper_entries
 
 pytestmark = pytest.mark.usefixtures("glimpse_data")
@@ -140,3 +141,83 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     )
     assert code != 0 and err.count("\n") == 1 and "--n-images 20000" in err
     assert not (tmp_path / "o").exists()
+
+
+# --------------------------------------------------------------------------- trained entries
+def _trained_run(tmp_path: Path, where: str, seed: int, accuracy: float, epochs: float = 5) -> Path:
+    """A fake trained run folder (config.json, meta.json) and its bench result folder."""
+    run = tmp_path / f"{where}-s{seed}"
+    run.mkdir()
+    config = {"env": ENV, "location_policy": where, "epochs": epochs, "batch_size": 64}
+    (run / "config.json").write_text(json.dumps({**config, "seed": seed, "threads": 1}))
+    (run / "meta.json").write_text(json.dumps({"agent": "ram", "iterations": 3907}))
+    result = {
+        "mode": "deterministic",
+        "n_images": 10000,
+        "accuracy": accuracy,
+        "accuracy_interval": [accuracy - 0.01, accuracy + 0.01],
+        "anytime_accuracy": [0.5, accuracy],
+        "anytime_mean": (0.5 + accuracy) / 2,
+        "on_digit_share": 1.0,
+        "first_glimpse_distance_px": 0.0,
+        "n_parameters": 1000,
+        "episodes_per_second": 1000.0,
+    }
+    label = f"RAM classifier, {where} locations"
+    report = {"protocol": PROTOCOL, "label": label, "policy": str(run), "results": {ENV: result}}
+    bench = tmp_path / f"bench-{where}-s{seed}"
+    bench.mkdir()
+    (bench / "result.json").write_text(json.dumps(report))
+    return bench
+
+
+def test_trained_entries_by_hand(tmp_path: Path) -> None:
+    from train.leaderboard import TRAINED, trained_entries
+
+    center = [0.80, 0.70, 0.90, 0.85, 0.75]  # seeds 4, 3, 2, 1, 0 (given out of order)
+    paths = [_trained_run(tmp_path, "center", 4 - i, a) for i, a in enumerate(center)]
+    paths.append(_trained_run(tmp_path, "raster", 0, 0.5) / "result.json")
+    paths.append(_trained_run(tmp_path, "raster", 1, 0.6))
+    entries = trained_entries(paths, reps=200)
+    assert list(entries) == [ENV]
+    first, second = entries[ENV]
+    assert first["entry"] == "RAM classifier, center locations" and first["kind"] == TRAINED
+    assert first["training_seeds"] == [0, 1, 2, 3, 4]
+    assert first["accuracies"] == [0.75, 0.85, 0.90, 0.70, 0.80]
+    assert first["seeds"] == 5 and first["mean"] == pytest.approx(0.80)
+    # IQM of 5 seeds: the middle 3 (0.75, 0.80, 0.85) after trimming a quarter at each end.
+    assert first["iqm"] == pytest.approx(0.80)
+    low, high = first["iqm_interval"]
+    assert 0.70 <= low <= first["iqm"] <= high <= 0.90
+    assert first["anytime_mean"] == pytest.approx((0.5 + 0.8) / 2)
+    assert first["training"]["epochs"] == 5 and first["training"]["location_policy"] == "center"
+    assert "--location-policy center --epochs 5" in first["training"]["command"]
+    assert second["seeds"] == 2 and second["mean"] == pytest.approx(0.55)
+    assert trained_entries(paths, reps=200) == entries  # the bootstrap is seeded
+
+    (tmp_path / "x").mkdir()
+    other = _trained_run(tmp_path / "x", "center", 9, 0.8, epochs=3)
+    with pytest.raises(UsageError, match="differ in training"):
+        trained_entries([*paths, other], reps=50)
+
+
+def test_leaderboard_shows_trained_entries(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = [str(_trained_run(tmp_path, "center", s, 0.8 + s / 100)) for s in range(3)]
+    out = tmp_path / "board"
+    argv = ["bench", "leaderboard", "--env", ENV, "--n-images", "20", "--out", str(out)]
+    code, _, err = _glimpse(capsys, *argv, "--entries", *paths, "--reps", "100")
+    assert code == 0, err
+    report = json.loads((out / "leaderboard.json").read_text())
+    assert "--entries" in report["command"] and "--reps 100" in report["command"]
+    (trained,) = _entries(report, "measured, training seeds")
+    assert trained["mean"] == pytest.approx(0.81) and trained["seeds"] == 3
+    pending = [e["entry"] for e in _entries(report, "not yet measured")]
+    assert not any("center" in e for e in pending)
+    assert any("raster" in e for e in pending) and any("oracle" in e for e in pending)
+    markdown = (out / "leaderboard.md").read_text()
+    row = "| RAM classifier, center locations | measured, 3 training seeds, 5 epochs | mean 81.00;"
+    assert row in markdown
+    assert "not the paper's budget" in markdown
+    assert "glimpse train ram --env GlimpseMNIST-v0 --location-policy center --epochs 5" in markdown

@@ -123,7 +123,7 @@ def test_max_minutes_stops_cleanly_and_resumes_exactly(tmp_path: Path) -> None:
 
 def test_random_location_policy_run(tmp_path: Path) -> None:
     """``--location-policy random``: location network untouched; evaluation reproducible."""
-    from agents.locations import RandomLocationPolicy
+    from agents.locations import FixedLocationPolicy, RandomLocations
     from agents.policy import evaluate_policy
     from train.ram import load_run_policy
 
@@ -143,9 +143,48 @@ def test_random_location_policy_run(tmp_path: Path) -> None:
     for mode in ("deterministic", "sample"):
         for num_envs in (50, 100):
             policy = load_run_policy(run)
-            assert isinstance(policy, RandomLocationPolicy)
+            assert isinstance(policy, FixedLocationPolicy)
+            assert isinstance(policy.locations, RandomLocations)
             result = evaluate_policy(policy, n_images=100, mode=mode, num_envs=num_envs)
             assert result["error_rate"] == summary["results"][mode]["error_rate"], (mode, num_envs)
+
+
+def test_center_location_policy_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``--location-policy center``: trains and saves with the location network untouched;
+    ``glimpse eval RUN`` and ``glimpse bench --policy RUN`` look at the centre."""
+    from agents.locations import CenterLocations, FixedLocationPolicy
+    from train.ram import load_run_policy
+
+    run = tmp_path / "center"
+    argv = ["train", "ram", "--run-dir", str(run), *TINY, "--location-policy", "center"]
+    assert main([*argv, "--max-minutes", "0"]) == 0
+    first = torch.load(run / "checkpoint.pt", weights_only=True)["model_state"]
+    assert main([*argv, "--overwrite"]) == 0
+    final = torch.load(run / "checkpoint.pt", weights_only=True)["model_state"]
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["location_policy"] == "center"
+    for name, tensor in final.items():
+        assert torch.equal(tensor, first[name]) == name.startswith("location_network"), name
+    policy = load_run_policy(run)
+    assert isinstance(policy, FixedLocationPolicy)
+    assert isinstance(policy.locations, CenterLocations)
+    summary = json.loads((run / "eval.json").read_text())
+    # Fixed locations: the sampled mode sends the same glimpses as the deterministic one.
+    assert summary["results"]["sample"]["error_rate"] == summary["test_error_rate"]
+
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json", "--n-images", "100", "--num-envs", "50"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["error_rate"] == pytest.approx(summary["test_error_rate"])
+
+    out = tmp_path / "bench"
+    bench = ["bench", "--policy", str(run), "--n-images", "100", "--num-envs", "50"]
+    assert main([*bench, "--out", str(out)]) == 0
+    entry = json.loads((out / "result.json").read_text())["results"]["GlimpseMNIST-v0"]
+    assert entry["accuracy"] == pytest.approx(1 - summary["test_error_rate"])
+    assert entry["n_parameters"] == meta["parameters"]  # counted through the wrapper
+    # The first chosen glimpse at the image's centre, which is the MNIST digit box's centre.
+    assert entry["first_glimpse_distance_px"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_random_glimpse_presets() -> None:
