@@ -30,6 +30,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "train.reproduce",
     "train.compare",
     "train.bench",
+    "train.sweep",
 )
 
 
