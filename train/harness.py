@@ -226,17 +226,23 @@ def train(
     """
     import torch
 
-    with claim_run_dir(
-        resume or cfg.run_dir, cfg.agent, cfg.env, resume=resume is not None, overwrite=overwrite
-    ) as run_dir:
-        if cfg.threads is not None:
-            torch.set_num_threads(cfg.threads)
-        device = resolve_device(cfg.device)
-        trainer = build(cfg, device)
-        try:
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    # Built before the run folder is claimed: settings the env or the model refuse (e.g. a
+    # glimpse larger than the canvas) fail without leaving a folder behind.
+    trainer = build(cfg, device)
+    try:
+        with claim_run_dir(
+            resume or cfg.run_dir,
+            cfg.agent,
+            cfg.env,
+            resume=resume is not None,
+            overwrite=overwrite,
+        ) as run_dir:
             return _run(cfg, trainer, run_dir, str(device), resume is not None)
-        finally:
-            trainer.close()
+    finally:
+        trainer.close()
 
 
 def _run(cfg: RunOptions, trainer: Trainer, run_dir: Path, device: str, resuming: bool) -> Path:

@@ -177,10 +177,19 @@ def test_the_lock_is_released_when_training_fails(
     def fail(*args: object) -> None:
         raise MemoryError
 
-    monkeypatch.setattr(train.ram, "RAMRun", fail)
+    monkeypatch.setattr(train.ram.RAMRun, "train_iteration", fail)  # fails inside the folder
     run = tmp_path / "run"
     _fails(["train", "ram", "--run-dir", str(run), *TINY], capsys)
     assert run.is_dir() and not (run / LOCK_NAME).exists()
+
+
+def test_settings_the_env_refuses_leave_no_run_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = tmp_path / "run"
+    line = _fails(["train", "ram", "--run-dir", str(run), *TINY, "--glimpse-size", "100"], capsys)
+    assert "glimpse_size" in line and "28" in line
+    assert not run.exists()
 
 
 # ---------------------------------------------------------------------------- resume
