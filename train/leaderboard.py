@@ -74,51 +74,33 @@ class PaperRow:
     glimpses: int | None = None
 
 
-_T1A = "Table 1, 28x28 MNIST"
-_T1B = "Table 1, 60x60 Translated MNIST"
-_T2A = "Table 2, 60x60 Cluttered Translated MNIST"
-_T2B = "Table 2, 100x100 Cluttered Translated MNIST"
+def _paper_rows() -> dict[str, tuple[PaperRow, ...]]:
+    """:data:`PAPER` from the one table of the paper's numbers,
+    :data:`train.reproduce_rows.PAPER` (which ``glimpse reproduce`` uses too)."""
+    from glimpse_env.registration import spaces_of
+    from train import reproduce_rows
 
-#: The paper's test errors per env (source: :data:`PAPER_SOURCE`; the figures as gathered in
-#: the project's reference notes, ``shared/reference/RAM.md``). Every row of the table of the
-#: env's benchmark: the full-image baselines (FC, convolutional) and RAM with each number of
-#: glimpses. The paper gives no intervals, anytime figures, glimpse positions or parameters.
-PAPER: dict[str, tuple[PaperRow, ...]] = {
-    "GlimpseMNIST-v0": (
-        PaperRow("FC, 2 layers (256 hiddens each)", 1.69, _T1A),
-        PaperRow("Convolutional, 2 layers", 1.21, _T1A),
-        PaperRow("RAM, 2 glimpses, 8x8, 1 scale", 3.79, _T1A, 2),
-        PaperRow("RAM, 3 glimpses, 8x8, 1 scale", 1.51, _T1A, 3),
-        PaperRow("RAM, 4 glimpses, 8x8, 1 scale", 1.54, _T1A, 4),
-        PaperRow("RAM, 5 glimpses, 8x8, 1 scale", 1.34, _T1A, 5),
-        PaperRow("RAM, 6 glimpses, 8x8, 1 scale", 1.12, _T1A, 6),
-        PaperRow("RAM, 7 glimpses, 8x8, 1 scale", 1.07, _T1A, 7),
-    ),
-    "GlimpseTranslatedMNIST-v0": (
-        PaperRow("FC, 2 layers (64 hiddens each)", 6.42, _T1B),
-        PaperRow("FC, 2 layers (256 hiddens each)", 2.63, _T1B),
-        PaperRow("Convolutional, 2 layers", 1.62, _T1B),
-        PaperRow("RAM, 4 glimpses, 12x12, 3 scales", 1.54, _T1B, 4),
-        PaperRow("RAM, 6 glimpses, 12x12, 3 scales", 1.22, _T1B, 6),
-        PaperRow("RAM, 8 glimpses, 12x12, 3 scales", 1.2, _T1B, 8),
-    ),
-    "GlimpseClutteredMNIST-v0": (
-        PaperRow("FC, 2 layers (64 hiddens each)", 28.58, _T2A),
-        PaperRow("FC, 2 layers (256 hiddens each)", 11.96, _T2A),
-        PaperRow("Convolutional, 2 layers", 8.09, _T2A),
-        PaperRow("RAM, 4 glimpses, 12x12, 3 scales", 4.96, _T2A, 4),
-        PaperRow("RAM, 6 glimpses, 12x12, 3 scales", 4.08, _T2A, 6),
-        PaperRow("RAM, 8 glimpses, 12x12, 3 scales", 4.04, _T2A, 8),
-        PaperRow("RAM, 8 random glimpses", 14.4, _T2A, 8),
-    ),
-    "GlimpseClutteredMNIST100-v0": (
-        PaperRow("Convolutional, 2 layers", 14.35, _T2B),
-        PaperRow("RAM, 4 glimpses, 12x12, 4 scales", 9.41, _T2B, 4),
-        PaperRow("RAM, 6 glimpses, 12x12, 4 scales", 8.31, _T2B, 6),
-        PaperRow("RAM, 8 glimpses, 12x12, 4 scales", 8.11, _T2B, 8),
-        PaperRow("RAM, 8 random glimpses", 28.4, _T2B, 8),
-    ),
-}
+    rows: dict[str, tuple[PaperRow, ...]] = {}
+    for task, (table, title, env_id) in reproduce_rows.TASKS.items():
+        source = f"Table {table}, {title}"
+        scales, size, _ = spaces_of(env_id, {})[0]["glimpse"].shape
+        retina = f"{size}x{size}, {scales} scale{'s' if scales > 1 else ''}"
+        rows[env_id] = tuple(
+            PaperRow(reproduce_rows.BASELINE_NAMES[model], error, source)
+            if model in reproduce_rows.BASELINE_NAMES
+            else PaperRow("RAM, 8 random glimpses", error, source, 8)
+            if model == "random8"
+            else PaperRow(f"RAM, {model} glimpses, {retina}", error, source, int(model))
+            for model, error in reproduce_rows.PAPER[task].items()
+        )
+    return rows
+
+
+#: The paper's test errors per env (source: :data:`PAPER_SOURCE`): every row of the table of
+#: the env's benchmark, the full-image baselines (FC, convolutional, not glimpse-limited) and
+#: RAM with each number of glimpses. The paper gives no intervals, anytime figures, glimpse
+#: positions or parameters.
+PAPER: dict[str, tuple[PaperRow, ...]] = _paper_rows()
 
 
 def paper_entries(env_id: str) -> list[dict[str, Any]]:
