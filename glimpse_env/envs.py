@@ -19,7 +19,7 @@ from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
 from glimpse_env import _random, _xp
-from glimpse_env.actions import LOCATION_DIM, unpack_action
+from glimpse_env.actions import LOCATION_DIM, STOP_DIM, stop_scores, unpack_action
 from glimpse_env.datasets import SPLITS, MNISTSplit, load_mnist
 from glimpse_env.sensor import SummedAreaTable, _gather_glimpses, _lazy_table
 
@@ -27,6 +27,9 @@ N_CLASSES = 10
 DIGIT_SIZE = 28
 STARTS = ("random", "center")
 REWARDS = ("sparse", "dense")
+#: ``"never"``: every episode takes ``n_glimpses`` glimpses; ``"action"``: the agent's stop
+#: score (the action's last component) ends it, at the latest after ``max_glimpses``.
+STOPS = ("never", "action")
 #: Splits whose canvases are a fixed benchmark: canvas ``i`` is a pure function of (split, i).
 EVAL_SPLITS = ("val", "test")
 _SPLIT_SALT = {"train": 0x7452, "train_full": 0x7446, "val": 0x5641, "test": 0x5445}
@@ -69,8 +72,9 @@ class EpisodeBatch:
         )
 
 
-def validate_actions(actions: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """Check a (batch of) action(s) and return it as a float array.
+def validate_actions(actions: Any, shape: tuple[int, ...], stop: bool = False) -> np.ndarray:
+    """Check a (batch of) action(s) and return it as a float array (``stop``: the action
+    ends with a stop score, which the error messages mention).
 
     Raises:
         TypeError: if the action is not a floating-point array (or is a torch tensor that
@@ -87,12 +91,16 @@ def validate_actions(actions: Any, shape: tuple[int, ...]) -> np.ndarray:
         )
     if array.shape != shape:
         raise ValueError(
-            f"action must have shape {shape} (location x, y, then one score per class), "
-            f"got shape {array.shape}"
+            f"action must have shape {shape} ({action_layout(stop)}), got shape {array.shape}"
         )
     if not np.isfinite(array).all():
         raise ValueError(f"action must be finite, got NaN or infinity in {array!r}")
     return array
+
+
+def action_layout(stop: bool) -> str:
+    """The action's components in words, for error messages."""
+    return "location x, y, then one score per class" + (", then the stop score" if stop else "")
 
 
 def validate_seed(seed: Any) -> int:
@@ -144,11 +152,13 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     | 0 | x of the next glimpse, -1 = left edge, 1 = right edge |
     | 1 | y of the next glimpse, -1 = top edge, 1 = bottom edge |
     | 2 .. 11 | one score per class 0..9; only read at the last step (argmax), and by the dense reward |
+    | 12 | only with ``stop="action"`` (the ``...Adaptive`` ids): the stop score; above 0 ends the episode on this step |
 
     Locations outside [-1, 1] are clipped to [-1, 1] (the clipped location is the one
     reported in the observation). Scores are not clipped. An action must be a finite
-    floating-point array of shape ``(12,)``: a NaN or infinity raises ``ValueError``, a
-    wrong shape ``ValueError``, an integer array ``TypeError``.
+    floating-point array of shape ``(12,)`` (``(13,)`` with ``stop="action"``): a NaN or
+    infinity raises ``ValueError``, a wrong shape ``ValueError``, an integer array
+    ``TypeError``. :mod:`glimpse_env.actions` packs and unpacks the layout.
 
     ## Observation Space
 
@@ -168,6 +178,11 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     So the action of step ``t`` is chosen after seeing glimpses ``1..t``, and the scores of
     step ``T`` are judged after ``T`` glimpses. Step ``T`` returns ``terminated=True``.
 
+    With ``stop="action"`` the agent decides the length: step ``t`` is the last (its scores
+    are judged after ``t`` glimpses, ``terminated=True``) when its stop score is above 0
+    (0.0 does not stop), and step ``max_glimpses`` is the last in any case. Stopping at
+    step 1 classifies from the first glimpse alone.
+
     ## Rewards
 
     ``reward="sparse"`` (default, as in the paper): 1.0 at step T if ``argmax(scores)`` is the
@@ -175,6 +190,11 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     log-probability that ``softmax(scores)`` gives the true class (always <= 0; with scores
     in [-1, 1] at most ``log(e / (e + 9/e)) ~= -0.80`` for 10 classes). Rewards are Python
     floats.
+
+    ``glimpse_cost`` (default 0) charges every glimpse: the sparse reward at the last step
+    is ``1[right] - glimpse_cost * t`` after ``t`` glimpses, and the dense reward of every
+    step is lowered by ``glimpse_cost``, so an episode's return is lowered by
+    ``glimpse_cost * t`` either way. It is what makes stopping early worth something.
 
     ## Episode End
 
@@ -184,15 +204,16 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ``k < n_glimpses`` truncates at ``k``, and nothing is judged. Every ``info`` holds
     ``image_index`` (int), the index of the episode's digit in its split (``reset`` returns
     ``info={"image_index": i}``); the last step's also holds ``label`` (int), ``prediction``
-    (int, argmax of the scores) and ``is_success`` (bool). A step before ``reset`` or after
-    the episode ended raises ``gymnasium.error.ResetNeeded``.
+    (int, argmax of the scores) and ``is_success`` (bool), and with ``stop="action"``
+    ``glimpses`` (int, the glimpses the episode took). A step before ``reset`` or after the
+    episode ended raises ``gymnasium.error.ResetNeeded``.
 
     ## Arguments
 
     | argument | default | meaning |
     |---|---|---|
     | ``split`` | ``"train"`` | ``"train"`` (first 50,000 training digits), ``"val"`` (last 10,000), ``"test"`` (10,000), ``"train_full"`` (60,000) |
-    | ``n_glimpses`` | per variant | glimpses per episode (= steps) |
+    | ``n_glimpses`` | per variant | glimpses per episode (= steps); ``stop="never"`` only |
     | ``glimpse_size`` | per variant | side ``g`` of each glimpse scale in pixels |
     | ``n_scales`` | per variant | scales per glimpse |
     | ``start`` | ``"random"`` | first location uniform in [-1, 1]^2 (paper), or ``"center"`` |
@@ -200,8 +221,14 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     | ``sequential`` | ``False`` | show the split's digits in order 0, 1, 2, ... instead of at random |
     | ``data_dir`` | ``None`` | MNIST folder; else ``$GLIMPSE_ENV_DATA``, else a user cache (downloaded) |
     | ``render_mode`` | ``None`` | ``"rgb_array"``: the canvas with the glimpse boxes and the path so far |
+    | ``stop`` | ``"never"`` | ``"never"``: fixed length; ``"action"``: the stop score ends the episode (the ``...Adaptive`` ids) |
+    | ``glimpse_cost`` | ``0.0`` | reward charged per glimpse taken (see Rewards), >= 0 |
+    | ``max_glimpses`` | per variant | with ``stop="action"``: the most glimpses an episode takes |
 
-    An unknown argument raises ``TypeError``; a bad value ``ValueError``.
+    An unknown argument raises ``TypeError``; a bad value ``ValueError``. With
+    ``stop="action"``, ``n_glimpses`` is refused (the agent sets the length; pass
+    ``max_glimpses``), and ``env.n_glimpses`` is ``max_glimpses``: the longest an episode
+    can be.
 
     Randomness: on ``train``/``train_full`` each episode (digit, canvas, start location) is
     drawn from the env's seed and episode number. On ``val``/``test`` the canvas and start
@@ -213,6 +240,8 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     * v0: Initial version. Since glimpse-env 0.2 every step's ``info`` holds ``image_index``
       (libraries that fix their info layout at reset, such as TorchRL, read every step).
+      Since glimpse-env 0.3: the ``stop``, ``glimpse_cost`` and ``max_glimpses`` arguments
+      and the adaptive ids (their defaults leave every v0 id exactly as it was).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 2}
@@ -241,8 +270,14 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         sequential: bool = False,
         data_dir: str | None = None,
         render_mode: str | None = None,
+        stop: str = "never",
+        glimpse_cost: float = 0.0,
+        max_glimpses: int | None = None,
     ) -> None:
-        self.n_glimpses = _positive_int("n_glimpses", n_glimpses, self.default_n_glimpses)
+        _check_choice("stop", stop, STOPS)
+        self.stop = stop
+        self.glimpse_cost = _cost(glimpse_cost)
+        self.n_glimpses = self._horizon(n_glimpses, max_glimpses)
         self.glimpse_size = _positive_int("glimpse_size", glimpse_size, self.default_glimpse_size)
         self.n_scales = _positive_int("n_scales", n_scales, self.default_n_scales)
         self._check_sizes()
@@ -261,8 +296,10 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._labels: Any = self.data.labels
         self.n_classes = N_CLASSES
 
-        self.observation_space, self.action_space = self.spaces(self.glimpse_size, self.n_scales)
-        self._action_shape = (1, LOCATION_DIM + self.n_classes)
+        self.observation_space, self.action_space = self.spaces(
+            self.glimpse_size, self.n_scales, stop
+        )
+        self._action_shape = (1, *self.action_space.shape)
 
         self._key: np.ndarray | None = None  # uint64 (1,), fixed by the seed
         self._episode = 0  # episodes started since the seed
@@ -274,9 +311,31 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._done = True
         self._path: list[np.ndarray] = []
 
+    @property
+    def max_glimpses(self) -> int:
+        """The most glimpses an episode takes (``n_glimpses``; every episode takes that many
+        with ``stop="never"``)."""
+        return self.n_glimpses
+
+    def _horizon(self, n_glimpses: int | None, max_glimpses: int | None) -> int:
+        """``n_glimpses`` (fixed length) or ``max_glimpses`` (stop action), checked."""
+        if self.stop == "never":
+            if max_glimpses is not None:
+                raise ValueError(
+                    'max_glimpses applies to stop="action"; with stop="never" every episode '
+                    f"takes n_glimpses glimpses: pass n_glimpses={max_glimpses!r}"
+                )
+            return _positive_int("n_glimpses", n_glimpses, self.default_n_glimpses)
+        if n_glimpses is not None:
+            raise ValueError(
+                'with stop="action" the agent chooses how many glimpses an episode takes: '
+                f"pass max_glimpses={n_glimpses!r} (the most it may take), not n_glimpses"
+            )
+        return _positive_int("max_glimpses", max_glimpses, self.default_n_glimpses)
+
     @classmethod
     def spaces(
-        cls, glimpse_size: int | None = None, n_scales: int | None = None
+        cls, glimpse_size: int | None = None, n_scales: int | None = None, stop: str = "never"
     ) -> tuple[spaces.Dict, spaces.Box]:
         """The observation and action spaces of this variant with these settings (``None``:
         the variant's default), without loading any data."""
@@ -288,7 +347,8 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 "location": spaces.Box(-1.0, 1.0, (LOCATION_DIM,), np.float32),
             }
         )
-        action_space = spaces.Box(-1.0, 1.0, (LOCATION_DIM + N_CLASSES,), np.float32)
+        n_actions = LOCATION_DIM + N_CLASSES + (STOP_DIM if stop == "action" else 0)
+        action_space = spaces.Box(-1.0, 1.0, (n_actions,), np.float32)
         return observation_space, action_space
 
     def _check_sizes(self) -> None:
@@ -380,35 +440,80 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         glimpses = _gather_glimpses(tables, locations, self.glimpse_size, self.n_scales)
         return {"glimpse": glimpses, "location": locations}
 
-    def rewards(self, scores: Any, labels: Any, last: bool) -> tuple[Any, Any]:
+    def episode_ends(self, actions: Any, steps: np.ndarray) -> np.ndarray:
+        """Which episodes end at this step, as a host bool ``(N,)`` mask.
+
+        Args:
+            actions: the step's validated actions ``(N, 2 + C [+ 1])`` (NumPy or torch).
+            steps: int64 ``(N,)`` glimpses each episode has taken, this step's included.
+        """
+        last = steps >= self.n_glimpses
+        if self.stop == "action":
+            stop = stop_scores(actions)
+            stop = stop.detach().cpu().numpy() if _xp.is_torch(stop) else np.asarray(stop)
+            last = last | (stop > 0)
+        return last
+
+    def rewards(
+        self, scores: Any, labels: Any, last: bool | np.ndarray, steps: np.ndarray | None = None
+    ) -> tuple[Any, Any]:
         """Batched rewards for class ``scores (N, C)`` (NumPy or torch).
 
         Args:
             scores: the class-score part of the actions.
             labels: int64 ``(N,)`` true classes.
-            last: whether this is the episode's last step (the one whose scores are judged).
+            last: whether this is the episode's last step (the one whose scores are judged):
+                one bool for every episode, or a host bool ``(N,)`` mask.
+            steps: int64 ``(N,)`` glimpses taken, this step's included (host); read only when
+                ``glimpse_cost > 0``.
 
         Returns:
             ``(rewards (N,), predictions int64 (N,))``: float64 on NumPy, float32 on torch;
-            ``predictions`` is ``None`` where nothing is judged (sparse reward, not last).
+            ``predictions`` is ``None`` where nothing is judged (sparse reward, no last step).
         """
-        sparse_zero = self.reward_type == "sparse" and not last
+        judged = np.asarray(last, dtype=bool)
+        if self.reward_type == "sparse" and not judged.any():
+            if _xp.is_torch(scores):
+                import torch
+
+                return torch.zeros(len(labels), device=scores.device), None
+            return np.zeros(len(labels)), None
         if _xp.is_torch(scores):
             import torch
 
-            if sparse_zero:
-                return torch.zeros(len(labels), device=scores.device), None
             predictions = scores.argmax(dim=1)
             if self.reward_type == "dense":
                 logp = torch.log_softmax(scores.to(torch.float32), dim=1)
-                return logp.gather(1, labels[:, None])[:, 0], predictions
-            return (predictions == labels).to(torch.float32) * float(last), predictions
-        if sparse_zero:
-            return np.zeros(len(labels)), None
-        predictions = scores.argmax(axis=1)
+                rewards = logp.gather(1, labels[:, None])[:, 0]
+            else:
+                weight = (
+                    float(judged) if judged.ndim == 0 else torch.as_tensor(judged).to(scores.device)
+                )
+                rewards = (predictions == labels).to(torch.float32) * weight
+        else:
+            predictions = scores.argmax(axis=1)
+            if self.reward_type == "dense":
+                rewards = log_softmax(scores)[np.arange(len(labels)), labels]
+            else:
+                weight = float(judged) if judged.ndim == 0 else judged
+                rewards = (predictions == labels).astype(np.float64) * weight
+        return self._charge(rewards, judged, steps), predictions
+
+    def _charge(self, rewards: Any, judged: np.ndarray, steps: np.ndarray | None) -> Any:
+        """``rewards`` less the glimpse cost: per step (dense), or ``cost * steps`` at the
+        judged step (sparse)."""
+        if not self.glimpse_cost:
+            return rewards
         if self.reward_type == "dense":
-            return log_softmax(scores)[np.arange(len(labels)), labels], predictions
-        return (predictions == labels).astype(np.float64) * float(last), predictions
+            return rewards - self.glimpse_cost
+        if steps is None:
+            raise ValueError("rewards() needs steps when glimpse_cost > 0")
+        charge = self.glimpse_cost * np.asarray(steps, dtype=np.float64) * judged
+        if _xp.is_torch(rewards):
+            import torch
+
+            return rewards - torch.as_tensor(charge, dtype=rewards.dtype).to(rewards.device)
+        return rewards - charge
 
     def new_keys(self, seed: int | None, n: int) -> np.ndarray:
         """Keys of ``n`` envs: ``seed + i`` when seeded, else drawn from ``np_random``."""
@@ -453,23 +558,28 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             raise ResetNeeded("Cannot call step() before reset(): call env.reset() first.")
         if self._done:
             raise ResetNeeded(
-                f"The episode ended after {self.n_glimpses} steps: call env.reset() before step()."
+                f"The episode ended after {self._t} steps: call env.reset() before step()."
             )
-        actions = validate_actions(action, self._action_shape[1:])[None]
+        stop = self.stop == "action"
+        actions = validate_actions(action, self._action_shape[1:], stop)[None]
         locations = clip_locations(actions)
         self._t += 1
         if self.render_mode is not None:
             self._path.append(locations[0])
         obs = _first(self.observe(self._batch.tables, locations))
-        last = self._t >= self.n_glimpses
+        steps = np.array([self._t])
+        last = bool(self.episode_ends(actions, steps)[0])
         info: dict[str, Any] = {"image_index": int(self._batch.image_indices[0])}
         if not last and self.reward_type == "sparse":
             return obs, 0.0, False, False, info
-        rewards, predictions = self.rewards(unpack_action(actions)[1], self._batch.labels, last)
+        scores = unpack_action(actions, stop)[1]
+        rewards, predictions = self.rewards(scores, self._batch.labels, last, steps)
         if last:
             self._done = True
             label, prediction = int(self._batch.labels[0]), int(predictions[0])
             info.update(label=label, prediction=prediction, is_success=label == prediction)
+            if stop:
+                info["glimpses"] = self._t
         return obs, float(rewards[0]), last, False, info
 
     def render(self) -> np.ndarray | None:
@@ -495,6 +605,18 @@ def _positive_int(name: str, value: int | None, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def _cost(value: Any) -> float:
+    """``glimpse_cost`` checked: a finite real number >= 0."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"glimpse_cost must be a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:

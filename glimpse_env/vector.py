@@ -27,6 +27,7 @@ from glimpse_env.envs import (
     GlimpseEnv,
     GlimpseMNISTEnv,
     TranslatedMNISTEnv,
+    action_layout,
     clip_locations,
     validate_actions,
     validate_seed,
@@ -45,6 +46,8 @@ AUTORESET_MODES = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMo
 #: keys, which are set only where an episode's class was judged.
 INFO_KEYS = ("image_index", "label", "prediction", "is_success")
 RESULT_KEYS = INFO_KEYS[1:]
+#: The extra result key of ``stop="action"`` envs: the glimpses each ended episode took.
+STOP_RESULT_KEYS = (*RESULT_KEYS, "glimpses")
 #: Fewest canvas pixels (sub-envs x canvas area) a thread is given (see ``num_threads``).
 MIN_SHARD_PIXELS = 2**20
 
@@ -82,9 +85,14 @@ class GlimpseVectorEnv(VectorEnv):
     * ``DISABLED``: nothing resets by itself; after an episode ends, call ``reset()`` (or
       ``reset(options={"reset_mask": mask})``) before the next ``step``.
 
-    Every episode of one vector env lasts the same number of steps, so the sub-envs run in
-    lock-step and end together: a ``reset_mask`` must select every sub-env (a partial one
-    raises ``ValueError``; use ``SyncVectorEnv`` for sub-envs that reset on their own).
+    With ``stop="never"`` every episode lasts ``n_glimpses`` steps, so the sub-envs run in
+    lock-step and end together. With ``stop="action"`` (the adaptive ids) each sub-env's
+    episode ends when its own stop score says so: the sub-envs end at different steps, and
+    each mode above applies to the sub-envs that ended (``NEXT_STEP`` resets them on their
+    next step while the others go on; ``SAME_STEP`` resets them in the step that ended them;
+    ``DISABLED`` raises ``ResetNeeded`` on a step before
+    ``reset(options={"reset_mask": ended})`` has reset them). A partial ``reset_mask``
+    resets only the sub-envs it selects, in every mode.
 
     ## Info
 
@@ -97,6 +105,7 @@ class GlimpseVectorEnv(VectorEnv):
     | ``image_index`` | int64 | always: the index of the current episode's digit in its split |
     | ``label``, ``prediction`` | int64 | an episode ended at its last glimpse (true class, argmax of the scores) |
     | ``is_success`` | bool | as ``label``: whether the prediction was right |
+    | ``glimpses`` | int64 | only with ``stop="action"``, as ``label``: glimpses the episode took |
 
     Unset entries hold 0 / False. These are the single env's info keys (it returns
     ``image_index`` at every step, the rest at the last). With ``SAME_STEP`` the step that
@@ -120,8 +129,8 @@ class GlimpseVectorEnv(VectorEnv):
     at ``n_glimpses`` both flags are set; truncated episodes report no result),
     ``backend``, ``device``, ``autoreset_mode``, ``num_threads``, and every keyword
     argument of the single env (``split``, ``n_glimpses``, ``glimpse_size``, ``n_scales``,
-    ``start``, ``reward``, ``sequential``, ``data_dir``, ``render_mode``). Unknown ones
-    raise ``TypeError``.
+    ``start``, ``reward``, ``sequential``, ``data_dir``, ``render_mode``, ``stop``,
+    ``glimpse_cost``, ``max_glimpses``). Unknown ones raise ``TypeError``.
 
     ## Threads
 
@@ -139,7 +148,8 @@ class GlimpseVectorEnv(VectorEnv):
 
     * v0: Initial version. Since glimpse-env 0.2: ``NEXT_STEP`` is the default autoreset
       mode (it was ``SAME_STEP``), ``DISABLED`` is supported, and every call returns the
-      same info keys (``image_index`` at every step).
+      same info keys (``image_index`` at every step). Since glimpse-env 0.3: sub-envs end
+      at different steps with ``stop="action"``, and a partial ``reset_mask`` is accepted.
     """
 
     #: The single-env class of the per-variant subclasses (``None`` here: pass ``env_cls``).
@@ -196,13 +206,14 @@ class GlimpseVectorEnv(VectorEnv):
         self._keys = np.zeros(n, dtype=np.uint64)
         self._episodes = np.zeros(n, dtype=np.int64)
         self._offsets = np.arange(n, dtype=np.int64)
-        # Every episode lasts the same number of steps and all sub-envs reset together, so
-        # one step counter serves them all.
-        self._t = 0
+        #: Steps (= glimpses after the first) each sub-env's episode has taken.
+        self._t = np.zeros(n, dtype=np.int64)
         self._batch: EpisodeBatch | None = None
         self._locations: Any = None
-        self._ended = False  # the episodes ended; the next step resets (NEXT_STEP) or raises
-        self._path: list[Any] = []  # locations (N, 2) per step, for rendering
+        #: Sub-envs whose episode ended: the next step resets them (NEXT_STEP) or raises.
+        self._ended = np.zeros(n, dtype=bool)
+        self._paths: list[list[np.ndarray]] = []  # each sub-env's locations, for rendering
+        self._result_keys = STOP_RESULT_KEYS if self.task.stop == "action" else RESULT_KEYS
         #: Contiguous sub-env shards, one per thread, and the tables of each shard.
         bounds = np.linspace(0, n, self._shard_count(int(num_threads)) + 1).astype(int)
         self._shards = [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
@@ -267,34 +278,59 @@ class GlimpseVectorEnv(VectorEnv):
         keys, episodes, offsets = self._keys[shard], self._episodes[shard], self._offsets[shard]
         return self.task.draw_episodes(keys, episodes, offsets, self.num_envs)
 
-    def _new_episodes(self) -> None:
-        """Start the next episode of every sub-env."""
-        parts = self._map_shards(self._draw)
-        batch = parts[0] if len(parts) == 1 else _concatenate(parts)
-        self._shard_tables = [part.tables for part in parts]
-        self._batch, self._locations, self._t = batch, batch.starts, 0
-        self._ended = False
+    def _new_episodes(self, mask: np.ndarray | None = None) -> None:
+        """Start the next episode of every sub-env, or of those ``mask`` selects (host bool
+        ``(N,)``; their episode numbers must already be advanced)."""
+        if mask is None or mask.all():
+            parts = self._map_shards(self._draw)
+            batch = parts[0] if len(parts) == 1 else _concatenate(parts)
+            self._shard_tables = [part.tables for part in parts]
+            self._batch, self._locations = batch, batch.starts
+            self._t[:], self._ended[:] = 0, False
+            if self.render_mode:
+                self._paths = [[start] for start in _host(batch.starts)]
+            return
+        index = np.flatnonzero(mask)
+        new = self.task.draw_episodes(
+            self._keys[index], self._episodes[index], self._offsets[index], self.num_envs
+        )
+        batch = _replace(self._batch, index, new)
+        if len(self._shards) > 1:
+            self._shard_tables = [_lazy_table(batch.canvases[shard]) for shard in self._shards]
+        else:
+            self._shard_tables = [batch.tables]
+        self._batch = batch
+        self._locations = _put(self._locations, index, new.starts)
+        self._t[index], self._ended[index] = 0, False
         if self.render_mode:
-            self._path = [batch.starts]
+            for i, start in zip(index, _host(new.starts)):
+                self._paths[i] = [start]
 
-    def _info(self, result: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _info(
+        self, result: dict[str, Any] | None = None, where: np.ndarray | None = None
+    ) -> dict[str, Any]:
         """The info of one call: every key of :data:`INFO_KEYS` with its mask (see the class
-        docstring): ``image_index`` of the current episodes, and ``result`` (``label``,
-        ``prediction``, ``is_success`` arrays of episodes that ended at their last glimpse),
-        or those keys unset when ``result`` is ``None``."""
-        index = self._batch.image_indices
-        return self._masked({"image_index": index, **dict.fromkeys(RESULT_KEYS), **(result or {})})
+        docstring): ``image_index`` of the current episodes (of the sub-envs ``where``
+        selects, default all), and ``result`` (``label``, ``prediction``, ``is_success``
+        [, ``glimpses``] of episodes that ended at their last glimpse, set where
+        ``result["where"]`` says), or those keys unset when ``result`` is ``None``."""
+        values = {"image_index": self._batch.image_indices}
+        masks = {"image_index": True if where is None else where}
+        for key in self._result_keys:
+            values[key] = None if result is None else result[key]
+            masks[key] = False if result is None else result["where"]
+        return self._masked(values, masks)
 
-    def _masked(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Info arrays with their ``_key`` masks: an array sets the key for every sub-env,
-        ``None`` for none (the array then holds zeros of the key's dtype)."""
+    def _masked(self, values: dict[str, Any], masks: dict[str, Any]) -> dict[str, Any]:
+        """Info arrays with their ``_key`` masks (a bool for every sub-env, or a host bool
+        ``(N,)`` array); a ``None`` value holds zeros of the key's dtype."""
         out: dict[str, Any] = {}
         for key, value in values.items():
             if value is None:
                 value = np.zeros(self.num_envs, dtype=bool if key == "is_success" else np.int64)
-                out[key], out[f"_{key}"] = self._array(value), self._flags(False)
-            else:
-                out[key], out[f"_{key}"] = self._array(value), self._flags(True)
+            mask = masks[key]
+            flags = self._flags(mask) if isinstance(mask, bool) else self._mask(mask)
+            out[key], out[f"_{key}"] = self._array(value), flags
         return out
 
     def _observe(self, locations: Any) -> dict[str, Any]:
@@ -316,7 +352,7 @@ class GlimpseVectorEnv(VectorEnv):
         if self.backend == "numpy":
             if _xp.is_torch(actions):
                 raise TypeError("backend='numpy' takes NumPy actions, got a torch tensor")
-            return validate_actions(actions, self._action_shape)
+            return validate_actions(actions, self._action_shape, self.task.stop == "action")
         if not _xp.is_torch(actions):
             raise TypeError(
                 f"backend='torch' takes actions as a torch tensor on {self.device}, "
@@ -327,9 +363,10 @@ class GlimpseVectorEnv(VectorEnv):
         if not actions.is_floating_point():
             raise TypeError(f"actions must be a floating-point tensor, got {actions.dtype}")
         if tuple(actions.shape) != self._action_shape:
+            layout = action_layout(self.task.stop == "action")
             raise ValueError(
-                f"actions must have shape {self._action_shape} (num_envs, location x, y, "
-                f"then one score per class), got {tuple(actions.shape)}"
+                f"actions must have shape {self._action_shape} (num_envs, {layout}), "
+                f"got {tuple(actions.shape)}"
             )
         if not bool(actions.isfinite().all()):
             raise ValueError("actions must be finite, got NaN or infinity")
@@ -350,6 +387,12 @@ class GlimpseVectorEnv(VectorEnv):
             return torch.full((self.num_envs,), value, dtype=torch.bool, device=self.device)
         return (np.ones if value else np.zeros)(self.num_envs, dtype=bool)  # faster than full
 
+    def _mask(self, mask: np.ndarray) -> Any:
+        """A host bool ``(N,)`` mask as this backend's flags (a new array)."""
+        if mask.all() or not mask.any():
+            return self._flags(bool(mask.all()))
+        return self._array(mask.copy())
+
     # ------------------------------------------------------------------ Gymnasium API
     def reset(
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
@@ -360,15 +403,18 @@ class GlimpseVectorEnv(VectorEnv):
             seed: ``s`` seeds sub-env ``i`` with ``s + i``; a list gives one seed per sub-env;
                 ``None`` continues with each sub-env's next episode (the first time: seeds
                 drawn from entropy).
-            options: ``None``, or ``{"reset_mask": mask}`` with a bool ``(N,)`` array that
-                selects every sub-env (they run in lock-step; see the class docstring).
+            options: ``None``, or ``{"reset_mask": mask}`` with a bool ``(N,)`` NumPy array:
+                only the sub-envs it selects reset (the others keep their episode; their
+                observation is returned again and their info entries are unset).
 
         Returns:
             Batched first observations and the info (see the class docstring).
         """
-        self._check_options(options)
+        mask = self._check_options(options)
         seeds = self._seeds(seed)
         super().reset(seed=seed if isinstance(seed, (int, np.integer)) else None)
+        if mask is not None and not mask.all():
+            return self._reset_some(mask, seeds)
         if seeds is not None:
             self._keys = np.array(seeds, dtype=np.uint64)
             self._episodes[:] = 0
@@ -379,6 +425,20 @@ class GlimpseVectorEnv(VectorEnv):
             self._episodes += 1
         self._new_episodes()
         return self._observe(self._locations), self._info()
+
+    def _reset_some(
+        self, mask: np.ndarray, seeds: list[int] | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Reset the sub-envs ``mask`` selects (a partial ``reset_mask``)."""
+        if self._batch is None:
+            raise ResetNeeded("The first reset() must reset every sub-env (no reset_mask).")
+        if seeds is not None:
+            self._keys[mask] = np.array(seeds, dtype=np.uint64)[mask]
+            self._episodes[mask] = 0
+        else:
+            self._episodes[mask] += 1
+        self._new_episodes(mask)
+        return self._observe(self._locations), self._info(where=mask)
 
     def _seeds(self, seed: Any) -> list[int] | None:
         """One validated seed per sub-env, or ``None`` for an unseeded reset."""
@@ -396,9 +456,10 @@ class GlimpseVectorEnv(VectorEnv):
             )
         return [first + i for i in range(self.num_envs)]
 
-    def _check_options(self, options: dict[str, Any] | None) -> None:
+    def _check_options(self, options: dict[str, Any] | None) -> np.ndarray | None:
+        """The reset mask of ``options`` (None: every sub-env), checked."""
         if not options:
-            return
+            return None
         unknown = set(options) - {"reset_mask"}
         if unknown:
             raise ValueError(
@@ -410,19 +471,16 @@ class GlimpseVectorEnv(VectorEnv):
                 f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), "
                 f"got {mask.dtype} {mask.shape}"
             )
-        if not mask.all():
-            raise ValueError(
-                "GlimpseVectorEnv runs its sub-envs in lock-step (every episode has the same "
-                "length, so they all end together): reset_mask must select every sub-env, got "
-                f"{mask.tolist()}; use gymnasium.vector.SyncVectorEnv for independent resets"
-            )
+        if not mask.any():
+            raise ValueError("options['reset_mask'] must select at least one sub-env")
+        return mask
 
     def get_state(self) -> dict[str, Any]:
         """The episode stream's position, for exact resumption of a training run.
 
         Only valid at an episode boundary (after ``reset`` or an autoreset step).
         """
-        if self._batch is None or self._t != 0 or self._ended:
+        if self._batch is None or self._t.any() or self._ended.any():
             raise RuntimeError("get_state() is only defined at the start of episodes")
         return {
             "keys": self._keys.copy(),
@@ -443,61 +501,76 @@ class GlimpseVectorEnv(VectorEnv):
         return self._observe(self._locations)
 
     def step(self, actions: Any) -> tuple[dict[str, Any], Any, Any, Any, dict[str, Any]]:
-        """Step every sub-env with ``actions (N, 2 + C)``; see the class docstring."""
+        """Step every sub-env with ``actions (N, 2 + C [+ 1])``; see the class docstring."""
         if self._batch is None:
             raise ResetNeeded("Cannot call step() before reset(): call envs.reset() first.")
         actions = self._validate(actions)
-        if self._ended:
+        resetting = self._ended.copy()
+        if resetting.any():
             if self.autoreset_mode == AutoresetMode.DISABLED:
                 raise ResetNeeded(
-                    "The episodes ended and autoreset_mode is DISABLED: call envs.reset() "
-                    "before step()."
+                    f"The episodes of sub-envs {np.flatnonzero(resetting).tolist()} ended and "
+                    "autoreset_mode is DISABLED: call envs.reset() (or envs.reset(options="
+                    '{"reset_mask": mask}) for those) before step().'
                 )
-            # NEXT_STEP: this step only resets (actions ignored).
-            self._episodes += 1
-            self._new_episodes()
-            obs, info = self._observe(self._locations), self._info()
-            return obs, self._zero_rewards(), self._flags(False), self._flags(False), info
-        obs, rewards, terminated, truncated, predictions = self._advance(actions)
-        if not (terminated or truncated):
+            # NEXT_STEP: this step resets the ended sub-envs (their actions ignored).
+            self._episodes[resetting] += 1
+            self._new_episodes(resetting)
+            if resetting.all():
+                obs, info = self._observe(self._locations), self._info()
+                return obs, self._zero_rewards(), self._flags(False), self._flags(False), info
+        obs, rewards, terminated, truncated, predictions = self._advance(actions, ~resetting)
+        ended = terminated | truncated
+        if not ended.any():
             return obs, rewards, self._flags(False), self._flags(False), self._info()
-        result = self._result(predictions) if terminated else None
-        flags = self._flags(terminated), self._flags(truncated)
+        result = self._result(predictions, terminated) if terminated.any() else None
+        flags = self._mask(terminated), self._mask(truncated)
         if self.autoreset_mode != AutoresetMode.SAME_STEP:
-            self._ended = True
+            self._ended = ended
             return obs, rewards, *flags, self._info(result=result)
         # SAME_STEP: the ended episodes' last observation and info go under final_*, and the
         # new episodes start in this step.
-        final_obs = np.empty(self.num_envs, dtype=object)
-        final_obs[:] = [
-            {"glimpse": g, "location": loc}
-            for g, loc in zip(list(obs["glimpse"]), list(obs["location"]))
-        ]
-        final_info = self._info(result)
-        self._episodes += 1
-        self._new_episodes()
-        ended = np.ones(self.num_envs, dtype=bool)
+        final_obs = np.full(self.num_envs, None, dtype=object)
+        for i in np.flatnonzero(ended):
+            final_obs[i] = {"glimpse": obs["glimpse"][i], "location": obs["location"][i]}
+        final_info = self._info(result, where=ended)
+        self._episodes[ended] += 1
+        self._new_episodes(ended)
         info = {
             **self._info(),
             "final_obs": final_obs,
-            "_final_obs": ended,
+            "_final_obs": ended.copy(),
             "final_info": final_info,
-            "_final_info": self._flags(True),
+            "_final_info": self._mask(ended),
         }
         return self._observe(self._locations), rewards, *flags, info
 
-    def _advance(self, actions: Any) -> tuple[dict[str, Any], Any, bool, bool, Any]:
-        """Move every sensor to its action's location; returns obs, rewards, flags, predictions."""
+    def _advance(
+        self, actions: Any, active: np.ndarray
+    ) -> tuple[dict[str, Any], Any, np.ndarray, np.ndarray, Any]:
+        """Move the ``active`` sub-envs' sensors to their actions' locations (the others just
+        reset: they stay at their start). Returns obs, rewards, host ``terminated`` and
+        ``truncated`` masks, and the predictions."""
         locations = clip_locations(actions)
+        everyone = bool(active.all())
+        if not everyone:
+            rows = np.flatnonzero(~active)
+            kept = self._locations[_xp.to_backend(rows, self._locations)]
+            locations = _put(locations, rows, kept)
         self._locations = locations
-        self._t += 1
-        terminated = self._t >= self.task.n_glimpses
-        truncated = self.max_episode_steps is not None and self._t >= self.max_episode_steps
-        scores = unpack_action(actions)[1]
-        rewards, predictions = self.task.rewards(scores, self._batch.labels, terminated)
+        self._t += active
+        terminated = self.task.episode_ends(actions, self._t) & active
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        if self.max_episode_steps is not None:
+            truncated = (self._t >= self.max_episode_steps) & active
+        scores = unpack_action(actions, self.task.stop == "action")[1]
+        rewards, predictions = self.task.rewards(scores, self._batch.labels, terminated, self._t)
+        if not everyone:
+            rewards = rewards * self._array(active)
         obs = self._observe(locations)
         if self.render_mode:
-            self._path.append(locations)
+            for i, location in zip(np.flatnonzero(active), _host(locations)[active]):
+                self._paths[i].append(location)
         return obs, rewards, terminated, truncated, predictions
 
     def _zero_rewards(self) -> Any:
@@ -507,10 +580,19 @@ class GlimpseVectorEnv(VectorEnv):
             return torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)
         return np.zeros(self.num_envs)
 
-    def _result(self, predictions: Any) -> dict[str, Any]:
-        """``label``/``prediction``/``is_success`` of the episodes that just terminated."""
+    def _result(self, predictions: Any, where: np.ndarray) -> dict[str, Any]:
+        """``label``/``prediction``/``is_success`` (and ``glimpses``) of the episodes that
+        just terminated (``where``)."""
         labels = self._batch.labels
-        return {"label": labels, "prediction": predictions, "is_success": predictions == labels}
+        result = {
+            "label": labels,
+            "prediction": predictions,
+            "is_success": predictions == labels,
+            "where": where,
+        }
+        if "glimpses" in self._result_keys:
+            result["glimpses"] = self._t.copy()
+        return result
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         """One RGB frame per sub-env (``render_mode="rgb_array"``)."""
@@ -522,9 +604,10 @@ class GlimpseVectorEnv(VectorEnv):
         from glimpse_env.rendering import render_frame
 
         canvases = _host(self._batch.canvases)
-        paths = np.stack([_host(p) for p in self._path], axis=1)  # (N, t + 1, 2)
         g, k = self.task.glimpse_size, self.task.n_scales
-        return tuple(render_frame(canvases[i], paths[i], g, k) for i in range(self.num_envs))
+        return tuple(
+            render_frame(canvases[i], np.stack(self._paths[i]), g, k) for i in range(self.num_envs)
+        )
 
     def close_extras(self, **kwargs: Any) -> None:
         if self._pool is not None:
@@ -603,6 +686,27 @@ def _concatenate(parts: list[EpisodeBatch]) -> EpisodeBatch:
         layout={
             name: np.concatenate([part.layout[name] for part in parts]) for name in parts[0].layout
         },
+    )
+
+
+def _put(array: Any, index: np.ndarray, values: Any) -> Any:
+    """A copy of ``array`` (NumPy or torch) with rows ``index`` (host int) set to ``values``."""
+    out = array.clone() if _xp.is_torch(array) else array.copy()
+    out[_xp.to_backend(index, array)] = values
+    return out
+
+
+def _replace(old: EpisodeBatch, index: np.ndarray, new: EpisodeBatch) -> EpisodeBatch:
+    """``old`` with the episodes of rows ``index`` replaced by ``new``'s (new arrays: the
+    old batch's canvases, which its tables were built from, are never changed)."""
+    canvases = _put(old.canvases, index, new.canvases)
+    return EpisodeBatch(
+        canvases=canvases,
+        tables=_lazy_table(canvases),
+        labels=_put(old.labels, index, new.labels),
+        image_indices=_put(old.image_indices, index, new.image_indices),
+        starts=_put(old.starts, index, new.starts),
+        layout={name: _put(value, index, new.layout[name]) for name, value in old.layout.items()},
     )
 
 

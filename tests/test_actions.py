@@ -67,7 +67,7 @@ def test_the_env_reads_the_layout_the_helper_writes() -> None:
 
 
 def test_pack_errors() -> None:
-    with pytest.raises(TypeError, match="both"):
+    with pytest.raises(TypeError, match="all be NumPy arrays or all torch"):
         pack_action(torch.zeros(2), np.zeros(C))
     with pytest.raises(ValueError, match="location must have shape"):
         pack_action(np.zeros(3), np.zeros(C))

@@ -24,7 +24,7 @@ from PIL import Image
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import glimpse_env
-from glimpse_env import ENV_IDS, _random, _xp, extract_glimpses
+from glimpse_env import ALL_IDS, ENV_IDS, _random, _xp, extract_glimpses
 from glimpse_env.envs import (
     ClutteredMNIST100Env,
     ClutteredMNISTEnv,
@@ -98,7 +98,7 @@ def recorded_warnings(fn: Callable[[], Any]) -> list[str]:
 # --------------------------------------------------------------------------- checkers
 
 
-@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("env_id", ALL_IDS)
 def test_gymnasium_check_env_unwrapped(env_id: str) -> None:
     env = gym.make(env_id).unwrapped
     assert recorded_warnings(lambda: gym_check_env(env)) == []
@@ -106,7 +106,7 @@ def test_gymnasium_check_env_unwrapped(env_id: str) -> None:
     assert recorded_warnings(lambda: gym_check_env(env)) == []
 
 
-@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("env_id", ALL_IDS)
 def test_gymnasium_check_env_on_make(env_id: str) -> None:
     env = gym.make(env_id)
     caught = recorded_warnings(lambda: gym_check_env(env))
@@ -119,7 +119,7 @@ def test_gymnasium_check_env_on_make(env_id: str) -> None:
 SB3_IMAGE_HEURISTIC = ("is an image", "minimal resolution for an image")
 
 
-@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("env_id", ALL_IDS)
 def test_sb3_check_env(env_id: str) -> None:
     assert recorded_warnings(lambda: sb3_check_env(gym.make(env_id), warn=False)) == []
     caught = recorded_warnings(lambda: sb3_check_env(gym.make(env_id), warn=True))
@@ -703,6 +703,6 @@ def test_save_gif_writes_a_readable_gif(tmp_path: Path) -> None:
 
 def test_package_exports() -> None:
     assert set(ENV_IDS) == set(DOCUMENTED)
-    for env_id in ENV_IDS:
+    for env_id in ALL_IDS:
         assert env_id in gym.registry
     assert glimpse_env.extract_glimpses is extract_glimpses

@@ -518,7 +518,7 @@ def test_torch_backend_bad_actions() -> None:
         actions[1, 4] = bad
         with pytest.raises(ValueError, match="finite"):
             envs.step(actions)
-    assert envs._t == 0  # nothing above counted as a step
+    assert not envs._t.any()  # nothing above counted as a step
     envs.step(good.double())
 
 
@@ -540,14 +540,14 @@ def test_numpy_backend_bad_actions() -> None:
         envs.step(torch.zeros(2, 12))
     with pytest.raises(TypeError, match="floating-point"):
         envs.step(good.astype(np.int32))
-    assert envs._t == 0
+    assert not envs._t.any()
     envs.step(good)
 
 
 @pytest.mark.parametrize(
     "options, match",
     [
-        ({"reset_mask": np.array([True, False])}, "lock-step"),
+        ({"reset_mask": np.array([False, False])}, "at least one"),
         ({"reset_mask": np.array([1, 1])}, "bool array"),
         ({"reset_mask": np.array([True, True, True])}, "bool array"),
         ({"mask": np.array([True, True])}, "only the option 'reset_mask'"),
