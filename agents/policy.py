@@ -213,7 +213,8 @@ def load_policy(path: str | os.PathLike, device: str = "cpu") -> LoadedPolicy:
 
 
 def check_policy_fits(policy: Policy, env_id: str, env_kwargs: Mapping[str, Any]) -> None:
-    """Refuse an env whose glimpses differ from those ``policy`` was trained on.
+    """Refuse an env whose glimpses or action layout (the stop action of the adaptive envs)
+    differ from those ``policy`` was trained on.
 
     Reads the spaces only (no env is built, no data loaded).
 
@@ -221,17 +222,26 @@ def check_policy_fits(policy: Policy, env_id: str, env_kwargs: Mapping[str, Any]
         ValueError: naming both glimpse shapes (a model fed the wrong shape would fail deep
             inside with a matrix-size error, or worse, run on the wrong input).
     """
-    from glimpse_env.registration import ENV_IDS, spaces_of
+    from glimpse_env.registration import VARIANTS, spaces_of
 
-    if policy.env_id not in ENV_IDS or env_id not in ENV_IDS:
+    if policy.env_id not in VARIANTS or env_id not in VARIANTS:
         return
-    trained = spaces_of(policy.env_id, policy.env_kwargs)[0]["glimpse"].shape
-    given = spaces_of(env_id, dict(env_kwargs))[0]["glimpse"].shape
+    trained_obs, trained_actions = spaces_of(policy.env_id, policy.env_kwargs)
+    given_obs, given_actions = spaces_of(env_id, dict(env_kwargs))
+    trained, given = trained_obs["glimpse"].shape, given_obs["glimpse"].shape
     if given != trained:
         raise ValueError(
             f"the policy was trained on {policy.env_id} with glimpses of shape (scales, g, g) "
             f"= {trained}, but {env_id} gives {given}; evaluate it on {policy.env_id} or on an "
             "env with the same glimpse_size and n_scales"
+        )
+    if given_actions.shape != trained_actions.shape:
+        stops = policy_stops(policy.env_id, policy.env_kwargs)
+        raise ValueError(
+            f"the policy was trained on {policy.env_id}, "
+            + ("with" if stops else "without")
+            + f" the stop action ({trained_actions.shape[0]} action entries), but {env_id} "
+            f"takes {given_actions.shape[0]}; evaluate it on {policy.env_id}"
         )
 
 
@@ -267,7 +277,9 @@ def evaluate_policy(
             gives the same result every time.
 
     Returns:
-        ``{"error_rate", "accuracy", "n_images", "n_correct", "env_id", "split", "mode"}``.
+        ``{"error_rate", "accuracy", "n_images", "n_correct", "env_id", "split", "mode"}``,
+        and on an adaptive env (``stop="action"``) ``"mean_glimpses"`` and
+        ``"glimpses_by_class"``.
 
     Raises:
         ValueError: for a bad mode, an env whose glimpses the policy was not trained on, or
@@ -291,7 +303,20 @@ def evaluate_policy(
         progress=progress,
         split=split,
     )
-    return evaluation_result(result.rollouts[0].n_correct, result.n_images, env_id, split, mode)
+    out = evaluation_result(result.rollouts[0].n_correct, result.n_images, env_id, split, mode)
+    if policy_stops(env_id, kwargs):
+        out["mean_glimpses"] = result.mean_glimpses
+        out["glimpses_by_class"] = result.glimpses_by_class
+    return out
+
+
+def policy_stops(env_id: str, env_kwargs: dict[str, Any] | None = None) -> bool:
+    """Whether ``gym.make(env_id, **env_kwargs)`` ends episodes on the agent's stop score."""
+    from glimpse_env.registration import VARIANTS
+
+    variant = VARIANTS.get(env_id)
+    stop = {**(variant.kwargs if variant else {}), **(env_kwargs or {})}.get("stop", "never")
+    return stop == "action"
 
 
 def evaluate_episodes(

@@ -138,6 +138,7 @@ class _SingleCallable:
     fn: Callable[[dict[str, np.ndarray]], Any]
     name: str
     n_classes: int
+    stop: bool = False
 
     def initial_state(self, num_envs: int) -> None:
         return None
@@ -145,13 +146,14 @@ class _SingleCallable:
     def act(
         self, obs: dict[str, np.ndarray], state: Any, deterministic: bool
     ) -> tuple[np.ndarray, None]:
-        shape = (LOCATION_DIM + self.n_classes,)
+        shape = (LOCATION_DIM + self.n_classes + int(self.stop),)
         actions = [
             _check_actions(
                 self.fn({"glimpse": glimpse, "location": location}),
                 shape,
                 self.name,
                 "an action for one observation",
+                self.stop,
             )
             for glimpse, location in zip(obs["glimpse"], obs["location"])
         ]
@@ -170,10 +172,13 @@ def policy_name(policy: Any) -> str:
     return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', '?')}"
 
 
-def as_policy(policy: Any, n_classes: int, name: str | None = None) -> BenchPolicy:
+def as_policy(
+    policy: Any, n_classes: int, name: str | None = None, stop: bool = False
+) -> BenchPolicy:
     """``policy`` as a :class:`BenchPolicy`: a protocol policy as it is, a batched callable
     (:func:`batched`, or a ``batched`` attribute) as :class:`BatchedCallable`, any other
-    callable as a one-observation ``act(obs) -> action`` looped over the batch.
+    callable as a one-observation ``act(obs) -> action`` looped over the batch (``stop``:
+    its actions end with the stop score of the adaptive envs).
 
     Raises:
         BenchPolicyError: if ``policy`` is none of these.
@@ -184,18 +189,22 @@ def as_policy(policy: Any, n_classes: int, name: str | None = None) -> BenchPoli
     if getattr(policy, "batched", False) is True and callable(policy):
         return BatchedCallable(policy)
     if callable(policy):
-        return _SingleCallable(policy, name, n_classes)
+        return _SingleCallable(policy, name, n_classes, stop)
     raise BenchPolicyError(
         f"policy {name} is a {type(policy).__name__}; expected a policy with "
         "initial_state(n) and act(obs, state, deterministic), or a callable act(obs) -> action"
     )
 
 
-def _check_actions(raw: Any, shape: tuple[int, ...], name: str, what: str) -> np.ndarray:
-    """``raw`` as a finite floating-point array of ``shape``, else :class:`BenchPolicyError`."""
+def _check_actions(
+    raw: Any, shape: tuple[int, ...], name: str, what: str, stop: bool = False
+) -> np.ndarray:
+    """``raw`` as a finite floating-point array of ``shape``, else :class:`BenchPolicyError`
+    (``stop``: the last entry is the stop score)."""
     expected = (
         f"expected a finite floating-point array (e.g. float32) of shape {shape}: x, y of the "
-        f"next glimpse in [-1, 1], then {shape[-1] - LOCATION_DIM} class scores"
+        f"next glimpse in [-1, 1], then {shape[-1] - LOCATION_DIM - int(stop)} class scores"
+        + (", then the stop score" if stop else "")
     )
     if hasattr(raw, "detach"):  # a torch tensor (torch is already imported by its owner)
         raw = raw.detach().cpu().numpy()
@@ -252,6 +261,10 @@ class Rollout:
         first_glimpse_distance_px: mean distance of glimpse 2 to the digit centre (or None).
         wall_seconds: time of the rollout (reset to last step).
         episodes_per_second: counted episodes over ``wall_seconds``.
+        mean_glimpses: glimpses per image (``T`` on a fixed-length env; the policy's choice
+            on an adaptive one).
+        glimpses_by_class: mean glimpses of the images of each class ``0..C-1``.
+        glimpse_counts: ``T`` counts, images classified after ``1..T`` glimpses.
     """
 
     seed: int
@@ -265,6 +278,9 @@ class Rollout:
     first_glimpse_distance_px: float | None
     wall_seconds: float
     episodes_per_second: float
+    mean_glimpses: float | None = None
+    glimpses_by_class: list[float] | None = None
+    glimpse_counts: list[int] | None = None
 
 
 @dataclass
@@ -298,6 +314,10 @@ class Result:
     n_parameters: int | None
     wall_seconds: float
     episodes_per_second: float
+    #: Glimpses per image, and per class (means over the rollouts; see :class:`Rollout`).
+    #: ``None`` in results written before the adaptive envs.
+    mean_glimpses: float | None = None
+    glimpses_by_class: list[float] | None = None
     rollouts: list[Rollout] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -394,7 +414,7 @@ def evaluate(
         **kwargs,
     )
     try:
-        adapted = as_policy(policy, task.n_classes, name)
+        adapted = as_policy(policy, task.n_classes, name, task.stop == "action")
         rollouts = [
             _rollout(adapted, envs, total, mode, seed, radius_px, name, progress) for seed in seeds
         ]
@@ -441,6 +461,7 @@ def _summarise(rollouts: list[Rollout], **fields: Any) -> Result:
     else:
         interval = wilson_interval(accuracy * n, n)
     anytime = np.mean([r.anytime_accuracy for r in rollouts], axis=0).tolist()
+    by_class = np.mean([r.glimpses_by_class for r in rollouts], axis=0).tolist()
     on_digit = [r.on_digit_share for r in rollouts]
     first = [r.first_glimpse_distance_px for r in rollouts]
     wall = float(sum(r.wall_seconds for r in rollouts))
@@ -455,6 +476,8 @@ def _summarise(rollouts: list[Rollout], **fields: Any) -> Result:
         first_glimpse_distance_px=None if None in first else float(np.mean(first)),
         wall_seconds=wall,
         episodes_per_second=k * n / wall if wall > 0 else 0.0,
+        mean_glimpses=float(np.mean([r.mean_glimpses for r in rollouts])),
+        glimpses_by_class=by_class,
         rollouts=rollouts,
     )
 
@@ -482,54 +505,81 @@ def _box_distance(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 class _Stats:
-    """What one rollout counts, step by step (:meth:`on_act` is the loop's hook)."""
+    """What one rollout counts: :meth:`on_act` records every step of a batch, :meth:`end`
+    counts it once each episode's length is known (adaptive envs end them at different
+    steps; what a sub-env does after its end is left out)."""
 
     def __init__(self, envs: gym.vector.VectorEnv, total: int, radius_px: float, name: str) -> None:
         task = envs.unwrapped.task
         self.envs, self.total, self.radius_px, self.name = envs, total, radius_px, name
-        self.steps, self.size = task.n_glimpses, task.canvas_size
-        self.shape = (envs.num_envs, LOCATION_DIM + task.n_classes)
+        self.steps, self.size, self.n_classes = task.n_glimpses, task.canvas_size, task.n_classes
+        self.stop = task.stop == "action"
+        self.shape = (envs.num_envs, *task.action_space.shape)
         self.labels_all = np.asarray(task.data.labels)
         self.anytime = np.zeros(self.steps, dtype=np.int64)
         self.on_box = np.zeros(self.steps, dtype=np.int64)
-        self.any_chosen_on_box, self.first_distance = 0, 0.0
+        self.taken = np.zeros(self.steps, dtype=np.int64)  # episodes that took glimpse t
+        self.any_chosen_on_box, self.first_distance, self.n_first = 0, 0.0, 0
+        self.by_length = np.zeros(self.steps, dtype=np.int64)
+        self.glimpses_by_class = np.zeros(self.n_classes)
+        self.images_by_class = np.zeros(self.n_classes, dtype=np.int64)
         self.batches = 0
-        self.counted = self.labels = self.boxes = self.chosen_hit = np.zeros(0)
+        n = envs.num_envs
+        self.counted = self.labels = self.boxes = self.gap = np.zeros(0)
+        self.predicted = np.zeros((self.steps, n), dtype=np.int64)
+        self.hits = np.zeros((self.steps, n), dtype=bool)
 
-    def _start(self) -> None:
-        """A batch starts: its images (only the first ``total`` are counted) and boxes."""
+    def _start(self, obs: Any) -> None:
+        """A batch starts: its images (only the first ``total`` are counted), boxes, and
+        whether glimpse 1 (the env's start location) is on the digit."""
         n, b, env = self.envs.num_envs, self.batches, self.envs.unwrapped
         index = env.image_indices
         self.counted = (index >= b * n) & (index < min(self.total, (b + 1) * n))
         self.labels = self.labels_all[index]
         self.boxes = _digit_boxes(env.layout, n, self.size)
-        self.chosen_hit = np.zeros(n, dtype=bool)
+        self.predicted[:] = 0
+        self.hits[:] = False
+        self.hits[0] = _box_distance(_pixels(obs["location"], self.size), self.boxes) <= (
+            self.radius_px
+        )
+        self.gap = np.zeros(n)
         self.batches += 1
 
     def on_act(self, t: int, obs: Any, actions: Any) -> np.ndarray:
-        """Check step ``t``'s actions and count what they say; return them as NumPy."""
-        actions = _check_actions(actions, self.shape, self.name, "actions")
-        if t == 0:  # glimpse 1 (the env's start location) of a new batch
-            self._start()
-            distance = _box_distance(_pixels(obs["location"], self.size), self.boxes)
-            self.on_box[0] += int(np.sum((distance <= self.radius_px) & self.counted))
-        predicted = actions[:, LOCATION_DIM:].argmax(axis=1)
-        self.anytime[t] += int(np.sum((predicted == self.labels) & self.counted))
+        """Check step ``t``'s actions and record what they say; return them as NumPy."""
+        actions = _check_actions(actions, self.shape, self.name, "actions", self.stop)
+        if t == 0:
+            self._start(obs)
+        if t >= self.steps:  # no episode is this long: a sub-env past its end
+            return actions
+        scores = actions[:, LOCATION_DIM : LOCATION_DIM + self.n_classes]
+        self.predicted[t] = scores.argmax(axis=1)
         if t < self.steps - 1:  # the location of glimpse t + 2, chosen by the policy
             points = _pixels(actions[:, :LOCATION_DIM], self.size)
-            hit = _box_distance(points, self.boxes) <= self.radius_px
-            self.on_box[t + 1] += int(np.sum(hit & self.counted))
-            self.chosen_hit |= hit
+            self.hits[t + 1] = _box_distance(points, self.boxes) <= self.radius_px
             if t == 0:
                 centres = (self.boxes[:, :2] + self.boxes[:, 2:]) / 2.0
-                gap = np.hypot(*(points - centres).T)
-                self.first_distance += float(np.sum(gap[self.counted]))
+                self.gap = np.hypot(*(points - centres).T)
         return actions
 
-    def end(self, success: np.ndarray) -> int:
-        """A batch ended: the number of its counted episodes classified right."""
-        self.any_chosen_on_box += int(np.sum(self.chosen_hit & self.counted))
-        return int(np.sum(success & self.counted))
+    def end(self, success: np.ndarray, lengths: np.ndarray) -> int:
+        """A batch ended after ``lengths`` (N,) steps (= glimpses) each: count it; returns
+        the number of its counted episodes classified right."""
+        counted, steps = self.counted, np.arange(self.steps)[:, None]
+        # Anytime: at step t an episode that already stopped answers with its last scores.
+        answer = np.take_along_axis(self.predicted, np.minimum(steps, lengths - 1), axis=0)
+        self.anytime += np.sum((answer == self.labels) & counted, axis=1)
+        taken = (steps < lengths) & counted  # glimpse t + 1 was taken
+        self.taken += taken.sum(axis=1)
+        self.on_box += np.sum(self.hits & taken, axis=1)
+        self.any_chosen_on_box += int(np.sum((self.hits[1:] & taken[1:]).any(axis=0)))
+        first = counted & (lengths > 1)
+        self.first_distance += float(np.sum(self.gap[first]))
+        self.n_first += int(first.sum())
+        self.by_length += np.bincount(lengths[counted] - 1, minlength=self.steps)[: self.steps]
+        np.add.at(self.glimpses_by_class, self.labels[counted], lengths[counted])
+        np.add.at(self.images_by_class, self.labels[counted], 1)
+        return int(np.sum(success & counted))
 
 
 def _rollout(
@@ -558,12 +608,13 @@ def _rollout(
         on_act=stats.on_act,
     )
     for batch in batches:
-        if batch.horizon != steps:
+        if batch.horizon > steps or (not stats.stop and batch.horizon != steps):
             raise ValueError(f"{envs.spec.id} ended its episodes after {batch.horizon} steps")
-        correct += stats.end(batch.success)
+        correct += stats.end(batch.success, batch.lengths)
     wall = time.perf_counter() - start
     accuracy = correct / total
     anytime_accuracy = (stats.anytime / total).tolist()
+    by_class = stats.glimpses_by_class / np.maximum(stats.images_by_class, 1)
     return Rollout(
         seed=seed,
         accuracy=accuracy,
@@ -572,10 +623,13 @@ def _rollout(
         anytime_accuracy=anytime_accuracy,
         anytime_mean=float(np.mean(anytime_accuracy)),
         on_digit_share=stats.any_chosen_on_box / total if steps > 1 else None,
-        on_digit_by_glimpse=(stats.on_box / total).tolist(),
-        first_glimpse_distance_px=stats.first_distance / total if steps > 1 else None,
+        on_digit_by_glimpse=(stats.on_box / np.maximum(stats.taken, 1)).tolist(),
+        first_glimpse_distance_px=stats.first_distance / stats.n_first if stats.n_first else None,
         wall_seconds=wall,
         episodes_per_second=total / wall if wall > 0 else 0.0,
+        mean_glimpses=float(stats.by_length @ np.arange(1, steps + 1) / total),
+        glimpses_by_class=by_class.tolist(),
+        glimpse_counts=stats.by_length.tolist(),
     )
 
 

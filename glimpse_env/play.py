@@ -84,8 +84,12 @@ def play_episodes(
     obs: Any,
     deterministic: bool,
     on_act: OnAct | None = None,
-) -> tuple[Any, dict[str, Any], np.ndarray, int]:
-    """Play one episode in every sub-env from ``obs`` (they all end at the same step).
+) -> tuple[Any, dict[str, Any], np.ndarray, np.ndarray]:
+    """Play one episode in every sub-env from ``obs``.
+
+    Sub-envs may end at different steps (the adaptive envs, where the policy stops): the
+    loop goes on until every sub-env has ended once. A sub-env that ended is still stepped
+    (a vector env steps them all); what it does afterwards is not counted.
 
     Args:
         policy: the agent (its state starts fresh).
@@ -94,33 +98,58 @@ def play_episodes(
         deterministic: the policy's deterministic actions (else sampled).
         on_act: called as ``on_act(t, obs, actions)`` after the policy chose step ``t``'s
             actions (``t = 0`` for the first glimpse); it may return the actions to send.
+            With episodes of different lengths it also sees the steps after a sub-env's
+            end: use the returned ``lengths`` to leave them out.
 
     Returns:
-        ``(obs, info, returns, steps)`` of the final step: under same-step autoreset ``obs``
-        already starts the next episodes and ``info["final_info"]`` reports the ended ones;
-        ``returns`` (N,) float64 episode returns; ``steps`` the episodes' length.
-
-    Raises:
-        RuntimeError: if some sub-envs ended and others did not.
+        ``(obs, info, returns, lengths)``: the last step's observation (under same-step
+        autoreset it already starts the next episodes when they all ended together), the
+        info of the episodes' ends (the final step's own ``info`` when they all ended
+        together, ``info["final_info"]`` then reporting them under same-step autoreset;
+        otherwise every end key gathered from the step where each sub-env ended, with its
+        ``_key`` mask), the ``(N,)`` float64 returns and the ``(N,)`` int64 lengths.
     """
-    state = policy.initial_state(envs.num_envs)
-    returns = np.zeros(envs.num_envs)
+    n = envs.num_envs
+    disabled = _autoreset_mode(envs) == gym.vector.AutoresetMode.DISABLED
+    state = policy.initial_state(n)
+    returns = np.zeros(n)
+    lengths = np.zeros(n, dtype=np.int64)
+    ends: dict[str, Any] = {}
     for t in range(10**6):
         actions, state = policy.act(obs, state, deterministic)
         if on_act is not None:
             checked = on_act(t, obs, actions)
             actions = actions if checked is None else checked
         obs, reward, terminated, truncated, info = envs.step(actions)
-        returns += as_numpy(reward)
-        done = as_numpy(terminated) | as_numpy(truncated)
-        if done.all():
-            return obs, info, returns, t + 1
+        running = lengths == 0
+        returns += np.where(running, as_numpy(reward), 0.0)
+        ended = as_numpy(terminated) | as_numpy(truncated)
+        done = ended & running
+        if done.all():  # every episode ended at this step
+            return obs, info, returns, np.full(n, t + 1, dtype=np.int64)
         if done.any():
-            raise RuntimeError(
-                f"at step {t + 1}, {int(done.sum())} of {done.size} sub-envs ended and the "
-                "others did not: evaluation needs episodes of one fixed length"
-            )
+            lengths[done] = t + 1
+            _gather_ends(ends, info, done)
+            if (lengths > 0).all():
+                return obs, ends, returns, lengths
+        if disabled and ended.any():  # nothing resets by itself: keep every sub-env going
+            obs, _ = envs.reset(options={"reset_mask": ended})
     raise RuntimeError("episodes did not end within 1,000,000 steps")
+
+
+def _gather_ends(ends: dict[str, Any], info: Mapping[str, Any], done: np.ndarray) -> None:
+    """Copy into ``ends`` every info entry the sub-envs ``done`` set at their end (from
+    ``info["final_info"]`` under same-step autoreset, else ``info``)."""
+    source = info.get("final_info", info) if isinstance(info.get("final_info"), Mapping) else info
+    for key, value in source.items():
+        if key.startswith("_") or f"_{key}" not in source or isinstance(value, Mapping):
+            continue
+        values, mask = as_numpy(value), as_numpy(source[f"_{key}"]).astype(bool) & done
+        if key not in ends:
+            ends[key] = np.zeros_like(values)
+            ends[f"_{key}"] = np.zeros(len(done), dtype=bool)
+        ends[key][mask] = values[mask]
+        ends[f"_{key}"] |= mask
 
 
 @dataclass
@@ -133,16 +162,21 @@ class Batch:
         success: (N,) bool, whether each episode's class was right (``is_success``; else a
             return above 0.5).
         returns: (N,) float episode returns.
-        horizon: steps the episodes lasted.
-        final_info: the ``info`` of the final step.
+        lengths: (N,) int64 steps each episode lasted.
+        final_info: the ``info`` of the episodes' ends (see :func:`play_episodes`).
     """
 
     index: int
     start_info: dict[str, Any]
     success: np.ndarray
     returns: np.ndarray
-    horizon: int
+    lengths: np.ndarray
     final_info: dict[str, Any]
+
+    @property
+    def horizon(self) -> int:
+        """Steps the longest episode lasted (every episode's, on a fixed-length env)."""
+        return int(self.lengths.max())
 
 
 def play_batches(
@@ -159,7 +193,10 @@ def play_batches(
     """The evaluation loop: ``n_batches`` batches of episodes from ``envs.reset(seed=seed)``.
 
     Under ``SAME_STEP`` autoreset each batch starts from the observation the previous one
-    ended with; otherwise the envs are reset before each batch. Sampled actions are seeded
+    ended with; otherwise the envs are reset before each batch. When the episodes of a
+    batch ended at different steps (adaptive envs), every sub-env goes on with the episode
+    after that batch's, as if they had ended together: the native vector env is moved
+    there with ``get_state``/``set_state`` (other vector envs raise ``RuntimeError``). Sampled actions are seeded
     by ``seed`` (:func:`seeded_sampling`). The progress bar is closed (its line ended) also
     when the policy raises, so an error message starts on a line of its own.
 
@@ -176,25 +213,54 @@ def play_batches(
     Yields:
         One :class:`Batch` per batch.
     """
-    mode = envs.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
-    same_step = mode in (
-        gym.vector.AutoresetMode.SAME_STEP,
-        gym.vector.AutoresetMode.SAME_STEP.value,
-    )
+    same_step = _autoreset_mode(envs) == gym.vector.AutoresetMode.SAME_STEP
     obs, info = envs.reset(seed=seed)
     with (
         _progress(n_batches, progress, desc) as bar,
         seeded_sampling(policy, seed or 0, enabled=not deterministic),
     ):
+        uniform, start = True, None
         for b in range(n_batches):
-            if b and not same_step:
+            if b and not uniform:
+                obs, info = _next_episodes(envs, start)
+            elif b and not same_step:
                 obs, info = envs.reset()
-            start_info = info
-            obs, info, returns, steps = play_episodes(policy, envs, obs, deterministic, on_act)
+            start, start_info = _episode_state(envs), info
+            obs, info, returns, lengths = play_episodes(policy, envs, obs, deterministic, on_act)
+            uniform = bool((lengths == lengths[0]).all())
             success = final_info_value(info, "is_success")
             success = returns > 0.5 if success is None else success.astype(bool)
-            yield Batch(b, start_info, success, returns, steps, info)
+            yield Batch(b, start_info, success, returns, lengths, info)
             bar.update(1)
+
+
+def _autoreset_mode(envs: gym.vector.VectorEnv) -> gym.vector.AutoresetMode:
+    """The vector env's autoreset mode (Gymnasium's default when it declares none)."""
+    mode = envs.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
+    return gym.vector.AutoresetMode(mode)
+
+
+def _episode_state(envs: gym.vector.VectorEnv) -> dict[str, Any] | None:
+    """Where the native vector env's episode streams are at a batch start (None for other
+    vector envs)."""
+    get_state = getattr(envs.unwrapped, "get_state", None)
+    return get_state() if callable(get_state) else None
+
+
+def _next_episodes(
+    envs: gym.vector.VectorEnv, start: dict[str, Any] | None
+) -> tuple[Any, dict[str, Any]]:
+    """Start every sub-env's episode after the one it began at ``start``."""
+    if start is None:
+        raise RuntimeError(
+            "the sub-envs ended their episodes at different steps: play_batches can only "
+            "start the next batch where it belongs on glimpse_env's native vector env "
+            "(gym.make_vec of a glimpse id)"
+        )
+    base = envs.unwrapped
+    obs = base.set_state({**start, "episodes": start["episodes"] + 1})
+    index = base.image_indices
+    return obs, {"image_index": index, "_image_index": np.ones(len(index), dtype=bool)}
 
 
 class _NoBar:

@@ -32,6 +32,14 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 import glimpse_env  # noqa: F401  (registers the ids)
 from glimpse_env.vector import GlimpseVectorEnv
 
+#: Result keys of an ended episode's info, and their Python types (``glimpses``: adaptive ids).
+RESULT_KEYS: dict[str, type] = {
+    "label": int,
+    "prediction": int,
+    "is_success": bool,
+    "glimpses": int,
+}
+
 
 class GlimpseVecEnv(VecEnv):
     """SB3 ``VecEnv`` over a native :class:`GlimpseVectorEnv` (NumPy backend).
@@ -48,7 +56,8 @@ class GlimpseVecEnv(VecEnv):
     Transitions are those of SB3's ``DummyVecEnv`` over single envs seeded ``seed + i``:
     at an episode end ``dones[i]`` is True, ``infos[i]`` holds ``terminal_observation``,
     ``TimeLimit.truncated``, ``label``, ``prediction`` and ``is_success`` (which SB3 logs as
-    the success rate), and the returned observation is already the next episode's first.
+    the success rate; ``glimpses`` too on the adaptive ids, whose sub-envs end at different
+    steps), and the returned observation is already the next episode's first.
     """
 
     def __init__(
@@ -110,19 +119,23 @@ class GlimpseVecEnv(VecEnv):
         final, final_obs = info["final_info"], info["final_obs"]
         infos = []
         for i in range(n):
+            if not dones[i]:  # sub-envs end at different steps on the adaptive ids
+                index = int(info["image_index"][i])
+                infos.append({"image_index": index, "TimeLimit.truncated": False})
+                continue
             entry = {
                 "image_index": int(final["image_index"][i]),
                 "terminal_observation": final_obs[i],
                 "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
             }
             if terminated[i]:  # a truncated episode has no result (as with DummyVecEnv)
-                entry["label"] = int(final["label"][i])
-                entry["prediction"] = int(final["prediction"][i])
-                entry["is_success"] = bool(final["is_success"][i])
+                for key in RESULT_KEYS:
+                    if key in final:
+                        entry[key] = RESULT_KEYS[key](final[key][i])
             infos.append(entry)
-        # The new episodes' reset info goes where DummyVecEnv puts it, not into the infos of
-        # the episodes that just ended.
-        self.reset_infos = [{"image_index": int(i)} for i in info["image_index"]]
+            # The new episode's reset info goes where DummyVecEnv puts it, not into the
+            # info of the episode that just ended.
+            self.reset_infos[i] = {"image_index": int(info["image_index"][i])}
         return obs, rewards.astype(np.float32), dones, infos
 
     def seed(self, seed: int | None = None) -> Sequence[int | None]:

@@ -368,6 +368,12 @@ class ActionUseCounter(EpisodeTracker):
 
 
 # ---------------------------------------------------------------------- settings of an env
+def _scores_every_step(reward_type: str, stop: str) -> bool:
+    """Whether every step's class scores can count: the dense reward rewards them all, and
+    with the stop action any step may be the episode's last."""
+    return reward_type == "dense" or stop == "action"
+
+
 def _single_setting(env: gym.Env, name: str, wrapper: str) -> Any:
     try:
         return env.get_wrapper_attr(name)
@@ -555,7 +561,7 @@ class ActionUse(_TrackedWrapper, gym.utils.RecordConstructorArgs):
         env: an env with ``Dict`` observations (e.g. a :class:`GlimpseHistory`).
         horizon: steps per episode; default the env's ``n_glimpses``.
         class_every_step: default True exactly when the env's ``reward_type`` is
-            ``"dense"``.
+            ``"dense"`` or its ``stop`` is ``"action"`` (any step may be the judged one).
     """
 
     def __init__(
@@ -569,7 +575,10 @@ class ActionUse(_TrackedWrapper, gym.utils.RecordConstructorArgs):
         if horizon is None:
             horizon = int(_single_setting(env, "n_glimpses", "ActionUse"))
         if class_every_step is None:
-            class_every_step = _single_setting(env, "reward_type", "ActionUse") == "dense"
+            class_every_step = _scores_every_step(
+                _single_setting(env, "reward_type", "ActionUse"),
+                _single_setting(env, "stop", "ActionUse"),
+            )
         self.tracker = ActionUseCounter(1, horizon, class_every_step)
         self.horizon, self.class_every_step = self.tracker.horizon, self.tracker.class_every_step
 
@@ -581,7 +590,8 @@ class VectorActionUse(_TrackedVectorWrapper, gym.utils.RecordConstructorArgs):
     Args:
         env: a vector env with ``Dict`` observations (NumPy).
         horizon: steps per episode; default the envs' ``n_glimpses``.
-        class_every_step: default True exactly when the envs' ``reward_type`` is ``"dense"``.
+        class_every_step: default True exactly when the envs' ``reward_type`` is ``"dense"``
+            or their ``stop`` is ``"action"`` (any step may be the judged one).
     """
 
     def __init__(
@@ -594,7 +604,10 @@ class VectorActionUse(_TrackedVectorWrapper, gym.utils.RecordConstructorArgs):
         if horizon is None:
             horizon = int(_vector_setting(env, "n_glimpses", "VectorActionUse"))
         if class_every_step is None:
-            class_every_step = _vector_setting(env, "reward_type", "VectorActionUse") == "dense"
+            class_every_step = _scores_every_step(
+                _vector_setting(env, "reward_type", "VectorActionUse"),
+                _vector_setting(env, "stop", "VectorActionUse"),
+            )
         super().__init__(env, space)
         self.tracker = ActionUseCounter(env.num_envs, horizon, class_every_step)
         self.horizon, self.class_every_step = self.tracker.horizon, self.tracker.class_every_step

@@ -189,3 +189,42 @@ def test_ppo_learns_without_error() -> None:
         assert [str(w.message) for w in caught] == []
     finally:
         torch.set_num_threads(threads)
+
+
+def test_adaptive_ids_match_dummy_vec_env_with_mixed_lengths() -> None:
+    """Sub-envs that stop at different steps: per-env dones, terminal observations, results
+    (with ``glimpses``) and reset infos as DummyVecEnv gives them."""
+    n, env_id = 4, "GlimpseClutteredMNISTAdaptive-v0"
+    native = GlimpseVecEnv(env_id, num_envs=n, seed=5, max_glimpses=3, glimpse_cost=0.1)
+    dummy = _dummy(env_id, n, max_glimpses=3, glimpse_cost=0.1)
+    dummy.seed(5)
+    _assert_obs_equal(native.reset(), dummy.reset())
+    rng = np.random.default_rng(2)
+    mixed, lengths = 0, set()
+    for _ in range(15):
+        actions = rng.uniform(-1.5, 1.5, size=(n, 13)).astype(np.float32)
+        actions[:, -1] = np.where(rng.random(n) < 0.4, 1.0, -1.0)
+        obs, rewards, dones, infos = native.step(actions)
+        d_obs, d_rewards, d_dones, d_infos = dummy.step(actions)
+        _assert_obs_equal(obs, d_obs)
+        np.testing.assert_allclose(rewards, d_rewards, rtol=1e-6)
+        np.testing.assert_array_equal(dones, d_dones)
+        for a, b in zip(infos, d_infos):
+            _assert_info_equal(a, b)
+        assert native.reset_infos == dummy.reset_infos
+        mixed += int(dones.any() and not dones.all())
+        lengths.update(info["glimpses"] for info in infos if "label" in info)
+    assert mixed >= 3 and lengths == {1, 2, 3}
+
+
+def test_ppo_runs_on_an_adaptive_id() -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        env = GlimpseVecEnv("GlimpseMNISTAdaptive-v0", num_envs=8, seed=0, glimpse_cost=0.01)
+        model = PPO("MultiInputPolicy", env, n_steps=16, batch_size=64, n_epochs=1, seed=0)
+        model.learn(512)
+        assert model.num_timesteps == 512 and len(model.ep_success_buffer) > 0
+        assert model.action_space.shape == (13,)
+    finally:
+        torch.set_num_threads(threads)

@@ -82,7 +82,10 @@ def _drive(envs: VectorEnv, steps: int, seed: int = 0) -> list[tuple]:
             out.append(envs.reset(options={"reset_mask": ended.copy()}))
             ended[:] = False
             continue
-        actions = rng.uniform(-1, 1, (envs.num_envs, 12)).astype(np.float32)
+        width = envs.single_action_space.shape[0]
+        actions = rng.uniform(-1, 1, (envs.num_envs, width)).astype(np.float32)
+        if width == 13:  # an adaptive env: stop a third of the time
+            actions[:, -1] = np.where(rng.random(envs.num_envs) < 1 / 3, 1.0, -1.0)
         result = envs.step(actions)
         ended = np.asarray(result[2]) | np.asarray(result[3])
         out.append(result)
@@ -173,6 +176,23 @@ def test_vector_wrappers_over_sub_envs_that_end_at_different_steps(mode: Autores
     native = _wrap(inner, STACKS["both"][1])
     sync = _sync("both", mode, limits)
     _assert_same_results(_drive(native, 12), _drive(sync, 12))
+
+
+@pytest.mark.parametrize("mode", MODES, ids=[m.name for m in MODES])
+def test_vector_wrappers_over_an_adaptive_env(mode: AutoresetMode) -> None:
+    """Sub-envs that stop on their own (``stop="action"``): the native env with the vector
+    wrappers equals ``SyncVectorEnv`` of single envs with the single-env wrappers; the
+    history has ``max_glimpses`` slots and ``action_use`` marks the scores at every step."""
+    env_id, kw = "GlimpseMNISTAdaptive-v0", {"max_glimpses": T}
+    native = _wrap(gym.make_vec(env_id, num_envs=N, autoreset_mode=mode, **kw), STACKS["both"][1])
+    sync = SyncVectorEnv(
+        [lambda: _wrap(gym.make(env_id, **kw), STACKS["both"][0]) for _ in range(N)],
+        autoreset_mode=mode,
+    )
+    results = _drive(native, 15, seed=3)
+    _assert_same_results(results, _drive(sync, 15, seed=3))
+    assert native.class_every_step and results[0][0][MASK_KEY].shape == (N, T)
+    assert (results[0][0][ACTION_USE_KEY] == [1.0, 1.0]).all()
 
 
 def test_next_step_history_by_hand() -> None:
