@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from agents.sb3_presets import CLASS_HEADS, SB3Hyperparams, get_preset, json_ready
-from glimpse_env.registration import ENV_IDS
+from glimpse_env.registration import ALL_IDS
 from train.common import CHANGEABLE, EnvOptions, RunOptions
 from train.harness import (
     Cadence,
@@ -80,7 +80,7 @@ class PPOTrainConfig(EnvOptions, RunOptions):
     command: ClassVar[str] = "ppo"
     agents: ClassVar[tuple[str, ...]] = ("ppo", "recurrent_ppo")
 
-    env: str = field(default="GlimpseMNIST-v0", metadata={"choices": ENV_IDS})
+    env: str = field(default="GlimpseMNIST-v0", metadata={"choices": ALL_IDS})
     """Environment id."""
     recurrent: bool = False
     """RecurrentPPO (sb3-contrib, an LSTM policy) instead of PPO with the glimpse history."""
