@@ -16,6 +16,13 @@ instead:
 ``log pi(a) = log N(l; mu, sigma) + log softmax(logits)[argmax(scores)]``; the entropy is the
 sum of both entropies; the deterministic action is ``(mu, one-hot(argmax(logits)))``.
 
+On the adaptive envs (``stop="action"``, ``policy_kwargs={"stop_action": True}``) a third
+part decides when to stop, as the RAM agent's stop head: ``stop ~ Bernoulli(sigmoid(s))``
+(one more output of the policy head), emitted as the stop score ``+1`` (stop) or ``-1``;
+its log-probability and entropy are added where the location is read (the stop score is
+read at every step but the last possible one); the deterministic action stops where
+``s > 0``.
+
 Only the parts the env reads (``used_actions_only``, the default). A glimpse env reads the
 location of every action but the last (the glimpse after the last step is never taken), and
 under the sparse reward it judges the class scores of the last action only. The other parts
@@ -42,10 +49,17 @@ from stable_baselines3.common.distributions import DiagGaussianDistribution
 from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import Tensor, nn
-from torch.distributions import Categorical, Normal
+from torch.distributions import Bernoulli, Categorical, Normal
 
 from agents.sb3_presets import CLASS_HEADS
-from glimpse_env.actions import LOCATION_DIM, class_count, class_scores, pack_action, unpack_action
+from glimpse_env.actions import (
+    LOCATION_DIM,
+    class_count,
+    class_scores,
+    pack_action,
+    stop_scores,
+    unpack_action,
+)
 from glimpse_env.wrappers import ACTION_USE_KEY
 
 __all__ = [
@@ -65,14 +79,18 @@ class LocationClassDistribution(DiagGaussianDistribution):
 
     Args:
         n_classes: ``C``.
+        stop: the action ends with a stop score (adaptive envs): one more output, a
+            Bernoulli stop decision.
     """
 
-    def __init__(self, n_classes: int) -> None:
+    def __init__(self, n_classes: int, stop: bool = False) -> None:
         if n_classes < 1:
             raise ValueError(f"n_classes must be >= 1, got {n_classes}")
-        super().__init__(LOCATION_DIM + n_classes)
+        super().__init__(LOCATION_DIM + n_classes + int(stop))
         self.n_classes = n_classes
+        self.stop = bool(stop)
         self.classes: Categorical | None = None
+        self.stops: Bernoulli | None = None
         #: float ``(B, 2)``: (location read, class read) per action; None: both always.
         self.action_use: Tensor | None = None
 
@@ -90,9 +108,10 @@ class LocationClassDistribution(DiagGaussianDistribution):
     ) -> LocationClassDistribution:
         """Set the parameters: ``mean_actions (B, 2 + C)``, ``log_std (2,)`` and the
         optional ``action_use (B, 2)`` (see the module docstring; None: every part read)."""
-        mean, logits = unpack_action(mean_actions)
+        mean, logits = unpack_action(mean_actions, self.stop)
         self.distribution = Normal(mean, torch.ones_like(mean) * log_std.exp())
         self.classes = Categorical(logits=logits)
+        self.stops = Bernoulli(logits=stop_scores(mean_actions)) if self.stop else None
         if action_use is not None and tuple(action_use.shape) != (*mean.shape[:-1], 2):
             raise ValueError(
                 f"action_use must have shape {(*mean.shape[:-1], 2)}, got {tuple(action_use.shape)}"
@@ -101,11 +120,21 @@ class LocationClassDistribution(DiagGaussianDistribution):
         return self
 
     def _weighted(self, location: Tensor, classes: Tensor) -> Tensor:
-        """``location + classes``, each term counted only where its part is read."""
+        """``location + classes``, each term counted only where its part is read (the stop
+        term, already in ``location``, where the location is)."""
         if self.action_use is None:
             return location + classes
         use = self.action_use.to(location.dtype)
         return location * use[..., 0] + classes * use[..., 1]
+
+    def _stop_sample(self, location: Tensor, deterministic: bool) -> Tensor | None:
+        """``(B,)`` stop scores (+1 stop, -1 go), or None without the stop action."""
+        if self.stops is None:
+            return None
+        stop = self.stops.logits > 0 if deterministic else self.stops.sample() > 0.5
+        if not deterministic and self.action_use is not None:
+            stop = torch.where(self.action_use[..., 0] > 0.5, stop, self.stops.logits > 0)
+        return stop.to(location.dtype) * 2.0 - 1.0
 
     def _classes(self) -> Categorical:
         if self.classes is None:
@@ -114,15 +143,20 @@ class LocationClassDistribution(DiagGaussianDistribution):
 
     def log_prob(self, actions: Tensor) -> Tensor:
         """``(B,)`` log-probability of ``actions (B, 2 + C)`` (class = argmax of the scores)."""
-        location, scores = unpack_action(actions)
-        location = self.distribution.log_prob(location).sum(-1)
+        location, scores = unpack_action(actions, self.stop)
+        location_logp = self.distribution.log_prob(location).sum(-1)
+        if self.stops is not None:
+            location_logp = location_logp + self.stops.log_prob((stop_scores(actions) > 0).float())
         chosen = scores.argmax(-1)
-        return self._weighted(location, self._classes().log_prob(chosen))
+        return self._weighted(location_logp, self._classes().log_prob(chosen))
 
     def entropy(self) -> Tensor:
         """``(B,)`` entropy of the location Gaussian plus that of the class distribution
         (each only where its part is read)."""
-        return self._weighted(self.distribution.entropy().sum(-1), self._classes().entropy())
+        location = self.distribution.entropy().sum(-1)
+        if self.stops is not None:
+            location = location + self.stops.entropy()
+        return self._weighted(location, self._classes().entropy())
 
     def sample(self) -> Tensor:
         """``(B, 2 + C)`` action: a location sample and the scores of a sampled class (the
@@ -133,13 +167,15 @@ class LocationClassDistribution(DiagGaussianDistribution):
             read = self.action_use > 0.5  # (B, 2): location read, class read
             location = torch.where(read[..., :1], location, self.distribution.mean)
             chosen = torch.where(read[..., 1], chosen, self._classes().logits.argmax(-1))
-        return pack_action(location, class_scores(chosen, self.n_classes, location.dtype))
+        scores = class_scores(chosen, self.n_classes, location.dtype)
+        return pack_action(location, scores, self._stop_sample(location, deterministic=False))
 
     def mode(self) -> Tensor:
         """``(B, 2 + C)`` action: the mean location and the scores of the likeliest class."""
         location = self.distribution.mean
         chosen = self._classes().logits.argmax(-1)
-        return pack_action(location, class_scores(chosen, self.n_classes, location.dtype))
+        scores = class_scores(chosen, self.n_classes, location.dtype)
+        return pack_action(location, scores, self._stop_sample(location, deterministic=True))
 
 
 class _ActionUseMixin:
@@ -153,8 +189,17 @@ class _ActionUseMixin:
 
     _action_use: Tensor | None = None
 
+    def __init__(self, *args: Any, stop_action: bool = False, **kwargs: Any) -> None:
+        #: The env's actions end with a stop score (``policy_kwargs={"stop_action": True}``).
+        self.stop_action = bool(stop_action)
+        super().__init__(*args, **kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "stop_action": self.stop_action}  # type: ignore[misc]
+
     def _build(self, lr_schedule: Schedule) -> None:
-        self.action_dist = LocationClassDistribution(class_count(self.action_space))
+        n_classes = class_count(self.action_space, self.stop_action)
+        self.action_dist = LocationClassDistribution(n_classes, self.stop_action)
         super()._build(lr_schedule)  # type: ignore[misc]
 
     def _with_use(self, method: str, obs: Any, *args: Any, **kwargs: Any) -> Any:

@@ -202,6 +202,7 @@ def build_model(config: PPOTrainConfig, env: Any, device: str) -> Any:
     """A fresh PPO / RecurrentPPO model for ``config`` on ``env``."""
     from stable_baselines3.common.utils import LinearSchedule
 
+    from agents.policy import policy_stops
     from agents.sb3_distributions import policy_class
     from agents.sb3_policy import GlimpseFeatures, GlimpseHistoryFeatures
 
@@ -218,6 +219,8 @@ def build_model(config: PPOTrainConfig, env: Any, device: str) -> Any:
         "net_arch": {"pi": list(hp.net_arch_pi), "vf": list(hp.net_arch_vf)},
         "log_std_init": hp.log_std_init,
     }
+    if hp.class_head == "categorical" and policy_stops(config.env, config.env_kwargs()):
+        policy_kwargs["stop_action"] = True  # a Bernoulli stop head (adaptive envs)
     common = {
         "learning_rate": learning_rate,
         "n_steps": hp.n_steps,

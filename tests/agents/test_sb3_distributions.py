@@ -181,3 +181,62 @@ def test_ppo_trains_with_the_categorical_class_head(recurrent: bool) -> None:
     np.testing.assert_array_equal(np.sort(np.unique(actions[:, 2:])), [-1.0, 1.0])
     np.testing.assert_array_equal((actions[:, 2:] == 1.0).sum(1), np.ones(8))
     envs.close()
+
+
+def _log_sigmoid(x: float) -> float:
+    return -math.log1p(math.exp(-x))
+
+
+def test_stop_head_log_prob_entropy_and_mode_by_hand() -> None:
+    """With the stop action: one more output ``s``, stop ~ Bernoulli(sigmoid(s)), counted
+    where the location is read."""
+    mean_actions = torch.tensor([[0.1, -0.2, 1.0, 0.0, -1.0, 0.8]] * 3)
+    log_std = torch.tensor([math.log(0.5), math.log(0.25)])
+    use = torch.tensor([[1.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    stop, go = [0.3, -0.2, -1.0, -1.0, 1.0, 1.0], [0.3, -0.2, -1.0, -1.0, 1.0, -1.0]
+    actions = torch.tensor([stop, go, go])
+    dist = LocationClassDistribution(3, stop=True).proba_distribution(mean_actions, log_std, use)
+    location = _normal(0.3, 0.1, 0.5) + _normal(-0.2, -0.2, 0.25)
+    chosen = _log_softmax([1.0, 0.0, -1.0], 2)
+    p = 1.0 / (1.0 + math.exp(-0.8))
+    expected = [location + _log_sigmoid(0.8) + chosen, chosen, location + _log_sigmoid(-0.8)]
+    torch.testing.assert_close(dist.log_prob(actions), torch.tensor(expected))
+    gauss, cat = _entropies([1.0, 0.0, -1.0], (0.5, 0.25))
+    bernoulli = -(p * math.log(p) + (1 - p) * math.log(1 - p))
+    torch.testing.assert_close(
+        dist.entropy(), torch.tensor([gauss + bernoulli + cat, cat, gauss + bernoulli])
+    )
+    mode = dist.mode()
+    assert mode.shape == (3, 6) and (mode[:, -1] == 1.0).all()  # s = 0.8 > 0: stop
+    samples = (
+        LocationClassDistribution(3, stop=True)
+        .proba_distribution(mean_actions[:1].expand(4000, 6), log_std)
+        .sample()
+    )
+    assert set(samples[:, -1].tolist()) == {-1.0, 1.0}
+    assert abs(float((samples[:, -1] > 0).float().mean()) - p) < 0.03
+
+
+@pytest.mark.usefixtures("_data")
+def test_ppo_with_the_stop_head_saves_and_loads(tmp_path: Path) -> None:
+    envs = GlimpseVecEnv("GlimpseMNISTAdaptive-v0", num_envs=4, seed=0, glimpse_cost=0.01)
+    model = PPO(
+        GlimpseMultiInputPolicy,
+        envs,
+        n_steps=8,
+        batch_size=32,
+        n_epochs=1,
+        seed=0,
+        device="cpu",
+        policy_kwargs={"features_extractor_class": GlimpseFeatures, "stop_action": True},
+    )
+    assert model.policy.action_dist.stop and model.policy.action_net.out_features == 13
+    model.learn(total_timesteps=64)
+    model.save(tmp_path / "m.zip")
+    loaded = PPO.load(tmp_path / "m.zip", device="cpu")
+    assert loaded.policy.stop_action and loaded.policy.action_dist.stop
+    obs = envs.reset()
+    a, _ = model.predict(obs, deterministic=True)
+    b, _ = loaded.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(a, b)
+    assert set(np.unique(a[:, -1])) <= {-1.0, 1.0}
