@@ -8,12 +8,18 @@ pure function of ``(seed, stream, episode, step)`` (counter-based, from
 :mod:`glimpse_env._random`), so evaluating with 500 or 1000 envs at a time gives the same
 glimpses. Two deterministic heuristics are reference entries of the leaderboard:
 :class:`CenterLocations` (every glimpse at the centre) and :class:`RasterLocations` (a
-fixed scan, :data:`RASTER_POINTS`). With every policy but ``learned`` the location network
-is never trained (no REINFORCE term); only the classifier, core and glimpse networks learn.
+fixed scan, :data:`RASTER_POINTS`). :class:`OracleLocations` looks at the centre of the
+digit's true 28x28 box, read from the env (:mod:`glimpse_env.oracle`): an upper bound for
+"where" (on plain MNIST, where the digit fills the canvas, it is the centre, as ``center``).
+With every policy but ``learned`` the location network is never trained (no REINFORCE
+term); only the classifier, core and glimpse networks learn.
 
 :class:`FixedLocationPolicy` applies any non-learned location policy to any
 :class:`agents.policy.Policy` (e.g. a trained RAM classifier) for evaluation;
-:func:`with_locations` builds it from a run's ``location_policy`` name and seed.
+:func:`with_locations` builds it from a run's ``location_policy`` name and seed. A location
+policy that reads the env (the oracle) is bound to the vector env it acts on: by the trainer
+(:func:`make_location_policy` with ``envs``) and, in evaluation, by the evaluation loop
+(:func:`glimpse_env.play.play_episodes` calls a policy's ``bind_env(envs)``).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from torch import Tensor
 
 from glimpse_env._random import splitmix64
 from glimpse_env.actions import LOCATION_DIM, unpack_action
+from glimpse_env.oracle import oracle_locations
 
 __all__ = [
     "LOCATION_POLICIES",
@@ -34,6 +41,7 @@ __all__ = [
     "FixedLocationPolicy",
     "LearnedLocations",
     "LocationPolicy",
+    "OracleLocations",
     "RandomLocations",
     "RasterLocations",
     "make_location_policy",
@@ -42,7 +50,7 @@ __all__ = [
 ]
 
 #: Names of the location policies the trainer knows.
-LOCATION_POLICIES: tuple[str, ...] = ("learned", "random", "center", "raster")
+LOCATION_POLICIES: tuple[str, ...] = ("learned", "random", "center", "raster", "oracle")
 
 #: The raster scan, as ``(x, y)``: the 3x3 grid at ``{-0.5, 0, 0.5}^2`` without its centre
 #: (the first glimpse is already there), in row-major order (``y`` outer, top row first;
@@ -166,17 +174,60 @@ class RasterLocations:
         return point.expand_as(proposal).clone()
 
 
-def make_location_policy(name: str, seed: int, stream: int = TRAIN_STREAM) -> LocationPolicy:
+class OracleLocations:
+    """The centre of each current episode's digit (:func:`glimpse_env.oracle.oracle_locations`),
+    ignoring the proposal: an upper bound for "where".
+
+    It reads the vector env it is bound to (:meth:`bind_env`) at every call, so it must be
+    called while that env's current episodes are the ones being played (as the rollout and
+    the evaluation loop do).
+    """
+
+    learned = False
+
+    def __init__(self, envs: Any = None) -> None:
+        """Args:
+        envs: the vector env to read (None: bound later, by :meth:`bind_env`).
+        """
+        self.envs = envs
+
+    def bind_env(self, envs: Any) -> None:
+        """Read the digits of ``envs`` from now on."""
+        self.envs = envs
+
+    def __call__(self, proposal: Tensor, episodes: np.ndarray, step: int) -> Tensor:
+        if self.envs is None:
+            raise RuntimeError(
+                "oracle locations read the digit's position from the env, and none is bound: "
+                "make_location_policy('oracle', seed, envs=ENVS), or evaluate through "
+                "glimpse_env.play (which binds it)"
+            )
+        locations = oracle_locations(self.envs)
+        if locations.shape != tuple(proposal.shape):
+            raise RuntimeError(
+                f"oracle locations of shape {locations.shape} for proposals of shape "
+                f"{tuple(proposal.shape)}: the bound env is not the one being played"
+            )
+        return torch.as_tensor(locations).to(proposal.device, proposal.dtype)
+
+
+def make_location_policy(
+    name: str, seed: int, stream: int = TRAIN_STREAM, envs: Any = None
+) -> LocationPolicy:
     """The location policy called ``name`` (one of :data:`LOCATION_POLICIES`).
 
     Args:
         name: its name.
         seed: seed of the random draws (``random`` only).
         stream: random stream (``random`` only; training by default).
+        envs: the vector env the policy acts on (``oracle`` only: it reads the digits'
+            positions there; None: bound later through ``bind_env``).
 
     Raises:
         ValueError: for an unknown name.
     """
+    if name == "oracle":
+        return OracleLocations(envs)
     if name == "learned":
         return LearnedLocations()
     if name == "random":
@@ -221,6 +272,15 @@ class FixedLocationPolicy:
         """Start counting episodes from 0 again."""
         self._next_episode = 0
 
+    def bind_env(self, envs: Any) -> None:
+        """Bind the location policies (and the wrapped policy) that read the env they act on
+        (the oracle) to ``envs``; the evaluation loop calls this
+        (:func:`glimpse_env.play.play_episodes`)."""
+        for part in (self.locations, self.sampled, self.policy):
+            bind = getattr(part, "bind_env", None)
+            if callable(bind):
+                bind(envs)
+
     def initial_state(self, num_envs: int) -> Any:
         """The wrapped policy's state, with the episode indices and the step counter."""
         first = self._next_episode
@@ -249,8 +309,9 @@ def with_locations(policy: Any, name: str, seed: int = 0) -> Any:
 
     ``learned``: ``policy`` itself. ``random``: a :class:`FixedLocationPolicy` with the seeded
     draws of :data:`EVAL_STREAM` (deterministic mode) and :data:`SAMPLE_STREAM` (sampled
-    mode): fixed, reproducible and independent of the batch size. ``center`` and ``raster``:
-    the same locations in both modes.
+    mode): fixed, reproducible and independent of the batch size. ``center``, ``raster`` and
+    ``oracle``: the same locations in both modes (the oracle's, one :class:`OracleLocations`
+    bound to the env it is evaluated on by the evaluation loop).
 
     Args:
         policy: an :class:`agents.policy.Policy`.
@@ -263,4 +324,6 @@ def with_locations(policy: Any, name: str, seed: int = 0) -> Any:
     locations = make_location_policy(name, seed, EVAL_STREAM)
     if locations.learned:
         return policy
+    if name != "random":  # the same locations in both modes
+        return FixedLocationPolicy(policy, locations)
     return FixedLocationPolicy(policy, locations, make_location_policy(name, seed, SAMPLE_STREAM))

@@ -644,6 +644,11 @@ class _Guarded:
         if callable(seed_policy):
             seed_policy(seed)
 
+    def bind_env(self, envs: gym.vector.VectorEnv) -> None:
+        bind = getattr(self.policy, "bind_env", None)
+        if callable(bind):
+            bind(envs)
+
     def initial_state(self, num_envs: int) -> Any:
         policy = self.policy
         return _call(policy, self.name, "initial_state", lambda: policy.initial_state(num_envs))

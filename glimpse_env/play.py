@@ -8,7 +8,9 @@ render`` all use them. NumPy and Gymnasium only: a NumPy policy never imports to
 
 A policy here is anything with ``initial_state(num_envs) -> state`` and
 ``act(obs, state, deterministic) -> (actions (N, 2 + C), state)`` on batched observations
-(:class:`agents.policy.Policy`, :class:`glimpse_env.bench.BenchPolicy`).
+(:class:`agents.policy.Policy`, :class:`glimpse_env.bench.BenchPolicy`). A policy with a
+``bind_env(envs)`` method is given the vector env before each batch of episodes (the
+oracle location heuristic reads the digits' positions there).
 """
 
 from __future__ import annotations
@@ -111,6 +113,9 @@ def play_episodes(
     """
     n = envs.num_envs
     disabled = _autoreset_mode(envs) == gym.vector.AutoresetMode.DISABLED
+    bind = getattr(policy, "bind_env", None)
+    if callable(bind):  # a policy that reads the env it acts on (the oracle locations)
+        bind(envs)
     state = policy.initial_state(n)
     returns = np.zeros(n)
     lengths = np.zeros(n, dtype=np.int64)

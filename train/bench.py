@@ -11,8 +11,10 @@
 
 It writes, env by env (each file replaced atomically, so an error never loses what an
 earlier env wrote): ``DIR/result.json`` (schema version, protocol and package version, the
-machine, the command, one result per env), ``DIR/result.md`` (a Markdown table) and
-``DIR/anytime.png`` (the anytime-accuracy curves; needs matplotlib).
+machine, the command, one result per env), ``DIR/result.md`` (a Markdown table),
+``DIR/anytime.png`` (the anytime-accuracy curves) and ``DIR/accuracy_glimpses.png``
+(accuracy against glimpses used, with the paper's RAM rows; an adaptive policy is one point:
+:mod:`train.bench_plots`). The plots need matplotlib.
 
 ``glimpse bench leaderboard --out DIR`` writes the reference entries of every env
 (:mod:`train.leaderboard`).
@@ -50,7 +52,7 @@ _EXTRA_HINT = "pip install 'glimpse-env[bench]'"
 
 
 def register(subparsers: Any) -> None:
-    from glimpse_env.registration import ENV_IDS
+    from glimpse_env.registration import ALL_IDS
 
     parser = subparsers.add_parser(
         "bench",
@@ -66,7 +68,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--env",
-        choices=(*ENV_IDS, "all"),
+        choices=(*ALL_IDS, "all"),
         metavar="ID|all",
         help="env id, or all: every registered id (default: the one the policy was trained on)",
     )
@@ -419,27 +421,13 @@ def _write_report(out: Path, report: dict[str, Any]) -> None:
     try:
         import matplotlib
     except ImportError:
-        print("matplotlib is not installed: no plot (pip install 'glimpse-env[viz]')")
+        print("matplotlib is not installed: no plots (pip install 'glimpse-env[viz]')")
         return
+    from train.bench_plots import plot_accuracy_glimpses, plot_anytime
+
     matplotlib.use("Agg")
-    _atomic_write(out / "anytime.png", lambda tmp: _plot(report, tmp))
-
-
-def _plot(report: dict[str, Any], path: str) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for env_id, entry in report["results"].items():
-        curve = entry["anytime_accuracy"]
-        ax.plot(range(1, len(curve) + 1), curve, marker="o", label=env_id)
-    ax.set_xlabel("glimpses seen (t)")
-    ax.set_ylabel("accuracy of the step-t class scores")
-    ax.set_title(f"anytime accuracy: {report['label']} ({report['mode']})")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
-    plt.close(fig)
+    _atomic_write(out / "anytime.png", lambda tmp: plot_anytime(report, tmp))
+    _atomic_write(out / "accuracy_glimpses.png", lambda tmp: plot_accuracy_glimpses([report], tmp))
 
 
 def _percent(value: float | None, digits: int = 2) -> str:

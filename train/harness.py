@@ -19,16 +19,22 @@ way for all of them:
 * **Cadence** (:class:`Cadence`): a metrics row every ``log_every`` (and at every
   validation), validation every ``eval_every``, a checkpoint every ``checkpoint_every``
   and at the end; a progress bar, or a log line per row with ``--no-progress``.
-* **Final evaluation**: ``eval.json``, the trainer's results with the run's facts.
+* **Final evaluation**: ``eval.json``, the trainer's results with the run's facts (among
+  them ``started_at_iteration``, where this invocation began: > 0 after a resume, and
+  ``last_validation``).
+* **Progress reports** (:func:`reporting`): every validation is also passed to the callbacks
+  installed in this process, e.g. ``glimpse sweep``'s report to Ray Tune (ASHA early
+  stopping). Nothing here imports Ray.
 """
 
 from __future__ import annotations
 
 import abc
 import argparse
+import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,9 +95,13 @@ class RunMeta:
 
 
 def error_text(result: Mapping[str, Any]) -> str:
-    """``error 1.23% (123/10000 wrong)`` for an evaluation result."""
+    """``error 1.23% (123/10000 wrong)`` for an evaluation result (and ``, 3.42 glimpses
+    per image`` for an adaptive env's)."""
     wrong = result["n_images"] - result["n_correct"]
-    return f"error {100 * result['error_rate']:.2f}% ({wrong}/{result['n_images']} wrong)"
+    text = f"error {100 * result['error_rate']:.2f}% ({wrong}/{result['n_images']} wrong)"
+    if result.get("mean_glimpses") is not None:
+        text += f", {result['mean_glimpses']:.2f} glimpses per image"
+    return text
 
 
 def absolute_data_dir(data_dir: str | None) -> str | None:
@@ -108,11 +118,69 @@ class Progress:
     """Training wall-clock so far, all invocations together (what the time cap counts)."""
     running_accuracy: float | None = None
     """Moving average (0.98) of the training accuracy (``train_accuracy_ema``)."""
+    last_validation: dict[str, Any] | None = None
+    """The latest validation: ``{"metric", "value", "iteration"}`` (None: none yet)."""
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> Progress:
-        """The progress saved in a checkpoint payload (``elapsed``, ``running_accuracy``)."""
-        return cls(float(payload.get("elapsed", 0.0)), payload.get("running_accuracy"))
+        """The progress saved in a checkpoint payload (``elapsed``, ``running_accuracy``,
+        ``last_validation``; a missing entry gets its default)."""
+        last = payload.get("last_validation")
+        return cls(
+            float(payload.get("elapsed", 0.0)),
+            payload.get("running_accuracy"),
+            dict(last) if isinstance(last, Mapping) else None,
+        )
+
+
+# ------------------------------------------------------------------- progress reports
+@dataclass(frozen=True)
+class ProgressReport:
+    """One validation of a run, as :func:`reporting` callbacks receive it.
+
+    Attributes:
+        run_dir: the run folder.
+        iteration: iterations done (0: the untrained model of ``validate_first`` trainers).
+        total_iterations: iterations of the whole run.
+        step: metric steps done (images, env steps): ``iteration * step_size``.
+        metric: the validation column (``val_accuracy``; PPO ``eval_accuracy``).
+        value: its value.
+    """
+
+    run_dir: Path
+    iteration: int
+    total_iterations: int
+    step: int
+    metric: str
+    value: float
+
+
+#: A callback of :func:`reporting`.
+ProgressCallback = Callable[[ProgressReport], None]
+
+_CALLBACKS: list[ProgressCallback] = []
+
+
+@contextlib.contextmanager
+def reporting(callback: ProgressCallback) -> Iterator[None]:
+    """Within the block, every validation of a run trained in this process (any ``glimpse
+    train`` command, also through :func:`train.cli.main`) is passed to ``callback`` right
+    after it is logged. An exception the callback raises ends the run there (the
+    checkpoint written before it is kept), as an interrupted run.
+
+    Args:
+        callback: called with a :class:`ProgressReport`.
+    """
+    _CALLBACKS.append(callback)
+    try:
+        yield
+    finally:
+        _CALLBACKS.remove(callback)
+
+
+def _report(report: ProgressReport) -> None:
+    for callback in list(_CALLBACKS):
+        callback(report)
 
 
 @dataclass(frozen=True)
@@ -276,11 +344,26 @@ def _run(cfg: RunOptions, trainer: Trainer, run_dir: Path, device: str, resuming
     bar = tqdm(total=total, initial=start, disable=not cfg.progress, unit="it", dynamic_ncols=True)
     show = _Display(trainer, bar, cfg.progress)
     stopped_early = False
+    name, last = trainer.validation_metric, progress.last_validation
+
+    def validate(iteration: int) -> float:
+        """Validate; remembered for the checkpoint and ``eval.json``."""
+        nonlocal last
+        value = float(trainer.validate())
+        last = {"metric": name, "value": value, "iteration": iteration}
+        return value
+
+    def report(iteration: int, value: float) -> None:
+        """Pass a validation to the :func:`reporting` callbacks."""
+        step = iteration * trainer.step_size
+        _report(ProgressReport(run_dir, iteration, total, step, name, value))
+
     try:  # the bar's line ends and the logs are closed, also on an error
         if start == 0 and trainer.validate_first and cadence.eval_every:
-            row = {trainer.validation_metric: trainer.validate(), "wall_s": clock()}
+            row = {name: validate(0), "wall_s": clock()}
             logger.log(0, row)
             show(0, row)
+            report(0, row[name])
         for iteration in range(start + 1, stop + 1):
             metrics = trainer.train_iteration()
             if "accuracy" in metrics:
@@ -289,17 +372,20 @@ def _run(cfg: RunOptions, trainer: Trainer, run_dir: Path, device: str, resuming
             bar.update(1)
             # Wall-clock cap: this iteration is the last one (validated and checkpointed).
             capped = cap_s is not None and iteration < total and clock() >= cap_s
-            last = iteration == total or capped
-            if cadence.eval_every and (cadence.due(cadence.eval_every, iteration) or last):
-                metrics[trainer.validation_metric] = trainer.validate()
-            if cadence.due(cadence.log_every, iteration) or trainer.validation_metric in metrics:
+            final = iteration == total or capped
+            if cadence.eval_every and (cadence.due(cadence.eval_every, iteration) or final):
+                metrics[name] = validate(iteration)
+            if cadence.due(cadence.log_every, iteration) or name in metrics:
                 ema_column = {} if ema is None else {"train_accuracy_ema": ema}
                 row = {**metrics, **ema_column, "wall_s": clock()}
                 logger.log(iteration * trainer.step_size, row)
                 show(iteration, row)
-            if cadence.due(cadence.checkpoint_every, iteration) or last:
-                trainer.save(checkpoint, Progress(clock(), ema))
+            # Saved before the report: a callback that ends the run keeps this checkpoint.
+            if cadence.due(cadence.checkpoint_every, iteration) or final:
+                trainer.save(checkpoint, Progress(clock(), ema, last))
                 write_json(run_dir / "meta.json", trainer.meta().to_json())
+            if name in metrics:
+                report(iteration, metrics[name])
             if capped:
                 stopped_early = True
                 break
@@ -317,17 +403,19 @@ def _run(cfg: RunOptions, trainer: Trainer, run_dir: Path, device: str, resuming
         return run_dir
 
     wall = clock()
-    final = trainer.evaluate()
-    if final is None:
+    outcome = trainer.evaluate()
+    if outcome is None:
         return run_dir
     meta = trainer.meta()
     summary = {
         "agent": meta.agent,
         "env_id": meta.env_id,
         "parameters": meta.parameters,
-        **final.summary,
+        **outcome.summary,
         "iterations": done,
         "iterations_planned": total,
+        "started_at_iteration": start,
+        "last_validation": last,
         "stopped_early": stopped_early,
         "max_minutes": cfg.max_minutes,
         "train_wall_s": wall,
@@ -336,7 +424,7 @@ def _run(cfg: RunOptions, trainer: Trainer, run_dir: Path, device: str, resuming
         "config": cfg.to_dict(),
     }
     write_json(run_dir / "eval.json", summary)
-    print(f"{final.line}; {wall / 60:.1f} min; wrote {run_dir / 'eval.json'}")
+    print(f"{outcome.line}; {wall / 60:.1f} min; wrote {run_dir / 'eval.json'}")
     return run_dir
 
 

@@ -25,7 +25,9 @@ listed as "not yet measured" with the commands that will produce them
 It writes, after each env (atomically, as ``glimpse bench`` does): ``DIR/leaderboard.json``
 (schema version, protocol version, package version, machine, command, per env its entries
 with the bench :class:`glimpse_env.bench.Result` dicts) and ``DIR/leaderboard.md`` (one
-table per env).
+table per env; :mod:`train.leaderboard_md` renders it). The project's own leaderboard is
+``docs/leaderboard.md`` and ``docs/leaderboard.json`` (``--out docs``; the command that
+regenerates it is in the file).
 """
 
 from __future__ import annotations
@@ -42,6 +44,27 @@ from typing import Any
 import numpy as np
 
 from train.errors import UsageError
+from train.leaderboard_md import (
+    BENCH_DOC,
+    PAPER_MARK,
+    TRAINED,
+    bench_doc_link,
+    markdown_leaderboard,
+)
+
+__all__ = [
+    "BENCH_DOC",
+    "PAPER",
+    "PAPER_MARK",
+    "TRAINED",
+    "ChancePolicy",
+    "PaperRow",
+    "bench_doc_link",
+    "markdown_leaderboard",
+    "paper_entries",
+    "pending_entries",
+    "trained_entries",
+]
 
 #: Version of the layout of ``leaderboard.json``.
 SCHEMA_VERSION = 1
@@ -49,7 +72,6 @@ JSON_FILE = "leaderboard.json"
 MARKDOWN_FILE = "leaderboard.md"
 #: The bench's reset seed, and the seed of the chance policy's draws.
 SEED = 0
-PAPER_MARK = "paper, not measured here"
 PAPER_SOURCE = (
     'V. Mnih, N. Heess, A. Graves, K. Kavukcuoglu, "Recurrent Models of Visual Attention", '
     "NIPS 2014 (arXiv:1406.6247), Tables 1 and 2 of the NIPS version"
@@ -176,9 +198,9 @@ _PENDING: tuple[tuple[str, str, str], ...] = (
         for where in ("random", "center", "raster")
     ),
     (
-        "RAM, oracle locations, own classifier (5 seeds)",
-        "needs 'glimpse train ram --location-policy oracle' (not yet there: the trainer's "
-        "location hook does not see the digit's position)",
+        "RAM, oracle locations (an upper bound for where), own classifier (5 seeds)",
+        "needs training; on GlimpseMNIST-v0 its locations are center's, the digit filling "
+        "the canvas",
         "glimpse train ram --env {env} --location-policy oracle --seed S "
         "--run-dir runs/leaderboard/{env}/oracle-S && glimpse bench --policy "
         "runs/leaderboard/{env}/oracle-S --label oracle --out bench/leaderboard/{env}/oracle-S",
@@ -237,8 +259,6 @@ def pending_entries(env_id: str, measured: Sequence[str] = ()) -> list[dict[str,
 
 
 # --------------------------------------------------------------------------- trained
-#: Kind of the entries read from ``--entries``.
-TRAINED = "measured, training seeds"
 
 
 def _read_run(folder: Path) -> dict[str, Any]:
@@ -468,144 +488,5 @@ def _write(out: Path, report: dict[str, Any]) -> None:
 
     text = json.dumps(report, indent=2, sort_keys=True) + "\n"
     _atomic_write(out / JSON_FILE, lambda tmp: Path(tmp).write_text(text))
-    markdown = markdown_leaderboard(report)
+    markdown = markdown_leaderboard(report, bench_doc_link(out))
     _atomic_write(out / MARKDOWN_FILE, lambda tmp: Path(tmp).write_text(markdown))
-
-
-def _pct(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{100 * value:.{digits}f}"
-
-
-def _row(entry: dict[str, Any]) -> str:
-    if entry["kind"] == "measured":
-        r = entry["result"]
-        low, high = r["accuracy_interval"]
-        params = "-" if r["n_parameters"] is None else f"{r['n_parameters']:,}"
-        cells = [
-            f"{entry['entry']} (`{entry['spec']}`)",
-            "measured",
-            f"{_pct(r['accuracy'])} [{_pct(low)}, {_pct(high)}]",
-            _pct(r["error_rate"]),
-            _pct(r["anytime_mean"]),
-            _pct(r["on_digit_share"], 1),
-            params,
-        ]
-    elif entry["kind"] == "paper":
-        cells = [
-            entry["entry"].removeprefix("paper: "),
-            f"{PAPER_MARK} ({entry['source'].split(',')[0]})",
-            f"{100 - entry['error_percent']:.2f}",
-            f"{entry['error_percent']:.2f}",
-            "-",
-            "-",
-            "-",
-        ]
-    elif entry["kind"] == TRAINED:
-        low, high = entry["iqm_interval"]
-        epochs = entry["training"]["epochs"] if entry["training"] else None
-        budget = "" if epochs is None else f", {epochs:g} epochs"
-        params = "-" if entry["n_parameters"] is None else f"{entry['n_parameters']:,}"
-        cells = [
-            entry["entry"],
-            f"measured, {entry['seeds']} training seeds{budget}",
-            f"mean {_pct(entry['mean'])}; IQM {_pct(entry['iqm'])} [{_pct(low)}, {_pct(high)}]",
-            _pct(1.0 - entry["mean"]),
-            _pct(entry["anytime_mean"]),
-            _pct(entry["on_digit_share"], 1),
-            params,
-        ]
-    else:
-        cells = [entry["entry"], "not yet measured", "-", "-", "-", "-", "-"]
-    return "| " + " | ".join(cells) + " |"
-
-
-def markdown_leaderboard(report: dict[str, Any]) -> str:
-    """``leaderboard.md``: a header, one table per env, the commands of the pending entries."""
-    n = report["n_images"]
-    images = "all 10,000" if n is None else f"the first {n}"
-    machine = report["machine"].get("model") or "unknown CPU"
-    lines = [
-        "# GlimpseBench leaderboard",
-        "",
-        f"Protocol {report['protocol']}, deterministic actions, reset seed {report['seed']}, "
-        f"{images} test canvases of each env; accuracy with its 95% Wilson interval over "
-        "images (see [bench.md](../bench.md)). Regenerate with",
-        "",
-        f"    {report['command']}",
-        "",
-        f"Measured on {machine} ({report['machine'].get('logical_cpus')} logical CPUs), "
-        f"glimpse-env {report['package_version']}.",
-        "",
-        "Kinds: **measured** here by GlimpseBench; **paper, not measured here**: the test "
-        f"error reported by {report['paper_source']} (accuracy = 100 - error; the paper gives "
-        "no interval, anytime, glimpse or parameter figures; its FC and convolutional rows "
-        "are full-image baselines, not glimpse-limited); **not yet measured**: entries that "
-        "need training, with their commands below. Chance looks at uniformly random places "
-        "and names a uniformly random class (expected accuracy 10%).",
-    ]
-    for env_id, env in report["envs"].items():
-        lines += [
-            "",
-            f"## {env_id}",
-            "",
-            "| entry | kind | accuracy % [95% Wilson] | test error % | anytime mean % | "
-            "on digit % | parameters |",
-            "|---|---|---|---:|---:|---:|---:|",
-            *(_row(e) for e in env["entries"]),
-        ]
-    trained = [
-        (env_id, e)
-        for env_id, env in report["envs"].items()
-        for e in env["entries"]
-        if e["kind"] == TRAINED
-    ]
-    if trained:
-        lines += [
-            "",
-            "## Trained entries: budget and commands",
-            "",
-            "Each trained entry is one classifier per training seed, each benchmarked as above "
-            "(`glimpse bench --policy RUN --env ENV --label LABEL --out DIR`), then grouped by "
-            "label: the accuracy cell gives the mean over training seeds and the IQM with its "
-            "stratified-bootstrap 95% interval over them (rliable, as `glimpse bench compare`); "
-            "the other cells are means over seeds. **Short budgets, not the paper's**: these "
-            "figures compare the location heuristics with each other at an equal budget.",
-            "",
-        ]
-        for env_id, e in trained:
-            t = e["training"]
-            seeds = ", ".join(map(str, e["training_seeds"]))
-            if t is None:
-                lines.append(f"- {env_id}, {e['entry']} (seeds {seeds}): not a RAM run")
-                continue
-            iterations = "" if t["iterations"] is None else f" ({t['iterations']:,} iterations)"
-            lines += [
-                f"- {env_id}, {e['entry']}: {t['epochs']:g} epochs of batches of "
-                f"{t['batch_size']}{iterations}, not the paper's budget; training seeds "
-                f"S = {seeds}:",
-                "",
-                f"      {t['command']}",
-                "",
-            ]
-    pending = [
-        (env_id, e)
-        for env_id, env in report["envs"].items()
-        for e in env["entries"]
-        if e["kind"] == "not yet measured"
-    ]
-    if pending:
-        lines += [
-            "",
-            "## Not yet measured: the commands",
-            "",
-            "Each needs training (`S` = 0..4, the training seeds; `glimpse bench compare` "
-            "then gives IQM, bootstrap intervals and the probability of improvement). Shown "
-            "for the first env; the others differ only in `--env` and the folders.",
-            "",
-        ]
-        first = next(iter(report["envs"]))
-        for env_id, e in pending:
-            if env_id == first:
-                lines.append(f"- {e['entry']} ({e['why']}):")
-                lines += ["", f"      {e['command']}", ""]
-    return "\n".join(lines).rstrip("\n") + "\n"

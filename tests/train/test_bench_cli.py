@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from tiny_runs import TINY_RAM
 
 from glimpse_env.bench import PROTOCOL
 from glimpse_env.registration import ENV_IDS
@@ -91,7 +92,8 @@ def test_pretrained_reproduces_evaluate_policy(
     assert "GlimpseMNIST-v0: accuracy" in stdout
     table = (out / "result.md").read_text()
     assert "| pretrained:GlimpseMNIST-v0 | GlimpseMNIST-v0 | deterministic | 500 |" in table
-    assert (out / "anytime.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for plot in ("anytime.png", "accuracy_glimpses.png"):
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_users_numpy_policy_via_module_factory_on_all_envs(
@@ -139,7 +141,37 @@ def test_bad_policy_is_one_line_and_earlier_envs_are_kept(
     assert "the envs done before are in" in err
     report = json.loads((out / "result.json").read_text())
     assert list(report["results"]) == ["GlimpseMNIST-v0"]
-    assert sorted(p.name for p in out.iterdir()) == ["anytime.png", "result.json", "result.md"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "accuracy_glimpses.png", "anytime.png", "result.json", "result.md"
+    ]  # fmt: skip
+
+
+def test_accuracy_against_glimpses_curve_point_and_paper(tmp_path: Path) -> None:
+    from train.bench_plots import glimpse_curve, paper_points, plot_accuracy_glimpses
+
+    fixed = {
+        "env_id": "GlimpseMNIST-v0", "env_kwargs": {}, "accuracy": 0.75,
+        "anytime_accuracy": [0.25, 0.5, 0.75], "mean_glimpses": 3.0,
+    }  # fmt: skip
+    curve = glimpse_curve(fixed)
+    assert (curve.glimpses, curve.accuracy, curve.adaptive) == ((1, 2, 3), (0.25, 0.5, 0.75), False)
+    # On an adaptive env (the policy stops itself) a result is one point: mean glimpses, accuracy.
+    adaptive = {**fixed, "env_id": "GlimpseMNISTAdaptive-v0", "mean_glimpses": 2.4}
+    point = glimpse_curve(adaptive)
+    assert (point.glimpses, point.accuracy, point.adaptive) == ((2.4,), (0.75,), True)
+    assert glimpse_curve({**fixed, "env_kwargs": {"stop": "action"}, "mean_glimpses": 2.4}) == point
+    # The paper's RAM rows with learned glimpses (Table 1: 2..7 glimpses on 28x28 MNIST).
+    paper = dict(paper_points("GlimpseMNIST-v0"))
+    assert sorted(paper) == [2, 3, 4, 5, 6, 7]
+    assert paper[7] == pytest.approx(1 - 0.0107)
+    assert sorted(dict(paper_points("GlimpseClutteredMNIST-v0"))) == [4, 6, 8]  # no random8
+    assert paper_points("GlimpseMNISTAdaptive-v0") == paper_points("GlimpseMNIST-v0")
+    reports = [
+        {"label": "fixed", "results": {"GlimpseMNIST-v0": fixed, "E-v0": fixed}},
+        {"label": "stops", "results": {"GlimpseMNIST-v0": adaptive}},
+    ]
+    plot_accuracy_glimpses(reports, str(tmp_path / "p.png"))
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize(
@@ -299,3 +331,23 @@ def test_compare_with_training_seeds_real_rliable(
     assert "| A > B | E-v0 | 0.67 [" in out
     again = _bench(capsys, "compare", *map(str, files), "--reps", "200")[1]
     assert again == out
+
+
+def test_oracle_run_trains_and_benchmarks_looking_at_the_digit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``glimpse train ram --location-policy oracle`` on translated MNIST; the benchmark of
+    the run (the loader's oracle, bound to the bench's env) puts every chosen glimpse at
+    the centre of the digit's box."""
+    run = tmp_path / "oracle"
+    argv = ["train", "ram", *TINY_RAM, "--env", "GlimpseTranslatedMNIST-v0", "--epochs",
+            str(10 * 16 / 50_000), "--location-policy", "oracle", "--run-dir", str(run)]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads((run / "eval.json").read_text())
+    assert summary["location_policy"] == "oracle"
+    out = tmp_path / "bench"
+    code, _, err = _bench(capsys, "--policy", str(run), "--n-images", "50", "--out", str(out))
+    assert code == 0, err
+    entry = json.loads((out / "result.json").read_text())["results"]["GlimpseTranslatedMNIST-v0"]
+    assert entry["on_digit_share"] == 1.0
+    assert entry["first_glimpse_distance_px"] == pytest.approx(0.0, abs=1e-4)

@@ -19,10 +19,12 @@ from train.harness import (
     Cadence,
     FinalEval,
     Progress,
+    ProgressReport,
     RunMeta,
     Trainer,
     add_training_arguments,
     config_from_args,
+    reporting,
     train,
 )
 
@@ -161,6 +163,61 @@ def test_validate_first_logs_the_untrained_model(tmp_path: Path) -> None:
     train(cfg, First, None)
     rows = _rows(tmp_path / "r")
     assert rows[0]["step"] == "0" and rows[0]["val_accuracy"] == "0.0"
+
+
+def test_every_validation_is_reported_to_the_installed_callbacks(tmp_path: Path) -> None:
+    seen: list[ProgressReport] = []
+    with reporting(seen.append):
+        _run(tmp_path / "r")
+    _run(tmp_path / "quiet")  # outside the block: nobody is told
+    # Validations at 4, 8 and 12 (every 4 and the last); sum after i iterations: 0.25 i (i + 1).
+    assert [(r.iteration, r.step, r.value) for r in seen] == [
+        (4, 12, 0.005), (8, 24, 0.018), (12, 36, 0.039)
+    ]  # fmt: skip
+    assert all(r.metric == "val_accuracy" and r.total_iterations == 12 for r in seen)
+    assert {Path(r.run_dir).resolve() for r in seen} == {(tmp_path / "r").resolve()}
+    summary = json.loads((tmp_path / "r" / "eval.json").read_text())
+    assert summary["started_at_iteration"] == 0
+    assert summary["last_validation"] == {"metric": "val_accuracy", "value": 0.039, "iteration": 12}
+
+
+def test_a_callback_that_raises_ends_the_run_after_the_checkpoint(tmp_path: Path) -> None:
+    class Stop(Exception):
+        pass
+
+    def stop_at_8(report: ProgressReport) -> None:
+        if report.iteration == 8:
+            raise Stop
+
+    run = tmp_path / "r"
+    with reporting(stop_at_8), pytest.raises(Stop):
+        _run(run, checkpoint_every=8)
+    saved = json.loads((run / "checkpoint.pt").read_text())
+    assert saved["iteration"] == 8 and saved["last_validation"]["iteration"] == 8
+    assert not (run / "eval.json").exists() and not (run / ".lock").exists()
+    seen: list[int] = []
+    with reporting(lambda r: seen.append(r.iteration)):
+        _run(run, resume=True, checkpoint_every=8)
+    assert seen == [12]
+    summary = json.loads((run / "eval.json").read_text())
+    assert summary["started_at_iteration"] == 8 and summary["iterations"] == 12
+    # A resume that starts at the end still knows the last validation (from the checkpoint).
+    (run / "eval.json").unlink()
+    _run(run, resume=True, checkpoint_every=8)
+    again = json.loads((run / "eval.json").read_text())
+    assert again["started_at_iteration"] == 12
+    assert again["last_validation"] == {"metric": "val_accuracy", "value": 0.039, "iteration": 12}
+
+
+def test_validate_first_is_reported_at_iteration_0(tmp_path: Path) -> None:
+    class First(CountTrainer):
+        validate_first = True
+
+    seen: list[tuple[int, float]] = []
+    cfg = CountConfig(run_dir=str(tmp_path / "r"), progress=False, iterations=4)
+    with reporting(lambda r: seen.append((r.iteration, r.value))):
+        train(cfg, First, None)
+    assert seen == [(0, 0.0), (4, 0.005)]
 
 
 def test_run_meta_is_flat_and_versioned() -> None:

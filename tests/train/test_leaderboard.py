@@ -221,3 +221,18 @@ def test_leaderboard_shows_trained_entries(
     assert row in markdown
     assert "not the paper's budget" in markdown
     assert "glimpse train ram --env GlimpseMNIST-v0 --location-policy center --epochs 5" in markdown
+
+
+def test_link_to_the_protocol_from_where_the_leaderboard_is_written(tmp_path: Path) -> None:
+    from train.leaderboard import BENCH_DOC, bench_doc_link, markdown_leaderboard
+
+    docs = BENCH_DOC.parent
+    assert BENCH_DOC.is_file()
+    assert bench_doc_link(docs) == "bench.md"  # docs/leaderboard.md, the project's own
+    assert bench_doc_link(docs / "leaderboard") == "../bench.md"
+    assert (tmp_path / bench_doc_link(tmp_path)).resolve() == BENCH_DOC
+    report = {"n_images": None, "machine": {}, "protocol": PROTOCOL, "seed": 0,
+              "command": "glimpse bench leaderboard --out docs", "package_version": "0",
+              "paper_source": "the paper", "envs": {}}  # fmt: skip
+    assert "(see [bench.md](bench.md))" in markdown_leaderboard(report)
+    assert "(see [bench.md](x/bench.md))" in markdown_leaderboard(report, "x/bench.md")

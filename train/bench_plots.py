@@ -1,0 +1,141 @@
+"""The plots ``glimpse bench`` writes next to its ``result.json`` (matplotlib, Agg).
+
+* ``anytime.png``, :func:`plot_anytime`: per env, the accuracy of the class scores the
+  policy emits at each step ``t = 1..T``.
+* ``accuracy_glimpses.png``, :func:`plot_accuracy_glimpses`: accuracy against the number of
+  glimpses used, one panel per env. A fixed-length policy is a curve: its anytime accuracy
+  at ``t``, what it scores when stopped after ``t`` glimpses. An adaptive (learned-stopping)
+  policy (measured on an adaptive env, ``stop="action"``) is one point: (its
+  ``mean_glimpses``, final accuracy). The paper's RAM rows of the env (a model trained for each number of glimpses,
+  :data:`train.leaderboard.PAPER`) are drawn as reference points. :func:`glimpse_curve` is
+  the one place that decides what an entry contributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "GlimpseCurve",
+    "glimpse_curve",
+    "is_adaptive",
+    "paper_points",
+    "plot_accuracy_glimpses",
+    "plot_anytime",
+]
+
+
+@dataclass(frozen=True)
+class GlimpseCurve:
+    """What one bench result contributes to the accuracy-against-glimpses plot.
+
+    Attributes:
+        glimpses: x values, glimpses used.
+        accuracy: y values, accuracies in [0, 1] (same length as ``glimpses``).
+        adaptive: True: one point of a policy that chooses when to stop (``glimpses`` is its
+            mean over episodes); False: the anytime curve of a fixed-length policy.
+    """
+
+    glimpses: tuple[float, ...]
+    accuracy: tuple[float, ...]
+    adaptive: bool
+
+
+def is_adaptive(entry: Mapping[str, Any]) -> bool:
+    """Whether a bench result was measured on an adaptive env (``stop="action"``: the
+    registered ``*Adaptive-v0`` ids, or ``stop`` in its ``env_kwargs``)."""
+    from glimpse_env.registration import VARIANTS
+
+    variant = VARIANTS.get(entry.get("env_id", ""))
+    kwargs = {**(variant.kwargs if variant else {}), **(entry.get("env_kwargs") or {})}
+    return kwargs.get("stop") == "action"
+
+
+def glimpse_curve(entry: Mapping[str, Any]) -> GlimpseCurve:
+    """The accuracy-against-glimpses values of one bench result (a ``Result.to_dict()``).
+
+    Args:
+        entry: the result of one env. On an adaptive env (:func:`is_adaptive`), where the
+            policy stops itself, one point ``(mean_glimpses, accuracy)``; else the anytime
+            accuracy at ``t = 1..T``.
+    """
+    mean = entry.get("mean_glimpses")
+    if is_adaptive(entry) and isinstance(mean, int | float) and not isinstance(mean, bool):
+        return GlimpseCurve((float(mean),), (float(entry["accuracy"]),), adaptive=True)
+    curve = [float(a) for a in entry["anytime_accuracy"]]
+    return GlimpseCurve(tuple(float(t) for t in range(1, len(curve) + 1)), tuple(curve), False)
+
+
+def paper_points(env_id: str) -> list[tuple[int, float]]:
+    """``(glimpses, accuracy)`` of the paper's RAM rows of ``env_id`` (of its fixed-length
+    twin for an adaptive id) trained for a fixed number of learned glimpses (the
+    random-glimpse ablation and the baselines left out)."""
+    from train.leaderboard import PAPER
+
+    return [
+        (row.glimpses, 1.0 - row.error_percent / 100.0)
+        for row in PAPER.get(env_id.replace("Adaptive-", "-"), ())
+        if row.glimpses is not None and "random" not in row.model
+    ]
+
+
+def plot_anytime(report: Mapping[str, Any], path: str) -> None:
+    """``anytime.png``: the anytime-accuracy curve of every env of ``report`` (one axes)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for env_id, entry in report["results"].items():
+        curve = entry["anytime_accuracy"]
+        ax.plot(range(1, len(curve) + 1), curve, marker="o", label=env_id)
+    ax.set_xlabel("glimpses seen (t)")
+    ax.set_ylabel("accuracy of the step-t class scores")
+    ax.set_title(f"anytime accuracy: {report['label']} ({report['mode']})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)
+
+
+def plot_accuracy_glimpses(reports: Sequence[Mapping[str, Any]], path: str) -> None:
+    """``accuracy_glimpses.png``: accuracy against glimpses used, one panel per env.
+
+    Args:
+        reports: ``glimpse bench`` reports (``result.json``), one line or point per report
+            and env (labelled with the report's ``label``), plus the paper's RAM points.
+        path: the PNG to write.
+    """
+    import matplotlib.pyplot as plt
+
+    env_ids = list(dict.fromkeys(env for r in reports for env in r["results"]))
+    columns = min(2, max(1, len(env_ids)))
+    rows = -(-len(env_ids) // columns) if env_ids else 1
+    fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 3.8 * rows), squeeze=False)
+    for ax, env_id in zip(axes.flat, env_ids, strict=False):
+        for report in reports:
+            entry = report["results"].get(env_id)
+            if entry is None:
+                continue
+            curve = glimpse_curve(entry)
+            if curve.adaptive:
+                ax.plot(curve.glimpses, curve.accuracy, marker="*", markersize=12,
+                        linestyle="none", label=f"{report['label']} (stops itself)")  # fmt: skip
+            else:
+                ax.plot(curve.glimpses, curve.accuracy, marker="o", label=report["label"])
+        paper = paper_points(env_id)
+        if paper:
+            ax.plot(*zip(*paper, strict=True), marker="x", linestyle="none", color="black",
+                    label="paper: RAM trained for T glimpses")  # fmt: skip
+        ax.set_title(env_id, fontsize=10)
+        ax.set_xlabel("glimpses used")
+        ax.set_ylabel("test accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(env_ids) :]:
+        ax.set_visible(False)
+    fig.suptitle("accuracy against glimpses (fixed length: stopped after t glimpses)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)
