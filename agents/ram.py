@@ -10,6 +10,9 @@ Attention", NIPS 2014), named as in the paper:
   fixed standard deviation (optionally with one hidden ReLU layer before the mean).
 * :class:`ActionNetwork`: ``Linear(h_t)`` giving class logits.
 * :class:`BaselineNetwork`: ``Linear(h_t)`` giving the REINFORCE baseline ``b_t``.
+* :class:`StopNetwork` (only with ``RAMConfig(stop=True)``, for the adaptive envs): a
+  Bernoulli stop policy ``s_t ~ Bernoulli(sigmoid(Linear(h_t)))`` (DT-RAM, Li et al. 2017):
+  ``s_t = 1`` ends the episode after glimpse t.
 
 :class:`RecurrentAttentionModel` composes them. It acts one glimpse at a time with
 :meth:`~RecurrentAttentionModel.step` and trains with
@@ -27,6 +30,8 @@ Gradient routing (the pitfalls that broke public reproductions):
   is detached before it is fed back, so the location network is trained by REINFORCE
   only and REINFORCE does not reach the core / glimpse networks through it.
 * The baseline network reads a detached ``h_t``: it learns only from its squared error.
+* The stop network reads a detached ``h_t`` too (by default): its REINFORCE term trains
+  the stop network only.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from agents.stopping import StopNetwork
 from glimpse_env.actions import LOCATION_DIM, class_count
 
 __all__ = [
@@ -55,6 +61,7 @@ __all__ = [
     "RecurrentAttentionModel",
     "ReplayOutput",
     "StepOutput",
+    "StopNetwork",
     "class_count",
     "count_parameters",
     "glimpse_size",
@@ -110,6 +117,29 @@ class RAMConfig:
     (``tanh(Linear(ReLU(Linear(h_t))))``, as some public reproductions have it); 0: the
     paper's ``tanh(Linear(h_t))``."""
 
+    stop: bool = False
+    """Add the :class:`StopNetwork` (for envs made with ``stop="action"``): the model then
+    also decides after every glimpse whether to stop. False: the model, its parameters and
+    its checkpoints are exactly those without the option."""
+
+    detach_stop_input: bool = True
+    """Feed the stop network a detached ``h_t`` (its REINFORCE term then trains the stop
+    network only, as for the location network)."""
+
+    stop_mlp_hidden: int = 0
+    """Units of a hidden ReLU layer of the stop network (0: ``Linear(h_t)``)."""
+
+    stop_input: Literal["state", "confidence", "both"] = "state"
+    """What the stop network reads: ``"state"`` ``h_t`` (DT-RAM); ``"confidence"`` the
+    log-odds of the step's most likely class (detached; :meth:`StopNetwork.confidence`),
+    which a linear function of the non-negative, strongly correlated ReLU state expresses
+    poorly; ``"both"`` the two."""
+
+    stop_bias_init: float = -2.0
+    """Initial stop logit: the stop network's last layer starts with zero weights and this
+    bias, so every step first stops with probability ``sigmoid(stop_bias_init)`` (-2: 0.12,
+    about 5 of 7 glimpses on average: mostly long episodes, some early stops to learn from)."""
+
 
 @dataclass
 class StepOutput:
@@ -129,6 +159,11 @@ class StepOutput:
         baseline: (N,) baseline ``b_t`` (differentiable w.r.t. the baseline network only);
             None when not ``scored``.
         state: new core state (see :data:`CoreState`).
+        stop_logit: (N,) logit of the stop probability (None without a stop network).
+        stop: (N,) float 1.0 (stop after this glimpse) or 0.0 (go on), detached: sampled,
+            or ``stop_logit > 0`` when deterministic (None without a stop network).
+        stop_log_prob: (N,) log-probability of ``stop`` (None without a stop network or
+            when not ``scored``).
     """
 
     location: Tensor
@@ -138,6 +173,9 @@ class StepOutput:
     logits: Tensor
     baseline: Tensor | None
     state: CoreState
+    stop_logit: Tensor | None = None
+    stop: Tensor | None = None
+    stop_log_prob: Tensor | None = None
 
 
 @dataclass
@@ -149,12 +187,17 @@ class ReplayOutput:
         location_means: (T, N, L) location means.
         baselines: (T, N) baselines ``b_t``.
         all_logits: (T, N, C) class logits after every glimpse.
+        stop_logits: (T, N) stop logits after every glimpse (None without a stop network).
+        stop_log_probs: (T, N) log-probabilities of the recorded stop decisions (None
+            without a stop network or recorded decisions).
     """
 
     location_log_probs: Tensor
     location_means: Tensor
     baselines: Tensor
     all_logits: Tensor
+    stop_logits: Tensor | None = None
+    stop_log_probs: Tensor | None = None
 
     @property
     def logits(self) -> Tensor:
@@ -532,6 +575,19 @@ class RecurrentAttentionModel(nn.Module):
         )
         self.action_network = ActionNetwork(config.core_hidden, n_classes)
         self.baseline_network = BaselineNetwork(config.core_hidden)
+        # Built last: the other networks' initial weights do not depend on the option.
+        self.stop_network = (
+            StopNetwork(
+                config.core_hidden,
+                detach_input=config.detach_stop_input,
+                mlp_hidden=config.stop_mlp_hidden,
+                bias_init=config.stop_bias_init,
+                read_state=config.stop_input != "confidence",
+                read_confidence=config.stop_input != "state",
+            )
+            if config.stop
+            else None
+        )
 
     @classmethod
     def from_spaces(
@@ -546,7 +602,7 @@ class RecurrentAttentionModel(nn.Module):
             observation_space: ``Box`` or ``Dict`` (every key except ``location`` is
                 glimpse input, flattened).
             action_space: ``Box`` of shape ``(L + C,)``: L location coordinates, then C
-                class scores.
+                class scores (then the stop score with ``config.stop``).
             config: sizes and options.
 
         Returns:
@@ -561,7 +617,7 @@ class RecurrentAttentionModel(nn.Module):
                 f"location_dim must be {LOCATION_DIM} (the glimpse envs' action layout), "
                 f"got {config.location_dim}"
             )
-        n_classes = class_count(action_space)
+        n_classes = class_count(action_space, stop=config.stop)
         if (
             isinstance(observation_space, gym.spaces.Dict)
             and LOCATION_KEY in observation_space.spaces
@@ -597,7 +653,8 @@ class RecurrentAttentionModel(nn.Module):
         generator: torch.Generator | None = None,
         scored: bool = True,
     ) -> StepOutput:
-        """Take in glimpse t, update the core, emit location t+1, logits and baseline.
+        """Take in glimpse t, update the core, emit location t+1, logits and baseline (and
+        the stop decision with a stop network).
 
         Args:
             glimpse: (N, *) glimpse features (flattened to (N, D)).
@@ -605,9 +662,10 @@ class RecurrentAttentionModel(nn.Module):
             state: core state after glimpse t-1; None: the zero initial state.
             deterministic: use the mean location instead of sampling.
             std: location policy std (default ``config.location_std``).
-            generator: random generator for the location sample.
-            scored: also compute the location's log-probability and the baseline (False:
-            only what acting needs, both None; what a rollout without autograd does).
+            generator: random generator for the location sample (then the stop draw).
+            scored: also compute the location's (and stop's) log-probability and the
+                baseline (False: only what acting needs, those None; what a rollout
+                without autograd does).
 
         Returns:
             The :class:`StepOutput`.
@@ -617,7 +675,7 @@ class RecurrentAttentionModel(nn.Module):
         std = self.location_network.std if std is None else float(std)
         mean = self.location_network.mean(h)
         sample = LocationNetwork.sample(mean, std, deterministic=deterministic, generator=generator)
-        return StepOutput(
+        out = StepOutput(
             location=sample.clamp(-1.0, 1.0),
             location_log_prob=LocationNetwork.log_prob(sample, mean, std) if scored else None,
             sample=sample,
@@ -626,9 +684,22 @@ class RecurrentAttentionModel(nn.Module):
             baseline=self.baseline_network(h) if scored else None,
             state=new_state,
         )
+        if self.stop_network is not None:
+            out.stop_logit = self.stop_network(h, out.logits)
+            out.stop = StopNetwork.sample(
+                out.stop_logit, deterministic=deterministic, generator=generator
+            )
+            if scored:
+                out.stop_log_prob = StopNetwork.log_prob(out.stop, _full(out.stop_logit))
+        return out
 
     def replay(
-        self, glimpses: Tensor, locations: Tensor, samples: Tensor, std: float
+        self,
+        glimpses: Tensor,
+        locations: Tensor,
+        samples: Tensor,
+        std: float,
+        stops: Tensor | None = None,
     ) -> ReplayOutput:
         """Differentiable outputs of a recorded rollout, in one batched forward.
 
@@ -644,6 +715,8 @@ class RecurrentAttentionModel(nn.Module):
             samples: (T, N, L) unclamped location samples drawn after each glimpse
                 (:attr:`StepOutput.sample`).
             std: the location std the samples were drawn with.
+            stops: (T, N) stop decisions taken after each glimpse (:attr:`StepOutput.stop`),
+                scored in ``stop_log_probs`` (with a stop network).
 
         Returns:
             The :class:`ReplayOutput`.
@@ -652,12 +725,17 @@ class RecurrentAttentionModel(nn.Module):
         g = self.glimpse_network(glimpses.reshape(t * n, -1), locations.reshape(t * n, -1))
         h = self.core_network.sequence(g.view(t, n, -1))
         means = self.location_network.mean(h)
-        return ReplayOutput(
+        out = ReplayOutput(
             location_log_probs=LocationNetwork.log_prob(samples, _full(means), std),
             location_means=means,
             baselines=_full(self.baseline_network(h)),
             all_logits=_full(self.action_network(h)),
         )
+        if self.stop_network is not None:
+            out.stop_logits = _full(self.stop_network(h, out.all_logits))
+            if stops is not None:
+                out.stop_log_probs = StopNetwork.log_prob(stops, out.stop_logits)
+        return out
 
 
 def _full(x: Tensor) -> Tensor:

@@ -1,4 +1,5 @@
-"""The RAM agent as a :class:`agents.policy.Policy`, and its checkpoint loader."""
+"""The RAM agent as a :class:`agents.policy.Policy`, its checkpoint loader, and the warm
+start of a new model from a trained one (:func:`warm_start`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 from agents.checkpoints import load_checkpoint
 from agents.locations import with_locations
 from agents.policy import Policy, register_loader
-from agents.ram import RAMConfig, RecurrentAttentionModel
+from agents.ram import RAMConfig, RecurrentAttentionModel, _rename_cell_keys
 from agents.rollout import ObservationAdapter
 from glimpse_env.actions import class_scores, pack_action
 from glimpse_env.registration import spaces_of
@@ -26,7 +27,9 @@ class RAMPolicy:
     the logits; otherwise the location is sampled with ``std`` (the class stays the argmax,
     as the paper evaluates), from the policy's own generator once :meth:`seed_sampling`
     was called (else from torch's global one). Actions are
-    ``[x, y, +1 for the class, -1 for the others]`` (:mod:`glimpse_env.actions`).
+    ``[x, y, +1 for the class, -1 for the others]`` (:mod:`glimpse_env.actions`); a model
+    with a stop network appends the stop score for ``stop="action"`` envs: +1 to stop, -1
+    to go on (deterministic: stop iff the stop probability is above 0.5; else sampled).
     """
 
     def __init__(
@@ -71,7 +74,8 @@ class RAMPolicy:
 
     @torch.no_grad()
     def act(self, obs: dict[str, Any], state: Any, deterministic: bool) -> tuple[Any, Any]:
-        """Batched actions ``(N, 2 + C)`` and the next state."""
+        """Batched actions ``(N, 2 + C)`` (``(N, 2 + C + 1)`` with a stop network) and the
+        next state."""
         self.model.eval()
         core_state, previous = state
         glimpse, location, env_device = self._adapter(obs)
@@ -85,7 +89,8 @@ class RAMPolicy:
             scored=False,
         )
         scores = class_scores(out.logits.argmax(1), self.model.n_classes, out.location.dtype)
-        action = pack_action(out.location, scores)
+        stop = None if out.stop is None else (out.stop * 2.0 - 1.0).to(scores.dtype)
+        action = pack_action(out.location, scores, stop=stop)
         state = (out.state, out.location)
         if env_device is not None:
             return action.to(env_device), state
@@ -126,3 +131,45 @@ def load_ram_policy(path: Path, meta: dict[str, Any], device: str) -> Policy:
 
 
 register_loader("ram", load_ram_policy)
+
+
+def warm_start(model: RecurrentAttentionModel, state: dict[str, Any]) -> list[str]:
+    """Load a trained model's weights into ``model`` (e.g. a fixed-length RAM into one with
+    a stop network): every tensor of ``state``, while the parameters ``state`` lacks (the
+    new stop network) keep their initial values.
+
+    Args:
+        model: the model to initialise.
+        state: the trained model's ``state_dict`` (a checkpoint's ``model_state``).
+
+    Returns:
+        The names of ``model``'s tensors that ``state`` did not set.
+
+    Raises:
+        ValueError: naming the first tensor of ``state`` that ``model`` lacks or that has
+            another shape (the architectures differ), or a missing tensor outside the stop
+            network.
+    """
+    state = dict(state)
+    _rename_cell_keys(state, "core_network.")  # the shipped models' nn.*Cell names
+    own = model.state_dict()
+    for name, tensor in state.items():
+        if name not in own:
+            raise ValueError(
+                f"the trained model has {name!r}, which this model lacks: its architecture "
+                "differs (give the same --core, --location-mlp-hidden ... as the trained run)"
+            )
+        if tuple(tensor.shape) != tuple(own[name].shape):
+            raise ValueError(
+                f"{name} has shape {tuple(tensor.shape)} in the trained model but "
+                f"{tuple(own[name].shape)} here: give the same sizes (--glimpse-hidden, "
+                "--core-hidden, ...) and glimpses (--glimpse-size, --n-scales) as the trained run"
+            )
+    fresh = [name for name in own if name not in state]
+    outside = [name for name in fresh if not name.startswith("stop_network.")]
+    if outside:
+        raise ValueError(
+            f"the trained model lacks {outside[0]!r}: its architecture differs from this one"
+        )
+    model.load_state_dict(state, strict=False)
+    return fresh

@@ -12,6 +12,15 @@ The agent talks to environments only through the Gymnasium vector API; the contr
 the paper's hybrid loss; without labels it falls back to pure REINFORCE with a sampled class.
 Under ``SAME_STEP`` autoreset the observation returned by the terminal step starts the next
 batch; for other autoreset modes the trainer resets before each batch.
+
+A model with a stop network (``RAMConfig(stop=True)``) trains on an adaptive env
+(``stop="action"``): each batch is played by :func:`agents.rollout.collect_adaptive_rollout`
+(episodes of different lengths), the loss is :func:`agents.losses.stopping_loss` (the
+classifier at every step of each episode, REINFORCE for the stop decisions and the
+locations), and the envs are reset after each batch, so the next one starts from fresh
+episodes everywhere. ``glimpse_cost_warmup`` ramps the glimpse cost of the returns from 0
+to the env's over the first part of the run (a curriculum: first learn to classify, then
+to stop early).
 """
 
 from __future__ import annotations
@@ -34,10 +43,20 @@ from agents.rollout import (
     Rollout,
     autocast,
     autoreset_same_step,
+    collect_adaptive_rollout,
     collect_rollout,
+    env_setting,
 )
+from agents.stopping import adaptive_loss
 
-__all__ = ["LOCATION_POLICIES", "LOCATION_REWARDS", "ReinforceConfig", "ReinforceTrainer"]
+__all__ = [
+    "LOCATION_POLICIES",
+    "LOCATION_REWARDS",
+    "STOP_BASELINES",
+    "STOP_OBJECTIVES",
+    "ReinforceConfig",
+    "ReinforceTrainer",
+]
 
 
 @dataclass
@@ -108,12 +127,48 @@ class ReinforceConfig:
     float32), for every core. About halves the cost of the products on CPUs with native
     bfloat16 (AVX512-BF16, AMX) and on GPUs; slower where bfloat16 is emulated."""
 
+    stop_objective: Literal["reinforce", "expected"] = "reinforce"
+    """Adaptive envs: how the stop network learns. ``"reinforce"`` (DT-RAM): the episodes
+    end where the sampled stop decisions say, and REINFORCE trains those decisions.
+    ``"expected"``: every training episode takes all ``max_glimpses`` glimpses (the stop
+    score sent is "go on"), and the stop network maximises the return expected under the
+    halting distribution its probabilities define along the trajectory, ``sum_t P(stop
+    after t) * payoff_t`` with ``payoff_t`` the ``stop_now`` value below, differentiated
+    exactly (as PonderNet): no sampled decisions, no variance, and no collapse to "never
+    stop" when early stops are costly (:func:`agents.losses.expected_stopping_loss`). Needs
+    the labels (hybrid loss; REINFORCE otherwise). Acting is the same either way."""
+
+    stop_baseline: Literal["learned", "stop_now"] = "learned"
+    """Adaptive envs: baseline of the stop decisions' REINFORCE term. ``"learned"``: the
+    baseline network's ``b_t`` (as for the locations). ``"stop_now"``: what stopping at that
+    step would have returned, ``1[argmax of step t's scores == label]`` (with
+    ``location_reward="expected"``: the true class's probability at step t) minus the cost
+    of the t glimpses. It does not depend on the decision, so the gradient stays unbiased;
+    a stop then gets advantage 0 and going on is credited with what it gained over stopping
+    there, a signal tied to each state's confidence. Needs the labels (hybrid loss; the
+    learned baseline otherwise)."""
+
+    stop_lr_scale: float = 1.0
+    """Learning rate of the stop network relative to ``lr`` (e.g. a fresh stop network on
+    a trained model fine-tuned at a small ``lr``)."""
+
+    glimpse_cost_warmup: float = 0.0
+    """Adaptive envs: fraction of ``total_iterations`` over which the glimpse cost of the
+    returns ramps linearly from 0 to the env's ``glimpse_cost`` (0: the env's cost from the
+    start). The env's rewards are corrected by ``(env cost - current cost)`` per glimpse."""
+
     seed: int = 0
     """Seeds the model initialisation, the sampling generator and the first env reset."""
 
 
 #: Values of :attr:`ReinforceConfig.location_reward`.
 LOCATION_REWARDS: tuple[str, ...] = ("env", "expected")
+
+#: Values of :attr:`ReinforceConfig.stop_baseline`.
+STOP_BASELINES: tuple[str, ...] = ("learned", "stop_now")
+
+#: Values of :attr:`ReinforceConfig.stop_objective`.
+STOP_OBJECTIVES: tuple[str, ...] = ("reinforce", "expected")
 
 #: ``ReinforceConfig.precision`` -> the autocast dtype (None: plain float32).
 _COMPUTE_DTYPES: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16}
@@ -150,11 +205,15 @@ class ReinforceTrainer:
 
         Raises:
             ValueError: for an unknown optimizer, precision, location policy or location
-                reward, or ``location_reward="expected"`` without the hybrid loss.
+                reward, ``location_reward="expected"`` without the hybrid loss, a model
+                with a stop network on an env without the stop action (or the reverse), or
+                a glimpse-cost warm-up without one.
         """
         self.envs = envs
         self.config = config = config or ReinforceConfig()
         self._check_config(config)
+        stop = (model.config if model is not None else config.model).stop
+        self._check_stop(envs, stop, config)
         self.device = torch.device(device)
         if model is None:
             with torch.random.fork_rng(devices=[]):
@@ -166,7 +225,7 @@ class ReinforceTrainer:
         self.optimizer = self._optimizer()
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed)
-        self.location_policy = make_location_policy(config.location_policy, config.seed)
+        self.location_policy = make_location_policy(config.location_policy, config.seed, envs=envs)
         self.compute_dtype = _COMPUTE_DTYPES[config.precision]
         self.iteration = 0
         self._adapter = ObservationAdapter(envs.single_observation_space, self.device)
@@ -175,6 +234,9 @@ class ReinforceTrainer:
         self._reset_seed: int | None = config.seed
         self._horizon: int | None = None
         self._labels_available: bool | None = None
+        #: Episodes end where the model stops (a stop network on a ``stop="action"`` env).
+        self.adaptive = stop
+        self._env_cost = float(env_setting(envs, "glimpse_cost") or 0.0)
 
     @staticmethod
     def _check_config(config: ReinforceConfig) -> None:
@@ -199,8 +261,45 @@ class ReinforceTrainer:
                 "REINFORCE (hybrid=False) learns from the env's reward alone"
             )
 
+    @staticmethod
+    def _check_stop(envs: VectorEnv, stop: bool, config: ReinforceConfig) -> None:
+        """Refuse a model and an env that disagree on the stop action."""
+        env_stop = env_setting(envs, "stop")
+        if env_stop is not None and (env_stop == "action") != stop:
+            raise ValueError(
+                "the env takes a stop action (stop='action'): train a model with a stop "
+                "network (RAMConfig(stop=True))"
+                if stop is False
+                else "the model has a stop network but the env takes no stop action: make "
+                "the env with stop='action' (an ...Adaptive id)"
+            )
+        if config.stop_baseline not in STOP_BASELINES:
+            raise ValueError(
+                f"stop_baseline must be one of {STOP_BASELINES}, got {config.stop_baseline!r}"
+            )
+        if config.stop_objective not in STOP_OBJECTIVES:
+            raise ValueError(
+                f"stop_objective must be one of {STOP_OBJECTIVES}, got {config.stop_objective!r}"
+            )
+        if not config.stop_lr_scale > 0:
+            raise ValueError(f"stop_lr_scale must be > 0, got {config.stop_lr_scale}")
+        if config.glimpse_cost_warmup and not stop:
+            raise ValueError("glimpse_cost_warmup applies to adaptive envs (a stop network)")
+        if not 0.0 <= config.glimpse_cost_warmup <= 1.0:
+            raise ValueError(
+                f"glimpse_cost_warmup must be in [0, 1], got {config.glimpse_cost_warmup}"
+            )
+
     def _optimizer(self) -> torch.optim.Optimizer:
-        cfg, params = self.config, self.model.parameters()
+        cfg = self.config
+        params: Any = self.model.parameters()
+        stop = self.model.stop_network
+        if stop is not None and cfg.stop_lr_scale != 1.0:  # the stop network: its own lr
+            own = {id(p) for p in stop.parameters()}
+            params = [
+                {"params": [p for p in self.model.parameters() if id(p) not in own]},
+                {"params": list(stop.parameters()), "lr_scale": cfg.stop_lr_scale},
+            ]
         if cfg.optimizer == "adam":
             # The fused kernel (CPU and CUDA) saves ~1 ms per step over the per-tensor loop.
             fused = self.device.type in ("cpu", "cuda")
@@ -233,6 +332,13 @@ class ReinforceTrainer:
             return start
         return start + (end - start) * self._progress()
 
+    def current_glimpse_cost(self) -> float:
+        """Glimpse cost of the next batch's returns (the env's after the warm-up)."""
+        warmup = self.config.glimpse_cost_warmup
+        if not warmup:
+            return self._env_cost
+        return self._env_cost * min(self._progress() / warmup, 1.0)
+
     # ---- training --------------------------------------------------------------------
 
     def _next_obs(self) -> Any:
@@ -242,6 +348,8 @@ class ReinforceTrainer:
         return self._obs
 
     def _collect(self, hybrid: bool, std: float) -> Rollout:
+        if self.adaptive:
+            return self._collect_adaptive(hybrid, std)
         rollout, self._obs = collect_rollout(
             self.model,
             self.envs,
@@ -260,18 +368,69 @@ class ReinforceTrainer:
         self._horizon = rollout.horizon
         return rollout
 
-    def _loss(self, rollout: Rollout, hybrid: bool) -> tuple[LossOutput, torch.Tensor]:
-        """The batch's loss, from one differentiable replay of the rollout."""
+    def _collect_adaptive(self, hybrid: bool, std: float) -> Rollout:
+        """One batch of adaptive episodes; the envs are then reset to fresh episodes (the
+        next batch's start, a state ``get_state`` can save)."""
+        if self._obs is None:
+            self._obs, _ = self.envs.reset(seed=self._reset_seed)
+            self._reset_seed = None
+        rollout = collect_adaptive_rollout(
+            self.model,
+            self.envs,
+            self._obs,
+            adapter=self._adapter,
+            std=std,
+            generator=self.generator,
+            sample_classes=not hybrid,
+            location_policy=self.location_policy,
+            first_episode=self.iteration * self.envs.num_envs,
+            compute_dtype=self.compute_dtype,
+            send_stop=not self._expected(hybrid),
+        )
+        self._obs, _ = self.envs.reset()
+        return rollout
+
+    def _expected(self, hybrid: bool) -> bool:
+        """Whether the stop network learns from its expected return this batch."""
+        return self.adaptive and hybrid and self.config.stop_objective == "expected"
+
+    def _adaptive_loss(
+        self, rollout: Rollout, hybrid: bool, location_log_probs: torch.Tensor, out: Any
+    ) -> tuple[LossOutput, dict[str, torch.Tensor]]:
+        """:func:`agents.stopping.adaptive_loss` of an adaptive batch at the current cost."""
+        cfg = self.config
+        return adaptive_loss(
+            out,
+            rollout,
+            location_log_probs,
+            hybrid=hybrid,
+            expected_objective=self._expected(hybrid),
+            expected_payoff=cfg.location_reward == "expected",
+            stop_now_baseline=cfg.stop_baseline == "stop_now",
+            cost=self.current_glimpse_cost(),
+            env_cost=self._env_cost,
+            reinforce_weight=cfg.reinforce_weight,
+            baseline_weight=cfg.baseline_weight,
+        )
+
+    def _loss(
+        self, rollout: Rollout, hybrid: bool
+    ) -> tuple[LossOutput, torch.Tensor, dict[str, torch.Tensor]]:
+        """The batch's loss, from one differentiable replay of the rollout; the baselines
+        (of the alive steps) and the adaptive batch's statistics."""
         cfg = self.config
         with autocast(self.device, self.compute_dtype):
             out = self.model.replay(
-                rollout.glimpses, rollout.locations, rollout.samples, rollout.std
+                rollout.glimpses, rollout.locations, rollout.samples, rollout.std, rollout.stops
             )
         location_log_probs = out.location_log_probs
         if not self.location_policy.learned:
             # The env saw other locations than the location network's: no REINFORCE term,
             # no gradient into (and no update of) the location network.
             location_log_probs = torch.zeros_like(location_log_probs.detach())
+        if self.adaptive:
+            loss, stats = self._adaptive_loss(rollout, hybrid, location_log_probs, out)
+            return loss, out.baselines[rollout.alive], stats  # the alive steps' baselines
         logits = out.logits
         weights = {"reinforce_weight": cfg.reinforce_weight, "baseline_weight": cfg.baseline_weight}
         if hybrid:
@@ -289,7 +448,7 @@ class ReinforceTrainer:
             loss = reinforce_loss(
                 location_log_probs, out.baselines, rollout.rewards, class_log_probs[:, 0], **weights
             )
-        return loss, out.baselines
+        return loss, out.baselines, {}
 
     def train_iteration(self) -> dict[str, float]:
         """Collect one batch of episodes and take one optimiser step.
@@ -298,13 +457,16 @@ class ReinforceTrainer:
             Metrics: ``loss``, ``action_loss``, ``reinforce_loss``, ``baseline_loss``,
             ``reward`` (mean return), ``accuracy`` (``is_success`` rate, if reported),
             ``baseline`` (mean b_t), ``lr``, ``std``, ``hybrid`` (1.0 / 0.0), ``horizon``,
-            ``iteration`` (after the update).
+            ``iteration`` (after the update); adaptive: also ``glimpses`` (mean glimpses
+            per episode), ``stop_loss`` (the stop network's term) and ``glimpse_cost`` (the
+            cost of the returns); with the expected objective ``glimpses``, ``accuracy``
+            and ``reward`` are expectations under the halting distribution.
         """
         cfg = self.config
         self.model.train()
-        std, lr = self.current_std(), self.current_lr()
+        std, lr, cost = self.current_std(), self.current_lr(), self.current_glimpse_cost()
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         hybrid = cfg.hybrid and self._labels_available is not False
         rollout = self._collect(hybrid, std)
         if hybrid and rollout.labels is None:
@@ -318,7 +480,7 @@ class ReinforceTrainer:
             rollout = self._collect(hybrid, std)  # re-collect with sampled classes
         elif hybrid:
             self._labels_available = True
-        losses, baselines = self._loss(rollout, hybrid)
+        losses, baselines, stats = self._loss(rollout, hybrid)
         self.optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
         if cfg.max_grad_norm is not None:
@@ -338,7 +500,16 @@ class ReinforceTrainer:
         if rollout.success is not None:
             names.append("accuracy")
             values.append(rollout.success.float().mean())
+        if self.adaptive:
+            assert losses.stop_loss is not None
+            names += ["glimpses", "stop_loss"]
+            values += [stats["glimpses"], losses.stop_loss.detach()]
+            for name in ("accuracy", "reward"):  # the expected objective's expectations
+                if name in stats and name in names:
+                    values[names.index(name)] = stats[name]
         metrics = dict(zip(names, torch.stack(values).tolist()))  # one host sync
+        if self.adaptive:
+            metrics["glimpse_cost"] = cost
         metrics.update(
             lr=lr,
             std=std,

@@ -19,6 +19,14 @@ it):
 * Fixed horizon: every sub-environment ends at the same step T; the final ``info`` has
   ``label``, ``prediction`` and ``is_success`` (with ``_label`` etc. masks), directly or
   under ``final_info``.
+
+Adaptive envs (``stop="action"``, for a model with a stop network) take one more action
+component, the stop score, and each sub-environment ends at its own step (at the latest
+after ``max_glimpses``). :func:`collect_adaptive_rollout` plays one episode per
+sub-environment from fresh observations until every one has ended, reads each episode's
+result from the (masked) ``info`` of its end step, and returns a :class:`Rollout` whose
+``alive`` mask marks each episode's steps; whatever a sub-environment did after its end
+(the next episode) is discarded (zeros).
 """
 
 from __future__ import annotations
@@ -39,7 +47,15 @@ from agents.ram import LOCATION_KEY, CoreState, RecurrentAttentionModel
 from glimpse_env.actions import class_scores, pack_action
 from glimpse_env.play import as_numpy, final_info_value
 
-__all__ = ["ObservationAdapter", "Rollout", "autocast", "autoreset_same_step", "collect_rollout"]
+__all__ = [
+    "ObservationAdapter",
+    "Rollout",
+    "autocast",
+    "autoreset_same_step",
+    "collect_adaptive_rollout",
+    "collect_rollout",
+    "env_setting",
+]
 
 #: Safety cap on the episode length while the horizon is still unknown.
 MAX_EPISODE_STEPS = 10_000
@@ -59,6 +75,14 @@ class Rollout:
         labels: (N,) labels from the final ``info``, or None when not (all) reported.
         success: (N,) bool ``is_success`` from the final ``info``, or None.
         std: location std the samples were drawn with.
+        alive: (T, N) bool, the steps of each episode (adaptive rollouts; None: all).
+        stops: (T, N) float stop decisions (1.0 stop, 0.0 go on; adaptive rollouts).
+        decided: (T, N) bool, the steps whose stop decision was the agent's choice (alive,
+            and not an end the horizon or the env imposed; adaptive rollouts).
+        glimpses_taken: (N,) int64 glimpses each episode took (adaptive rollouts).
+
+    In an adaptive rollout every entry after an episode's end is zero, and ``classes``,
+    ``labels`` and ``success`` are those of its end step.
     """
 
     glimpses: Tensor
@@ -69,10 +93,14 @@ class Rollout:
     labels: Tensor | None
     success: Tensor | None
     std: float
+    alive: Tensor | None = None
+    stops: Tensor | None = None
+    decided: Tensor | None = None
+    glimpses_taken: Tensor | None = None
 
     @property
     def horizon(self) -> int:
-        """T, the number of steps of every episode."""
+        """T, the number of steps of every episode (adaptive: of the longest)."""
         return self.rewards.shape[0]
 
     @property
@@ -126,6 +154,22 @@ def autoreset_same_step(envs: VectorEnv) -> bool:
     """Whether ``envs`` autoresets in the terminal step itself."""
     mode = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     return mode in (AutoresetMode.SAME_STEP, AutoresetMode.SAME_STEP.value)
+
+
+def _autoreset_disabled(envs: VectorEnv) -> bool:
+    mode = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+    return mode in (AutoresetMode.DISABLED, AutoresetMode.DISABLED.value)
+
+
+def env_setting(envs: VectorEnv, name: str) -> Any:
+    """A setting of a vector env's episodes (``stop``, ``glimpse_cost``, ``max_glimpses``):
+    the attribute of the unwrapped vector env, or of its single-env ``task`` (the glimpse
+    vector envs); None when neither has it."""
+    env = envs.unwrapped
+    for source in (env, getattr(env, "task", None)):
+        if source is not None and hasattr(source, name):
+            return getattr(source, name)
+    return None
 
 
 @contextlib.contextmanager
@@ -249,3 +293,179 @@ def collect_rollout(
         std=std,
     )
     return rollout, obs
+
+
+#: End-of-episode ``info`` entries an adaptive rollout reads, with their dtypes.
+_RESULT_KEYS: dict[str, Any] = {"label": np.int64, "is_success": bool, "glimpses": np.int64}
+
+
+def _read_results(
+    info: dict[str, Any],
+    same_step: bool,
+    ended: np.ndarray,
+    values: dict[str, np.ndarray],
+    found: dict[str, np.ndarray],
+) -> None:
+    """Copy the results of the episodes ``ended`` (host bool (N,)) from a step's masked
+    ``info`` (under ``final_info`` with same-step autoreset) into ``values`` / ``found``."""
+    source = info.get("final_info") if same_step and "final_info" in info else info
+    if not isinstance(source, dict):
+        return
+    for key in _RESULT_KEYS:
+        if key not in source:
+            continue
+        mask = source.get(f"_{key}")
+        rows = ended if mask is None else ended & as_numpy(mask).astype(bool)
+        values[key][rows] = as_numpy(source[key])[rows]
+        found[key] |= rows
+
+
+@torch.no_grad()
+def collect_adaptive_rollout(
+    model: RecurrentAttentionModel,
+    envs: VectorEnv,
+    obs: Any,
+    *,
+    adapter: ObservationAdapter | None = None,
+    std: float | None = None,
+    generator: torch.Generator | None = None,
+    sample_classes: bool = False,
+    location_policy: LocationPolicy | None = None,
+    first_episode: int = 0,
+    max_steps: int | None = None,
+    compute_dtype: torch.dtype | None = None,
+    send_stop: bool = True,
+) -> Rollout:
+    """Play one episode per sub-environment of an adaptive env, each until it stops.
+
+    The model (with a stop network) sends ``[location, class scores, stop score]`` (stop
+    score +1 to stop, -1 to go on; stop decisions sampled from its Bernoulli policy, the
+    same generator as the locations). Each sub-environment's end step is where it reports
+    ``terminated | truncated`` first; its ``label``, ``is_success`` and ``glimpses`` come
+    from the masked ``info`` of that step (``info["final_info"]`` under same-step
+    autoreset). The envs step until every episode has ended (at most ``max_steps`` times);
+    under ``DISABLED`` autoreset the ended sub-environments are reset with a
+    ``reset_mask`` so that the others can go on. What a sub-environment did after its end
+    is discarded: the returned entries there are zeros and ``alive`` is False.
+
+    Args:
+        model: the agent (``model.stop_network`` is not None).
+        envs: the vector environment; ``obs`` must be the first observation of fresh
+            episodes in every sub-environment (e.g. from ``envs.reset()``).
+        obs: batched first observation.
+        adapter: observation converter (built from ``envs`` when None).
+        std: location std (default: the model's).
+        generator: random generator of the location, stop and class samples.
+        sample_classes: sample the class from ``softmax(logits)`` (pure REINFORCE);
+            otherwise name the argmax.
+        location_policy: turns the model's proposals into the locations sent (default:
+            :class:`~agents.locations.LearnedLocations`).
+        first_episode: index of sub-env 0's episode (counter of the location policy).
+        max_steps: the most steps an episode takes (default: the env's ``max_glimpses``):
+            a stop there is the horizon's, not the agent's decision.
+        compute_dtype: ``torch.autocast`` dtype of the model's forward (None: float32).
+        send_stop: send the model's stop decisions; False: send "go on" (-1) at every step,
+            so that every episode takes all ``max_glimpses`` glimpses (the decisions are
+            still drawn and recorded; the expected-return objective scores them).
+
+    Returns:
+        The :class:`Rollout`, with ``alive``, ``stops``, ``decided`` and ``glimpses_taken``; the
+        envs are left mid-episode (reset them before the next batch).
+
+    Raises:
+        ValueError: if the model has no stop network.
+        RuntimeError: if an episode has not ended after ``max_steps`` steps, or the env's
+            ``glimpses`` disagree with the steps played.
+    """
+    if model.stop_network is None:
+        raise ValueError("an adaptive rollout needs a model with a stop network (stop=True)")
+    device = next(model.parameters()).device
+    adapter = adapter or ObservationAdapter(envs.single_observation_space, device)
+    location_policy = location_policy or LearnedLocations()
+    std = model.location_network.std if std is None else float(std)
+    horizon = max_steps or env_setting(envs, "max_glimpses")
+    same_step, disabled = autoreset_same_step(envs), _autoreset_disabled(envs)
+    n = envs.num_envs
+    episodes = np.arange(first_episode, first_episode + n)
+    state: CoreState | None = None
+    previous = torch.zeros(n, model.config.location_dim, device=device)
+    frames: dict[str, list[Tensor]] = {k: [] for k in ("glimpse", "location", "sample", "stop")}
+    classes: list[Tensor] = []
+    rewards: list[Any] = []
+    ended = np.zeros(n, dtype=bool)
+    end_step = np.zeros(n, dtype=np.int64)
+    values = {k: np.zeros(n, dtype=t) for k, t in _RESULT_KEYS.items()}
+    found = {k: np.zeros(n, dtype=bool) for k in _RESULT_KEYS}
+    with autocast(device, compute_dtype):
+        for step in range(horizon or MAX_EPISODE_STEPS):
+            glimpse, location, env_device = adapter(obs)
+            location = previous if location is None else location.clone()
+            out = model.step(glimpse, location, state, std=std, generator=generator, scored=False)
+            assert out.stop is not None
+            state = out.state
+            for key, value in zip(frames, (glimpse, location, out.sample.float(), out.stop)):
+                frames[key].append(value)
+            logits = out.logits.float()
+            named = sample_class(logits, generator) if sample_classes else logits.argmax(-1)
+            classes.append(named)
+            previous = location_policy(out.location.float(), episodes, step)
+            scores = class_scores(named, model.n_classes, torch.float32)
+            stop = out.stop * 2.0 - 1.0 if send_stop else torch.full_like(out.stop, -1.0)
+            action = pack_action(previous, scores, stop=stop)
+            action = action.to(env_device) if env_device is not None else action.cpu().numpy()
+            obs, reward, terminated, truncated, info = envs.step(action)
+            rewards.append(reward)
+            done = as_numpy(terminated).astype(bool) | as_numpy(truncated).astype(bool)
+            new = done & ~ended
+            if new.any():
+                end_step[new] = step
+                _read_results(info, same_step, new, values, found)
+                ended |= new
+            if ended.all():
+                break
+            if disabled and done.any():
+                obs, _ = envs.reset(options={"reset_mask": done})
+    if not ended.all():
+        raise RuntimeError(
+            f"{int((~ended).sum())} of {n} episodes did not end within {step + 1} steps; an "
+            "adaptive env ends every episode after at most max_glimpses steps"
+        )
+    steps = len(rewards)
+    end = torch.as_tensor(end_step, device=device)
+    alive = torch.arange(steps, device=device)[:, None] <= end[None, :]  # (T, N)
+    stacked = {k: torch.stack(v) for k, v in frames.items()}
+    zero = torch.zeros((), device=device)
+    kept = {
+        k: torch.where(alive.view(*alive.shape, *[1] * (v.dim() - 2)), v, zero)
+        for k, v in stacked.items()
+    }
+    rewards_t = torch.stack([torch.as_tensor(r) for r in rewards]).to(device, torch.float32)
+    rewards_t = torch.where(alive, rewards_t, zero)
+    is_end = torch.arange(steps, device=device)[:, None] == end[None, :]
+    sent = kept["stop"] if send_stop else torch.zeros_like(kept["stop"])
+    forced = is_end & (sent == 0)  # ended without the agent's stop: not its choice
+    if horizon:
+        forced |= is_end & (end[None, :] >= horizon - 1)
+    if found["glimpses"].all() and not np.array_equal(values["glimpses"], end_step + 1):
+        raise RuntimeError(
+            f"the env reports {values['glimpses'].tolist()} glimpses, the rollout played "
+            f"{(end_step + 1).tolist()} steps"
+        )
+
+    def result(key: str, dtype: torch.dtype) -> Tensor | None:
+        return torch.as_tensor(values[key], device=device).to(dtype) if found[key].all() else None
+
+    return Rollout(
+        glimpses=kept["glimpse"],
+        locations=kept["location"],
+        samples=kept["sample"],
+        classes=torch.stack(classes).gather(0, end.view(1, -1)).squeeze(0),
+        rewards=rewards_t,
+        labels=result("label", torch.int64),
+        success=result("is_success", torch.bool),
+        std=std,
+        alive=alive,
+        stops=kept["stop"],
+        decided=alive & ~forced,
+        glimpses_taken=end + 1,
+    )

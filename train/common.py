@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import torch
 
 from agents.sb3_presets import json_ready
-from glimpse_env.envs import REWARDS, STARTS
+from glimpse_env.envs import REWARDS, STARTS, STOPS
 from train.errors import GlimpseError, UsageError
 from train.validation import (
     MAX_SEED,
@@ -190,7 +190,7 @@ def _pretrained_id(text: str) -> str:
 
 def add_checkpoint_arguments(parser: Any, verb: str) -> None:
     """``CHECKPOINT`` (a run folder or file) or ``--pretrained ENV_ID``, for eval/render."""
-    from glimpse_env.registration import ENV_IDS
+    from glimpse_env.registration import ALL_IDS
 
     parser.add_argument("checkpoint", nargs="?", help="run folder or checkpoint file")
     parser.add_argument(
@@ -202,7 +202,7 @@ def add_checkpoint_arguments(parser: Any, verb: str) -> None:
     parser.add_argument(
         "--env",
         default=None,
-        choices=ENV_IDS,
+        choices=ALL_IDS,
         metavar="ENV_ID",
         help="env id (default: the one it was trained on)",
     )
@@ -561,11 +561,23 @@ class EnvOptions(Checked):
     reward: str = field(default="sparse", metadata={"choices": REWARDS})
     """sparse: 1 at the last step if the class is right (paper); dense: log p(label) at
     every step."""
+    stop: str = field(default="never", metadata={"choices": STOPS})
+    """action: the agent decides when to stop (a stop score ends the episode; the
+    ...Adaptive ids always have it); never: every episode takes n_glimpses glimpses."""
+    glimpse_cost: float = field(default=0.0, metadata={"ge": 0.0})
+    """Reward charged per glimpse taken: the return is 1[right] - cost * glimpses."""
+    max_glimpses: int | None = field(default=None, metadata={"ge": 1})
+    """With --stop action: the most glimpses an episode takes (None: the env's default)."""
 
     def env_kwargs(self) -> dict[str, Any]:
-        """The env keyword arguments of these settings (``None``: the env's default, left out)."""
+        """The env keyword arguments of these settings (``None``, and the stop settings'
+        defaults: the env's default, left out)."""
         kwargs: dict[str, Any] = {"start": self.start, "reward": self.reward}
-        for name in ("n_glimpses", "glimpse_size", "n_scales"):
+        for name in ("n_glimpses", "glimpse_size", "n_scales", "max_glimpses"):
             if getattr(self, name) is not None:
                 kwargs[name] = getattr(self, name)
+        if self.stop != "never":
+            kwargs["stop"] = self.stop
+        if self.glimpse_cost:
+            kwargs["glimpse_cost"] = self.glimpse_cost
         return kwargs

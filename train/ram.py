@@ -12,6 +12,13 @@ logging and ``eval.json`` are the harness's, the same for every ``glimpse train`
 ``*-random8``): uniform random locations, a classifier trained on their glimpses;
 ``center`` and ``raster`` are the leaderboard's other location heuristics (every glimpse at
 the centre; a fixed scan), each likewise with its own classifier.
+
+On an adaptive env (``--stop action``, or an ``...Adaptive`` id) the model has a stop network
+and learns how many glimpses each image needs: ``--glimpse-cost C`` charges every glimpse
+(return ``1[right] - C * glimpses``), ``--glimpse-cost-warmup F`` ramps that cost up over
+the first fraction F of the run. ``--init-from RUN_DIR|pretrained:ENV_ID`` starts from a
+trained RAM's weights (its stop network, if it has none, starts fresh): e.g. fine-tune the
+shipped 7-glimpse MNIST model into one that stops.
 """
 
 from __future__ import annotations
@@ -21,13 +28,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from glimpse_env.registration import ENV_IDS
+from glimpse_env.registration import ALL_IDS
 from train.common import (
     CHANGEABLE,
     TRAINING_SPLITS,
     EnvOptions,
     RunOptions,
     epochs_summary,
+    load_for_cli,
     training_split_notice,
 )
 from train.harness import Cadence, FinalEval, Progress, RunMeta, Trainer, absolute_data_dir
@@ -63,7 +71,7 @@ class RAMTrainConfig(EnvOptions, RunOptions):
     command: ClassVar[str] = "ram"
     agents: ClassVar[tuple[str, ...]] = ("ram",)
 
-    env: str = field(default="GlimpseMNIST-v0", metadata={"choices": ENV_IDS})
+    env: str = field(default="GlimpseMNIST-v0", metadata={"choices": ALL_IDS})
     """Environment id."""
     split: str = field(default="train", metadata={"choices": TRAINING_SPLITS})
     """Training split: ``train`` (the first 50,000 digits; the last 10,000, ``val``, are
@@ -114,14 +122,17 @@ class RAMTrainConfig(EnvOptions, RunOptions):
     hybrid: bool = True
     """Hybrid loss (paper: cross-entropy for the classifier); ``--no-hybrid``: pure REINFORCE."""
     location_policy: str = field(
-        default="learned", metadata={"choices": ("learned", "random", "center", "raster")}
+        default="learned",
+        metadata={"choices": ("learned", "random", "center", "raster", "oracle")},
     )
     """``learned`` (RAM), or a fixed heuristic with its own trained classifier: ``random``
     (the random-glimpse ablation: every location uniform in [-1, 1]^2, seeded; evaluation
     uses a fixed seeded draw per image and step, deterministic and sampled modes being two
-    independent draws), ``center`` (every glimpse at (0, 0)) or ``raster`` (a fixed scan of
-    the 3x3 grid at +-0.5 without its centre, row-major, cycling). With a heuristic only the
-    classifier, core and glimpse networks train, and evaluation uses the same locations."""
+    independent draws), ``center`` (every glimpse at (0, 0)), ``raster`` (a fixed scan of
+    the 3x3 grid at +-0.5 without its centre, row-major, cycling) or ``oracle`` (every glimpse
+    at the centre of the digit's true 28x28 box, read from the env: an upper bound for
+    "where"; on plain MNIST the canvas centre). With a heuristic only the classifier, core
+    and glimpse networks train, and evaluation uses the same locations."""
     max_grad_norm: float | None = field(default=None, metadata={"gt": 0.0})
     """Clip the gradient norm (None: no clipping)."""
     precision: str = field(default="float32", metadata={"choices": ("float32", "bfloat16")})
@@ -143,6 +154,40 @@ class RAMTrainConfig(EnvOptions, RunOptions):
     """Write a metrics row every this many iterations."""
     checkpoint_every: int = field(default=2000, metadata={"ge": 1})
     """Write the checkpoint every this many iterations."""
+    stop_mlp_hidden: int = field(default=0, metadata={"ge": 0})
+    """Adaptive envs: units of a hidden ReLU layer in the stop network (0: the stop logit is
+    Linear(h_t))."""
+    detach_stop_input: bool = True
+    """Adaptive envs: the stop network reads a detached h_t (its REINFORCE term trains only
+    the stop network); --no-detach-stop-input: it also reaches the core and glimpse
+    networks."""
+    stop_input: str = field(default="state", metadata={"choices": ("state", "confidence", "both")})
+    """Adaptive envs: what the stop network reads: state (h_t, as DT-RAM), confidence (the
+    log-odds of the step's most likely class) or both."""
+    stop_bias_init: float = -2.0
+    """Adaptive envs: initial stop logit (every glimpse first stops with probability
+    sigmoid of it; -2: 0.12)."""
+    stop_objective: str = field(
+        default="reinforce", metadata={"choices": ("reinforce", "expected")}
+    )
+    """Adaptive envs: how the stop network learns: reinforce (DT-RAM: episodes end where the
+    sampled stops say, REINFORCE on those decisions) or expected (episodes take every
+    glimpse; the stop network maximises its expected return sum_t P(stop after t) *
+    (1[right after t] - cost * t), exactly, as PonderNet; no collapse to never stopping)."""
+    stop_baseline: str = field(default="learned", metadata={"choices": ("learned", "stop_now")})
+    """Adaptive envs: baseline of the stop decisions' REINFORCE term: learned (the baseline
+    network's b_t, as for the locations) or stop_now (what stopping at that step would have
+    returned: the stop decisions then learn what going on gained over stopping there)."""
+    stop_lr_scale: float = field(default=1.0, metadata={"gt": 0.0})
+    """Adaptive envs: learning rate of the stop network relative to --lr (a fresh stop
+    network on a model fine-tuned at a small --lr needs a larger one)."""
+    glimpse_cost_warmup: float = field(default=0.0, metadata={"ge": 0.0, "le": 1.0})
+    """Adaptive envs: fraction of the run over which the glimpse cost of the returns ramps
+    linearly from 0 to --glimpse-cost (0: the full cost from the start)."""
+    init_from: str | None = None
+    """Start from a trained RAM's weights: a run folder of glimpse train ram, or
+    pretrained:ENV_ID for shipped weights (a new stop network starts fresh; the sizes must
+    match)."""
 
     def __post_init__(self) -> None:
         """Check the fields (see :class:`train.common.Checked`) and their combination.
@@ -156,6 +201,12 @@ class RAMTrainConfig(EnvOptions, RunOptions):
                 "--location-reward expected needs the label, i.e. the hybrid loss: drop "
                 "--no-hybrid, or use --location-reward env"
             )
+        stop = self.stop == "action" or _registered_stop(self.env) == "action"
+        if self.glimpse_cost_warmup and not stop:
+            raise ValueError(
+                "--glimpse-cost-warmup applies to adaptive envs: add --stop action (or use an "
+                "...Adaptive id), or drop it"
+            )
 
 
 class RAMRun(Trainer):
@@ -168,6 +219,7 @@ class RAMRun(Trainer):
         import glimpse_env  # noqa: F401  (registers the ids)
         from agents.ram import RAMConfig, count_parameters
         from agents.reinforce import ReinforceConfig, ReinforceTrainer
+        from agents.rollout import env_setting
 
         self.cfg, self.device = cfg, device
         data = {} if cfg.data_dir is None else {"data_dir": cfg.data_dir}
@@ -187,6 +239,10 @@ class RAMRun(Trainer):
         self.step_size = cfg.batch_size
         self.cadence = Cadence(cfg.log_every, cfg.eval_every, cfg.checkpoint_every)
         self.notice = training_split_notice(cfg.split)
+        #: The env's episodes end where the agent stops (a stop network is trained).
+        self.adaptive = env_setting(self.envs, "stop") == "action"
+        if self.adaptive:
+            self.shown = ("train_accuracy_ema", "glimpses", "val_accuracy")
 
         self.model_config = RAMConfig(
             glimpse_hidden=cfg.glimpse_hidden,
@@ -197,6 +253,11 @@ class RAMRun(Trainer):
             core=cfg.core,
             location_std=cfg.std,
             detach_location_input=cfg.detach_location_input,
+            stop=self.adaptive,
+            detach_stop_input=cfg.detach_stop_input,
+            stop_mlp_hidden=cfg.stop_mlp_hidden,
+            stop_bias_init=cfg.stop_bias_init,
+            stop_input=cfg.stop_input,
         )
         self.trainer = ReinforceTrainer(
             self.envs,
@@ -215,10 +276,16 @@ class RAMRun(Trainer):
                 location_policy=cfg.location_policy,
                 max_grad_norm=cfg.max_grad_norm,
                 precision=cfg.precision,
+                glimpse_cost_warmup=cfg.glimpse_cost_warmup,
+                stop_baseline=cfg.stop_baseline,
+                stop_objective=cfg.stop_objective,
+                stop_lr_scale=cfg.stop_lr_scale,
                 seed=cfg.seed,
             ),
             device=device,
         )
+        if cfg.init_from is not None:
+            init_from(self.trainer.model, cfg.init_from)
         self.parameters = count_parameters(self.trainer.model)
 
     @property
@@ -227,9 +294,19 @@ class RAMRun(Trainer):
 
     def describe(self) -> str:
         cfg = self.cfg
+        stop = ""
+        if self.adaptive:
+            from agents.rollout import env_setting
+
+            cost = float(env_setting(self.envs, "glimpse_cost") or 0.0)
+            warmup = cfg.glimpse_cost_warmup
+            ramp = f", ramped up over {warmup:.0%} of the run" if warmup else ""
+            stop = f" with a stop network (glimpse cost {cost:g}{ramp})"
+        start = "" if cfg.init_from is None else f", from {cfg.init_from}"
         return (
-            f"RAM ({self.parameters:,} parameters) on {cfg.env}: {self.total_iterations:,} "
-            f"iterations of {cfg.batch_size} episodes ({cfg.epochs:g} epochs)"
+            f"RAM{stop} ({self.parameters:,} parameters) on {cfg.env}{start}: "
+            f"{self.total_iterations:,} iterations of {cfg.batch_size} episodes "
+            f"({cfg.epochs:g} epochs)"
         )
 
     def meta(self) -> RunMeta:
@@ -245,6 +322,7 @@ class RAMRun(Trainer):
                 "iterations": self.total_iterations,
                 "location_policy": cfg.location_policy,
                 "location_seed": cfg.seed,
+                **({"init_from": cfg.init_from} if cfg.init_from is not None else {}),
             },
         )
 
@@ -316,10 +394,74 @@ class RAMRun(Trainer):
             f"test error {100 * summary['test_error_rate']:.2f}% (deterministic), "
             f"{100 * summary['test_error_rate_sampled']:.2f}% (one sampled rollout)"
         )
+        if self.adaptive:
+            glimpses = {mode: results[mode].get("mean_glimpses") for mode in results}
+            summary["test_mean_glimpses"] = glimpses["deterministic"]
+            summary["test_mean_glimpses_sampled"] = glimpses["sample"]
+            line += (
+                f"; {glimpses['deterministic']:.2f} and {glimpses['sample']:.2f} glimpses per image"
+            )
         return FinalEval(summary, line)
 
     def close(self) -> None:
         self.envs.close()
+
+
+def _registered_stop(env_id: str) -> str:
+    """The ``stop`` argument the id is registered with (``"never"`` when none)."""
+    import gymnasium as gym
+
+    import glimpse_env  # noqa: F401  (registers the ids)
+
+    try:
+        return str(gym.spec(env_id).kwargs.get("stop", "never"))
+    except gym.error.Error:
+        return "never"
+
+
+def init_from(model: Any, source: str) -> list[str]:
+    """``--init-from``: load a trained RAM's weights into ``model`` (see
+    :func:`agents.ram_policy.warm_start`).
+
+    Args:
+        model: the new run's model.
+        source: a ``glimpse train ram`` run folder (or its checkpoint file), or
+            ``pretrained:ENV_ID`` for the weights shipped for ``ENV_ID``.
+
+    Returns:
+        The names of the tensors that kept their initial values (the new stop network's).
+
+    Raises:
+        GlimpseError: for a source that does not exist, is not a RAM run, or whose model
+            does not fit ``model`` (one line, with what to do).
+    """
+    from agents.checkpoints import load_checkpoint
+    from agents.policy import read_meta
+    from agents.pretrained import available, pretrained_path
+    from agents.ram_policy import warm_start
+    from train.errors import GlimpseError
+
+    if source.startswith("pretrained:"):
+        env_id = source.removeprefix("pretrained:")
+        if env_id not in available():
+            raise GlimpseError(
+                f"--init-from {source}: no pretrained weights for {env_id!r}; shipped: "
+                f"{', '.join(available()) or 'none'}"
+            )
+        path = pretrained_path(env_id)
+    else:
+        path = Path(source)
+    file, meta = load_for_cli(path, read_meta)
+    if meta.get("agent") != "ram":
+        raise GlimpseError(
+            f"--init-from {source} holds a {meta.get('agent') or 'unknown'!r} agent, not a RAM: "
+            "give a run folder of glimpse train ram or pretrained:ENV_ID"
+        )
+    payload = load_for_cli(file, load_checkpoint)
+    try:
+        return warm_start(model, payload["model_state"])
+    except (KeyError, ValueError) as exc:
+        raise GlimpseError(f"--init-from {source}: {exc}") from None
 
 
 def train_ram(cfg: RAMTrainConfig, resume: str | None = None, overwrite: bool = False) -> Path:

@@ -27,7 +27,9 @@ def register(subparsers: Any) -> None:
         description=(
             "Run a trained agent (deterministic: mean locations) on the first test images and "
             "draw, for each, the canvas with the glimpse boxes and path so far and what the "
-            "sensor saw; one GIF frame per glimpse, plus a PNG grid of the final frames."
+            "sensor saw; one GIF frame per glimpse, plus a PNG grid of the final frames. An "
+            "agent that decides when to stop (an adaptive env) shows the glimpses it took: "
+            "an image it stopped on keeps its last frame while the others go on."
         ),
     )
     add_checkpoint_arguments(parser, "render")
@@ -58,7 +60,9 @@ def render_policy(
 ) -> list[list[np.ndarray]]:
     """Frames of ``n`` test episodes: ``frames[t][i]`` after glimpse ``t + 1`` of image ``i``.
 
-    The last frame of each episode is labelled with the true and predicted class.
+    The last frame of each episode is labelled with the true and predicted class; every
+    frame's caption counts the glimpses. Episodes that stop early (adaptive envs) keep their
+    last frame, captioned with the glimpses they took, until the longest one ends.
     ``env_kwargs``: the env's settings (:func:`agents.policy.env_kwargs_from_meta` reads a
     run's; default: the env's defaults).
     """
@@ -83,33 +87,41 @@ def render_policy(
     canvases = envs.unwrapped.canvases
     paths: list[np.ndarray] = []  # the location of every glimpse 1..T
     with seeded_sampling(policy, 0, enabled=not deterministic):  # the same frames every time
-        _, info, _, _ = play_episodes(
+        _, info, _, lengths = play_episodes(
             policy,
             envs,
             obs,
             deterministic,
-            on_act=lambda t, o, a: paths.append(np.asarray(o["location"])),
+            on_act=lambda t, o, a: paths.append(np.array(o["location"])),
         )
     labels, predictions = np.asarray(info["label"]), np.asarray(info["prediction"])
-    path = np.stack(paths, axis=1)  # (n, T, 2)
-    horizon = path.shape[1]
+    path = np.stack(paths, axis=1)  # (n, T, 2); entries past an episode's length are unused
+    lengths = np.broadcast_to(np.asarray(lengths), (n,))
+    horizon, adaptive = int(lengths.max()), task.stop == "action"
     frames = []
     for t in range(horizon):
-        last = t == horizon - 1
-        frames.append(
-            [
+        row = []
+        for i in range(n):
+            length = int(lengths[i])
+            seen = min(t + 1, length)
+            last = seen == length
+            if adaptive:
+                verb = "stopped after" if last and length < task.max_glimpses else "glimpse"
+                caption = f"{verb} {seen}/{task.max_glimpses}"
+            else:
+                caption = f"glimpse {seen}/{horizon}"
+            row.append(
                 render_frame(
                     canvases[i],
-                    path[i, : t + 1],
+                    path[i, :seen],
                     task.glimpse_size,
                     task.n_scales,
                     label=int(labels[i]) if last else None,
                     prediction=int(predictions[i]) if last else None,
-                    caption=f"glimpse {t + 1}/{horizon}",
+                    caption=caption,
                 )
-                for i in range(n)
-            ]
-        )
+            )
+        frames.append(row)
     envs.close()
     return frames
 

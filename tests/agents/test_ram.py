@@ -18,6 +18,7 @@ from agents.ram import (
     LocationNetwork,
     RAMConfig,
     RecurrentAttentionModel,
+    StopNetwork,
     count_parameters,
 )
 
@@ -349,3 +350,159 @@ def test_step_gradient_routing(location_mlp_hidden: int) -> None:
     for module in (model.action_network, model.core_network, model.glimpse_network):
         assert _grad_norm(module) > 0.0
     assert not math.isnan(_grad_norm(model))
+
+
+# ----------------------------------------------------------------------------------------
+# The stop network (adaptive envs)
+# ----------------------------------------------------------------------------------------
+
+
+def test_stop_off_is_the_model_without_the_option() -> None:
+    """``stop=False``: no stop network, the same parameters and state-dict keys; with
+    ``stop=True`` the other networks start from the same weights (the stop network is
+    built last)."""
+    torch.manual_seed(0)
+    plain = RecurrentAttentionModel(64, 10)
+    torch.manual_seed(0)
+    stopping = RecurrentAttentionModel(64, 10, RAMConfig(stop=True))
+    assert plain.stop_network is None
+    assert count_parameters(plain) == 209_677
+    assert count_parameters(stopping) == 209_677 + 256 + 1
+    extra = set(stopping.state_dict()) - set(plain.state_dict())
+    assert extra == {"stop_network.fc.weight", "stop_network.fc.bias"}
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, stopping.state_dict()[key]), key
+    out = plain.step(torch.rand(N, 64), torch.zeros(N, 2), None)
+    assert out.stop is None and out.stop_logit is None and out.stop_log_prob is None
+
+
+def test_stop_network_starts_at_its_bias_and_reads_a_detached_state() -> None:
+    net = StopNetwork(16, bias_init=-2.0)
+    assert torch.equal(net.fc.weight, torch.zeros(1, 16)) and net.fc.bias.item() == -2.0
+    h = torch.randn(N, 16, requires_grad=True)
+    logit = net(h)
+    assert logit.shape == (N,) and torch.equal(logit, torch.full((N,), -2.0))
+    logit.sum().backward()
+    assert h.grad is None and net.fc.weight.grad is not None
+    h2 = torch.randn(3, N, 16, requires_grad=True)
+    out = StopNetwork(16, detach_input=False, mlp_hidden=8)(h2)
+    assert out.shape == (3, N)
+    out.sum().backward()  # zero last-layer weights: no gradient reaches h yet, but a path does
+    assert h2.grad is not None
+    with pytest.raises(ValueError, match="mlp_hidden"):
+        StopNetwork(16, mlp_hidden=-1)
+
+
+def test_stop_log_prob_and_sampling() -> None:
+    """log Bernoulli(stop | sigmoid(logit)) equals torch.distributions'; deterministic
+    decisions stop iff logit > 0 (0 does not stop); samples follow sigmoid(logit)."""
+    logit = torch.tensor([-3.0, -0.5, 0.0, 0.5, 3.0], dtype=torch.float64)
+    for stop in (torch.zeros(5), torch.ones(5)):
+        expected = torch.distributions.Bernoulli(logits=logit).log_prob(stop.double())
+        torch.testing.assert_close(StopNetwork.log_prob(stop, logit), expected)
+    # By hand: log sigmoid(0.5) = -0.474077, log sigmoid(-0.5) = -0.974077.
+    assert StopNetwork.log_prob(torch.ones(1), torch.tensor([0.5])).item() == pytest.approx(
+        -0.474077, abs=1e-6
+    )
+    assert StopNetwork.log_prob(torch.zeros(1), torch.tensor([0.5])).item() == pytest.approx(
+        -0.974077, abs=1e-6
+    )
+    assert StopNetwork.sample(logit, deterministic=True).tolist() == [0, 0, 0, 1, 1]
+    many = torch.full((20_000,), 0.5)
+    rate = StopNetwork.sample(many, generator=torch.Generator().manual_seed(0)).mean().item()
+    assert rate == pytest.approx(1 / (1 + math.exp(-0.5)), abs=0.01)
+
+
+def test_step_and_replay_with_a_stop_network() -> None:
+    model = RecurrentAttentionModel(16, 3, RAMConfig(core_hidden=32, glimpse_out=24, stop=True))
+    out = model.step(torch.rand(N, 16), torch.zeros(N, 2), None, std=0.2)
+    assert out.stop_logit.shape == out.stop.shape == out.stop_log_prob.shape == (N,)
+    assert set(out.stop.tolist()) <= {0.0, 1.0} and not out.stop.requires_grad
+    det = model.step(torch.rand(N, 16), torch.zeros(N, 2), None, deterministic=True)
+    assert torch.equal(det.stop, (det.stop_logit > 0).float())
+    unscored = model.step(torch.rand(N, 16), torch.zeros(N, 2), None, scored=False)
+    assert unscored.stop is not None and unscored.stop_log_prob is None
+    replay = model.replay(torch.rand(4, N, 16), torch.rand(4, N, 2), torch.zeros(4, N, 2), 0.1)
+    assert replay.stop_logits.shape == (4, N) and replay.stop_log_probs is None
+    stops = torch.ones(4, N)
+    replay = model.replay(
+        torch.rand(4, N, 16), torch.rand(4, N, 2), torch.zeros(4, N, 2), 0.1, stops
+    )
+    torch.testing.assert_close(
+        replay.stop_log_probs, torch.nn.functional.logsigmoid(replay.stop_logits)
+    )
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_replay_matches_step_by_step_with_a_stop_network(core: str) -> None:
+    """The stop decisions drawn step by step, replayed: the same stop log-probabilities
+    and the same gradients of a loss that uses them (float64)."""
+    torch.manual_seed(0)
+    config = RAMConfig(
+        core=core,
+        core_hidden=32,
+        glimpse_out=24,
+        stop=True,
+        stop_mlp_hidden=8,
+        stop_input={"rnn": "state", "gru": "both", "lstm": "confidence"}[core],
+    )
+    model = RecurrentAttentionModel(16, 3, config).double()
+    torch.nn.init.normal_(model.stop_network.fc.weight, std=0.3)  # not the flat start
+    glimpses, locations, _, returns = _episode(model)
+    gen = torch.Generator().manual_seed(3)
+    state, outs = None, []
+    for t in range(glimpses.shape[0]):
+        out = model.step(glimpses[t], locations[t], state, std=0.2, generator=gen)
+        state = out.state
+        outs.append(out)
+    stops = torch.stack([o.stop for o in outs]).double()
+    assert 0 < stops.sum() < stops.numel()  # both decisions drawn
+    step_log_probs = torch.stack([o.stop_log_prob for o in outs])
+    loss_a = -(step_log_probs * (returns - 0.3)).sum(0).mean()
+    grads_a = _grads(model, loss_a)
+    samples = torch.stack([o.sample for o in outs])
+    replay = model.replay(glimpses, locations, samples, 0.2, stops)
+    loss_r = -(replay.stop_log_probs * (returns - 0.3)).sum(0).mean()
+    torch.testing.assert_close(loss_r, loss_a.detach(), rtol=1e-12, atol=1e-12)
+    grads_r = _grads(model, loss_r)
+    for name, grad in grads_a.items():
+        torch.testing.assert_close(grads_r[name], grad, rtol=1e-9, atol=1e-12, msg=name)
+    # The stop network reads a detached h_t: only its own parameters get gradient.
+    assert all(float(g.abs().sum()) == 0 for n, g in grads_a.items() if not n.startswith("stop_"))
+    assert float(grads_a["stop_network.fc.weight"].abs().sum()) > 0
+
+
+def test_from_spaces_with_the_stop_column() -> None:
+    obs = gym.spaces.Dict(
+        glimpse=gym.spaces.Box(0, 1, (1, 8, 8), np.float32),
+        location=gym.spaces.Box(-1, 1, (2,), np.float32),
+    )
+    model = RecurrentAttentionModel.from_spaces(
+        obs, gym.spaces.Box(-1, 1, (2 + 10 + 1,), np.float32), RAMConfig(stop=True)
+    )
+    assert model.n_classes == 10 and model.stop_network is not None
+
+
+def test_stop_network_reading_the_confidence() -> None:
+    """The confidence is the log-odds of the top class, log p_max - log(1 - p_max), by hand:
+    logits (2, 0, 0): p_max = e^2 / (e^2 + 2), log-odds 2 - log 2 = 1.306853; read detached,
+    whatever the class order."""
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 2.0]], requires_grad=True)
+    assert StopNetwork.confidence(logits).tolist() == pytest.approx([1.306853] * 2, abs=1e-6)
+    net = StopNetwork(2, read_confidence=True, bias_init=0.5)
+    with torch.no_grad():
+        net.fc.weight.copy_(torch.tensor([[0.0, 0.0, 1.0]]))
+    out = net(torch.rand(2, 2), logits)
+    assert out.tolist() == pytest.approx([1.806853] * 2, abs=1e-6)
+    out.sum().backward()
+    assert logits.grad is None  # the scores are read detached
+    model = RecurrentAttentionModel(16, 3, RAMConfig(core_hidden=8, stop=True, stop_input="both"))
+    assert model.stop_network.fc.in_features == 8 + 1
+    config = RAMConfig(core_hidden=8, stop=True, stop_input="confidence")
+    assert RecurrentAttentionModel(16, 3, config).stop_network.fc.in_features == 1
+    with pytest.raises(ValueError, match="reads"):
+        StopNetwork(8, read_state=False)
+    out = model.step(torch.rand(N, 16), torch.zeros(N, 2), None)
+    assert out.stop_logit.shape == (N,)
+    replay = model.replay(torch.rand(4, N, 16), torch.rand(4, N, 2), torch.zeros(4, N, 2), 0.1)
+    assert replay.stop_logits.shape == (4, N)

@@ -10,11 +10,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from adaptive_env import AdaptiveMemoryVectorEnv
 from gymnasium.vector import AutoresetMode
 from memory_env import BoxMemoryVectorEnv, MemoryVectorEnv, TorchMemoryVectorEnv
 
 from agents.ram import RAMConfig
 from agents.reinforce import ReinforceConfig, ReinforceTrainer
+from agents.stopping import stop_now_payoffs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -365,3 +367,167 @@ def test_heuristic_location_policy_trains_only_the_classifier(name: str) -> None
     evaluation = _RecordingMemoryEnv(64, horizon=3)
     assert trainer.evaluate(evaluation, 256, seed=1)["accuracy"] > 0.95
     assert np.array_equal(np.concatenate(evaluation.sent[:3])[::64], np.asarray(points))
+
+
+# ----------------------------------------------------------------------------------------
+# Learned stopping (a stop network on an adaptive env)
+# ----------------------------------------------------------------------------------------
+
+STOP_MODEL = RAMConfig(
+    glimpse_hidden=32, location_hidden=32, glimpse_out=64, core_hidden=64, stop=True
+)
+
+
+def _stop_trainer(envs: object = None, **overrides: object) -> ReinforceTrainer:
+    overrides = {"model": STOP_MODEL, **overrides}
+    return _trainer(envs or AdaptiveMemoryVectorEnv(32, 4, glimpse_cost=0.1), **overrides)
+
+
+def test_stop_head_learns_to_stop_early() -> None:
+    """The class shows at glimpse 1 and every glimpse costs 0.1: the agent learns to stop
+    after the first (mean glimpses from about 3 to 1), and stays right."""
+    trainer = _stop_trainer()
+    first = trainer.train_iteration()
+    assert first["glimpses"] > 2.5 and first["hybrid"] == 1.0
+    assert {"glimpses", "stop_loss", "glimpse_cost"} <= set(first)
+    metrics = _train_until(trainer, 100)
+    assert metrics["glimpses"] <= 1.2 and metrics["accuracy"] >= 0.95
+    assert metrics["reward"] >= 0.85  # 1 - 0.1 per glimpse
+    result = trainer.evaluate(AdaptiveMemoryVectorEnv(64, 4, glimpse_cost=0.1), 64, seed=1)
+    assert result["accuracy"] >= 0.95
+    assert result["mean_return"] == pytest.approx(result["accuracy"] - 0.1, abs=0.05)
+
+
+def test_stop_head_waits_for_the_clue() -> None:
+    """The class shows at glimpse 1, 2 or 3: the stop decisions follow the state (the
+    clue), not a fixed count."""
+    envs = AdaptiveMemoryVectorEnv(64, 4, reveal=3, glimpse_cost=0.05)
+    trainer = _stop_trainer(envs, lr=1e-2)
+    _train_until(trainer, 150)
+    metrics = _train_until(trainer, 20)
+    # Stopping at the clue takes 2 glimpses on average; a fixed count could not be right
+    # with fewer than 3.
+    assert metrics["accuracy"] >= 0.9 and metrics["glimpses"] < 2.6
+
+
+def test_pure_reinforce_and_bfloat16_with_stopping() -> None:
+    envs = AdaptiveMemoryVectorEnv(32, 4, glimpse_cost=0.1, with_labels=False)
+    trainer = _stop_trainer(envs)
+    with pytest.warns(UserWarning, match="pure REINFORCE"):
+        metrics = trainer.train_iteration()
+    assert metrics["hybrid"] == 0.0 and metrics["action_loss"] == 0.0
+    bf16 = _stop_trainer(precision="bfloat16", location_reward="expected")
+    for _ in range(3):
+        metrics = bf16.train_iteration()
+    assert all(math.isfinite(v) for v in metrics.values())
+
+
+def test_stop_network_and_env_must_agree() -> None:
+    with pytest.raises(ValueError, match=r"stop network \(RAMConfig\(stop=True\)\)"):
+        _trainer(AdaptiveMemoryVectorEnv(4))
+    envs = AdaptiveMemoryVectorEnv(4)
+    envs.stop = "never"
+    with pytest.raises(ValueError, match="stop='action'"):
+        _stop_trainer(envs)
+    with pytest.raises(ValueError, match="adaptive"):
+        _trainer(glimpse_cost_warmup=0.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        _stop_trainer(glimpse_cost_warmup=1.5)
+
+
+def test_glimpse_cost_warmup() -> None:
+    """The cost of the returns ramps from 0 to the env's over the first half of the run;
+    the env's own rewards (``reward``) are untouched."""
+    trainer = _stop_trainer(total_iterations=100, glimpse_cost_warmup=0.5)
+    assert trainer.current_glimpse_cost() == 0.0
+    trainer.iteration = 25
+    assert trainer.current_glimpse_cost() == pytest.approx(0.05)
+    trainer.iteration = 60
+    assert trainer.current_glimpse_cost() == pytest.approx(0.1)
+    trainer.iteration = 25
+    metrics = trainer.train_iteration()
+    assert metrics["glimpse_cost"] == pytest.approx(0.05)
+    no_warmup = _stop_trainer()
+    assert no_warmup.current_glimpse_cost() == 0.1
+    # The returns of the loss: 1[right] - 0.05 * glimpses at every alive step.
+    trainer.iteration = 25
+    rollout = trainer._collect(True, 0.2)
+    losses, baselines, _ = trainer._loss(rollout, True)
+    returns = rollout.success.float() - 0.05 * rollout.glimpses_taken.float()
+    expected = (baselines - returns.expand_as(rollout.alive)[rollout.alive]).square().mean()
+    assert losses.baseline_loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_adaptive_state_dict_resume_is_exact() -> None:
+    def make() -> ReinforceTrainer:
+        return _stop_trainer(AdaptiveMemoryVectorEnv(16, 4, reveal=2, glimpse_cost=0.05))
+
+    trainer = make()
+    _train_until(trainer, 4)
+    buffer = io.BytesIO()
+    torch.save(trainer.state_dict(), buffer)
+    trajectories = []
+    for _ in range(2):
+        buffer.seek(0)
+        resumed = make()
+        resumed.load_state_dict(torch.load(buffer, weights_only=True))
+        trajectories.append([resumed.train_iteration() for _ in range(3)])
+    assert trajectories[0] == trajectories[1]
+
+
+def test_stop_now_baseline() -> None:
+    """``stop_baseline="stop_now"``: the stop terms' baseline is what stopping after glimpse
+    t returns: 1[argmax right] (or p(label) with the expected reward) - cost * t."""
+    logits = torch.tensor([[[2.0, 0.0], [0.0, 1.0]], [[0.0, 3.0], [1.0, 0.0]]])  # (T=2, N=2)
+    labels = torch.tensor([0, 0])
+    torch.testing.assert_close(
+        stop_now_payoffs(logits, labels, 0.1, expected=False),
+        torch.tensor([[0.9, -0.1], [-0.2, 0.8]]),
+    )
+    p = torch.softmax(logits, -1)[..., 0]
+    expected = p - torch.tensor([[0.1], [0.2]])
+    torch.testing.assert_close(stop_now_payoffs(logits, labels, 0.1, expected=True), expected)
+    trainer = _stop_trainer(stop_baseline="stop_now")
+    metrics = _train_until(trainer, 3)
+    assert math.isfinite(metrics["stop_loss"])
+    with pytest.raises(ValueError, match="stop_baseline"):
+        _stop_trainer(stop_baseline="oracle")
+
+
+def test_expected_objective_learns_to_stop_without_sampled_stops() -> None:
+    """``stop_objective="expected"``: every training episode takes all 4 glimpses, and the
+    expected glimpses under the halting distribution fall from about 3 to about 1; the
+    deterministic policy then stops after the first glimpse."""
+    trainer = _stop_trainer(stop_objective="expected")
+    first = trainer.train_iteration()
+    assert first["horizon"] == 4.0 and first["glimpses"] > 2.5
+    metrics = _train_until(trainer, 60)
+    assert metrics["horizon"] == 4.0
+    assert metrics["glimpses"] < 1.2 and metrics["accuracy"] >= 0.95
+    envs = AdaptiveMemoryVectorEnv(64, 4, glimpse_cost=0.1)
+    result = trainer.evaluate(envs, 64, seed=1)
+    assert result["accuracy"] >= 0.95 and result["mean_return"] >= 0.85
+    with pytest.raises(ValueError, match="stop_objective"):
+        _stop_trainer(stop_objective="oracle")
+
+
+def test_expected_objective_waits_for_the_clue() -> None:
+    envs = AdaptiveMemoryVectorEnv(64, 4, reveal=3, glimpse_cost=0.05)
+    trainer = _stop_trainer(envs, stop_objective="expected", lr=1e-2, seed=1)
+    metrics = _train_until(trainer, 150)
+    # Stopping at the clue: 2 glimpses on average, the most return there is (0.9).
+    assert metrics["accuracy"] >= 0.95 and metrics["glimpses"] < 2.2
+
+
+def test_stop_network_learning_rate_scale() -> None:
+    trainer = _stop_trainer(stop_lr_scale=30.0, lr=1e-4, lr_schedule="constant")
+    groups = trainer.optimizer.param_groups
+    assert len(groups) == 2 and groups[1]["lr_scale"] == 30.0
+    stop_ids = {id(p) for p in trainer.model.stop_network.parameters()}
+    assert {id(p) for p in groups[1]["params"]} == stop_ids
+    assert not stop_ids & {id(p) for p in groups[0]["params"]}
+    trainer.train_iteration()
+    assert groups[0]["lr"] == pytest.approx(1e-4) and groups[1]["lr"] == pytest.approx(3e-3)
+    assert len(_stop_trainer().optimizer.param_groups) == 1  # scale 1: one group as before
+    with pytest.raises(ValueError, match="stop_lr_scale"):
+        _stop_trainer(stop_lr_scale=0.0)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from adaptive_env import AdaptiveMemoryVectorEnv
+from gymnasium.vector import AutoresetMode
 from memory_env import MemoryVectorEnv
 
 from agents.losses import hybrid_loss, reinforce_loss
 from agents.ram import RAMConfig, RecurrentAttentionModel, ReplayOutput
-from agents.rollout import Rollout, collect_rollout
+from agents.rollout import Rollout, collect_adaptive_rollout, collect_rollout
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -133,3 +135,116 @@ def test_rollout_records_what_the_env_saw() -> None:
     assert rollout.success is not None and rollout.labels is not None
     assert torch.equal(rollout.success, rollout.classes == rollout.labels)
     assert torch.equal(rollout.returns, rollout.success.float())
+
+
+# ----------------------------------------------------------------------------------------
+# Adaptive rollouts: episodes that end where the model stops
+# ----------------------------------------------------------------------------------------
+
+
+class _ScriptedStop(torch.nn.Module):
+    """A stop network whose logits make sub-env i stop at step ``ends[i]`` (0-based)."""
+
+    def __init__(self, ends: list[int]) -> None:
+        super().__init__()
+        self.ends = torch.tensor(ends)
+        self.step = 0
+
+    def forward(self, h: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
+        stop = self.ends == self.step
+        self.step += 1
+        return torch.where(stop, 50.0, -50.0)
+
+
+class _Recording(AdaptiveMemoryVectorEnv):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.obs: list[dict[str, np.ndarray]] = []
+        self.actions: list[np.ndarray] = []
+
+    def step(self, actions: np.ndarray):  # type: ignore[no-untyped-def]
+        self.actions.append(np.array(actions))
+        out = super().step(actions)
+        self.obs.append({k: np.array(v) for k, v in out[0].items()})
+        return out
+
+
+def _adaptive_rollout(
+    mode: AutoresetMode, ends: list[int] | None = None
+) -> tuple[Rollout, _Recording]:
+    """Sub-env i stops at step i (the last one at the horizon, step 3)."""
+    torch.manual_seed(0)
+    ends = ends or [0, 1, 2, 5]
+    envs = _Recording(len(ends), 4, reveal=1, glimpse_cost=0.1, autoreset_mode=mode)
+    model = RecurrentAttentionModel.from_spaces(
+        envs.single_observation_space,
+        envs.single_action_space,
+        RAMConfig(core_hidden=16, glimpse_out=16, stop=True),
+    )
+    model.stop_network = _ScriptedStop(ends)
+    obs, _ = envs.reset(seed=1)
+    envs.first = {k: np.array(v) for k, v in obs.items()}  # type: ignore[attr-defined]
+    rollout = collect_adaptive_rollout(
+        model, envs, obs, std=0.2, generator=torch.Generator().manual_seed(0)
+    )
+    return rollout, envs
+
+
+@pytest.mark.parametrize(
+    "mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED]
+)
+def test_adaptive_rollout_keeps_each_episode_to_its_end(mode: AutoresetMode) -> None:
+    rollout, envs = _adaptive_rollout(mode)
+    assert rollout.horizon == 4 and rollout.glimpses.shape == (4, 4, 3)
+    assert rollout.glimpses_taken.tolist() == [1, 2, 3, 4]
+    expected_alive = torch.tensor(
+        [[1, 1, 1, 1], [0, 1, 1, 1], [0, 0, 1, 1], [0, 0, 0, 1]], dtype=torch.bool
+    )
+    assert torch.equal(rollout.alive, expected_alive)
+    # The agent chose every stop but the last episode's (the horizon ended it).
+    decided = expected_alive.clone()
+    decided[3, 3] = False
+    assert torch.equal(rollout.decided, decided)
+    assert torch.equal(rollout.stops[rollout.alive & ~decided], torch.zeros(1))
+    ends = rollout.glimpses_taken - 1
+    assert rollout.stops[ends[:3], torch.arange(3)].tolist() == [1.0, 1.0, 1.0]
+    # What each sub-env saw up to its end is recorded; after it, zeros.
+    seen = [envs.first, *envs.obs]
+    for t in range(4):
+        for i in range(4):
+            if rollout.alive[t, i]:
+                np.testing.assert_array_equal(rollout.glimpses[t, i].numpy(), seen[t]["glimpse"][i])
+                np.testing.assert_array_equal(
+                    rollout.locations[t, i].numpy(), seen[t]["location"][i]
+                )
+                assert envs.actions[t][i, -1] == (1.0 if t == ends[i] and i < 3 else -1.0)
+            else:
+                assert not rollout.glimpses[t, i].any() and not rollout.samples[t, i].any()
+                assert rollout.rewards[t, i] == 0
+    # Results from each end step's info: return 1[right] - 0.1 * glimpses.
+    assert rollout.labels is not None and rollout.success is not None
+    classes = torch.tensor([envs.actions[e][i, 2:-1].argmax() for i, e in enumerate(ends)])
+    assert torch.equal(rollout.classes, classes)
+    assert torch.equal(rollout.success, rollout.classes == rollout.labels)
+    expected = rollout.success.double() - 0.1 * rollout.glimpses_taken.double()
+    torch.testing.assert_close(rollout.returns.double(), expected, atol=1e-6, rtol=0)
+
+
+def test_adaptive_rollout_is_the_same_under_every_autoreset_mode() -> None:
+    a, _ = _adaptive_rollout(AutoresetMode.NEXT_STEP)
+    for mode in (AutoresetMode.SAME_STEP, AutoresetMode.DISABLED):
+        b, _ = _adaptive_rollout(mode)
+        for name in ("glimpses", "locations", "samples", "rewards", "alive", "stops", "decided"):
+            assert torch.equal(getattr(a, name), getattr(b, name)), (mode, name)
+        assert torch.equal(a.labels, b.labels) and torch.equal(a.success, b.success)
+
+
+def test_adaptive_rollout_stops_when_all_have_ended_and_needs_a_stop_network() -> None:
+    rollout, envs = _adaptive_rollout(AutoresetMode.NEXT_STEP, ends=[0, 1, 0])
+    assert rollout.horizon == 2 and len(envs.actions) == 2
+    assert rollout.glimpses_taken.tolist() == [1, 2, 1]
+    assert bool(rollout.decided[rollout.alive].all())  # every end was the agent's stop
+    envs = AdaptiveMemoryVectorEnv(2)
+    plain = RecurrentAttentionModel(3, 2)
+    with pytest.raises(ValueError, match="stop network"):
+        collect_adaptive_rollout(plain, envs, envs.reset(seed=0)[0])
