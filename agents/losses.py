@@ -336,6 +336,7 @@ def expected_stopping_loss(
     *,
     reinforce_weight: float = 1.0,
     baseline_weight: float = 1.0,
+    halting_share: float = 0.0,
 ) -> LossOutput:
     """The stop network trained on its expected return, on episodes that took all T steps.
 
@@ -343,7 +344,8 @@ def expected_stopping_loss(
     of stopping after step t (e.g. ``1[argmax_t right] - cost * (t + 1)``, given, detached),
     the expected return of the trajectory is ``J = sum_t p_t q_t``::
 
-        action   = mean_{t,n} CE(logits_{t,n}, label_n)
+        action   = mean_n sum_t w_{t,n} CE(logits_{t,n}, label_n)
+                   w_t = (1 - h) / T + h * p_t   (h = halting_share; p detached)
         stop     = -mean_n J_n                                   (exact gradient, no sampling)
         location = mean_n -sum_{t<T-1} log pi(l_t) (J_n - b_t)     (J detached)
         total    = action + reinforce_weight * (location + stop)
@@ -358,6 +360,9 @@ def expected_stopping_loss(
         payoffs: (T, N) return of stopping after each step (no gradient).
         reinforce_weight: weight of the location REINFORCE and the stop terms.
         baseline_weight: weight of the baseline MSE.
+        halting_share: share ``h`` in [0, 1] of the classifier's cross-entropy weighted by
+            where the episode stops (PonderNet's weighting: the classifier learns most where
+            it is asked); the rest is spread evenly over the T steps (0: every step alike).
 
     Returns:
         The :class:`LossOutput` (``stop_loss``: ``-mean_n J_n``).
@@ -372,13 +377,21 @@ def expected_stopping_loss(
             f"location_log_probs, stop_logits, payoffs {shapes} and baselines {shape} must be "
             f"(T, N), all_logits (T, N, C): got {tuple(all_logits.shape)}"
         )
-    expected = (halting_distribution(stop_logits) * payoffs.detach()).sum(0)  # (N,) J
+    if not 0.0 <= halting_share <= 1.0:
+        raise ValueError(f"halting_share must be in [0, 1], got {halting_share}")
+    halting = halting_distribution(stop_logits)
+    expected = (halting * payoffs.detach()).sum(0)  # (N,) J
     stop_term = -expected.mean()
     location_term, _, baseline_mse = _location_terms(
         location_log_probs, baselines, expected.detach().to(baselines.dtype)
     )
     targets = labels.long().unsqueeze(0).expand(shape)
-    action = F.cross_entropy(all_logits.flatten(0, 1), targets.flatten())
+    if halting_share == 0.0:
+        action = F.cross_entropy(all_logits.flatten(0, 1), targets.flatten())
+    else:
+        ce = F.cross_entropy(all_logits.flatten(0, 1), targets.flatten(), reduction="none")
+        weights = (1.0 - halting_share) / shape[0] + halting_share * halting.detach()
+        action = (weights * ce.view(shape)).sum(0).mean()
     reinforce = location_term.mean() + stop_term
     total = action + reinforce_weight * reinforce + baseline_weight * baseline_mse
     return LossOutput(total, action, reinforce, baseline_mse, stop_term)

@@ -148,6 +148,11 @@ class ReinforceConfig:
     there, a signal tied to each state's confidence. Needs the labels (hybrid loss; the
     learned baseline otherwise)."""
 
+    halting_share: float = 0.0
+    """Adaptive envs, expected objective: share of the classifier's cross-entropy weighted
+    by where the episodes stop (PonderNet's weighting); the rest is spread evenly over the
+    steps (0: every step alike)."""
+
     stop_lr_scale: float = 1.0
     """Learning rate of the stop network relative to ``lr`` (e.g. a fresh stop network on
     a trained model fine-tuned at a small ``lr``)."""
@@ -411,6 +416,7 @@ class ReinforceTrainer:
             env_cost=self._env_cost,
             reinforce_weight=cfg.reinforce_weight,
             baseline_weight=cfg.baseline_weight,
+            halting_share=cfg.halting_share,
         )
 
     def _loss(

@@ -187,6 +187,7 @@ def adaptive_loss(
     env_cost: float,
     reinforce_weight: float = 1.0,
     baseline_weight: float = 1.0,
+    halting_share: float = 0.0,
 ) -> tuple[LossOutput, dict[str, Tensor]]:
     """The loss of a batch played on an adaptive env, and its statistics.
 
@@ -206,6 +207,9 @@ def adaptive_loss(
         env_cost: the env's glimpse cost (in its rewards; corrected to ``cost``).
         reinforce_weight: weight of the REINFORCE and stop terms.
         baseline_weight: weight of the baseline MSE.
+        halting_share: with the expected objective, the share of the classifier's
+            cross-entropy weighted by where episodes stop (see
+            :func:`~agents.losses.expected_stopping_loss`).
 
     Returns:
         ``(loss, stats)``: ``stats["glimpses"]`` the mean glimpses per episode (with the
@@ -224,6 +228,7 @@ def adaptive_loss(
             out.all_logits,
             rollout.labels,
             payoffs,
+            halting_share=halting_share,
             **weights,
         )
         with torch.no_grad():

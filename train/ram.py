@@ -178,6 +178,10 @@ class RAMTrainConfig(EnvOptions, RunOptions):
     """Adaptive envs: baseline of the stop decisions' REINFORCE term: learned (the baseline
     network's b_t, as for the locations) or stop_now (what stopping at that step would have
     returned: the stop decisions then learn what going on gained over stopping there)."""
+    halting_share: float = field(default=0.0, metadata={"ge": 0.0, "le": 1.0})
+    """Adaptive envs, --stop-objective expected: share of the classifier's cross-entropy
+    weighted by where the episodes stop (PonderNet's weighting: it learns most where it is
+    asked); the rest is spread evenly over the steps (0: every step alike)."""
     stop_lr_scale: float = field(default=1.0, metadata={"gt": 0.0})
     """Adaptive envs: learning rate of the stop network relative to --lr (a fresh stop
     network on a model fine-tuned at a small --lr needs a larger one)."""
@@ -280,6 +284,7 @@ class RAMRun(Trainer):
                 stop_baseline=cfg.stop_baseline,
                 stop_objective=cfg.stop_objective,
                 stop_lr_scale=cfg.stop_lr_scale,
+                halting_share=cfg.halting_share,
                 seed=cfg.seed,
             ),
             device=device,

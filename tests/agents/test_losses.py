@@ -293,3 +293,25 @@ def test_expected_stopping_loss_and_its_gradient_by_hand() -> None:
             torch.zeros(2, 1), stop_logits, torch.zeros(3, 1), torch.zeros(3, 1, 2),
             torch.tensor([1]), torch.zeros(3, 1),
         )  # fmt: skip
+
+
+def test_expected_stopping_loss_weights_the_classifier_by_where_it_stops() -> None:
+    """p = (0.5, 0.375, 0.125) as above; step CEs log 2, log(1 + e), log(1 + 1/e); with
+    h = 0.5 the weights are 0.5 / 3 + 0.5 p; h = 1: p alone (PonderNet); h = 0: the mean."""
+    stop_logits = torch.tensor([[0.0], [math.log(3.0)], [2.0]])
+    logits = torch.tensor([[[0.0, 0.0]], [[1.0, 0.0]], [[0.0, 1.0]]])
+    ce = [math.log(2), math.log(1 + math.e), math.log(1 + 1 / math.e)]
+    p = [0.5, 0.375, 0.125]
+    for h in (0.0, 0.5, 1.0):
+        out = expected_stopping_loss(
+            torch.zeros(3, 1), stop_logits, torch.zeros(3, 1), logits, torch.tensor([1]),
+            torch.zeros(3, 1), halting_share=h,
+        )  # fmt: skip
+        weights = [(1 - h) / 3 + h * q for q in p]
+        expected = sum(w * c for w, c in zip(weights, ce))
+        assert out.action_loss.item() == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="halting_share"):
+        expected_stopping_loss(
+            torch.zeros(3, 1), stop_logits, torch.zeros(3, 1), logits, torch.tensor([1]),
+            torch.zeros(3, 1), halting_share=1.5,
+        )  # fmt: skip
