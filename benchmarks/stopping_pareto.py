@@ -31,6 +31,19 @@ from typing import Any
 
 import numpy as np
 
+#: The training settings recorded with each point (from the run's ``config.json``).
+TRAINING_KEYS = (
+    "seed",
+    "epochs",
+    "lr",
+    "init_from",
+    "stop_objective",
+    "stop_input",
+    "halting_share",
+    "stop_lr_scale",
+    "location_reward",
+)
+
 
 class NeverStop:
     """A stopping policy with its stop score overridden to "go": it takes every glimpse."""
@@ -66,7 +79,9 @@ def measure(run_dir: str, n_images: int | None, num_envs: int) -> dict[str, Any]
     from glimpse_env.bench import evaluate
 
     loaded = load_policy(run_dir)
-    policy, meta = loaded.policy, loaded.meta
+    policy = loaded.policy
+    config_file = Path(run_dir) / "config.json"
+    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
     kwargs = dict(policy.env_kwargs)
     common = {"n_images": n_images, "num_envs": num_envs, "env_kwargs": kwargs}
     own = evaluate(policy, policy.env_id, name=f"{run_dir} (stops)", **common)
@@ -76,7 +91,8 @@ def measure(run_dir: str, n_images: int | None, num_envs: int) -> dict[str, Any]
         "env_id": policy.env_id,
         "env_kwargs": {k: v for k, v in kwargs.items() if k != "data_dir"},
         "glimpse_cost": kwargs.get("glimpse_cost", 0.0),
-        "command": meta.get("command"),
+        "series": f"{config.get('stop_objective', 'reinforce')} objective",
+        "training": {key: config.get(key) for key in TRAINING_KEYS},
         "error_percent": 100.0 * own.error_rate,
         "error_interval_percent": [
             100.0 * (1.0 - own.accuracy_interval[1]),
@@ -105,13 +121,15 @@ def plot(result: dict[str, Any], path: Path) -> None:
     if result["runs"]:
         ax.plot([], [], ":", color="0.6", label="same nets, forced to k glimpses")
     stops = sorted(result["runs"], key=lambda r: r["mean_glimpses"])
-    ax.plot(
-        [r["mean_glimpses"] for r in stops],
-        [r["error_percent"] for r in stops],
-        "o-",
-        color="C3",
-        label="learned stopping (one point per glimpse cost)",
-    )
+    for k, series in enumerate(sorted({r["series"] for r in stops})):
+        points = [r for r in stops if r["series"] == series]
+        ax.plot(
+            [r["mean_glimpses"] for r in points],
+            [r["error_percent"] for r in points],
+            "o",
+            color=f"C{3 + k}",
+            label=f"learned stopping, {series} (one point per run)",
+        )
     for r in stops:
         ax.annotate(
             f"c={r['glimpse_cost']:g}",

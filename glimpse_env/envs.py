@@ -198,7 +198,8 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     ## Episode End
 
-    Terminates after ``n_glimpses`` steps (``terminated=True``). Never truncates by itself
+    Terminates after ``n_glimpses`` steps (``terminated=True``), or with ``stop="action"`` at
+    the first step whose stop score is above 0 (at the latest ``max_glimpses``). Never truncates by itself
     (the ids register no ``max_episode_steps``: a time limit at the horizon would flag every
     episode end as truncated too); ``gym.make(..., max_episode_steps=k)`` with
     ``k < n_glimpses`` truncates at ``k``, and nothing is judged. Every ``info`` holds

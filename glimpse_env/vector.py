@@ -57,7 +57,8 @@ class GlimpseVectorEnv(VectorEnv):
 
     Observations, actions, rewards and the episode timing are those of the single env, with
     a leading batch axis: ``observation["glimpse"]`` is float32 ``(N, k, g, g)``,
-    ``observation["location"]`` float32 ``(N, 2)``, actions float ``(N, 2 + 10)``.
+    ``observation["location"]`` float32 ``(N, 2)``, actions float ``(N, 2 + 10)`` (``(N, 13)``
+    with ``stop="action"``).
     ``gym.make_vec(id, num_envs=N)`` returns the variant's subclass (e.g.
     :class:`GlimpseMNISTVectorEnv`); any other Gymnasium vector env of the single env
     (``SyncVectorEnv``, ``AsyncVectorEnv``) gives the same transitions, only slower.
@@ -323,12 +324,15 @@ class GlimpseVectorEnv(VectorEnv):
 
     def _masked(self, values: dict[str, Any], masks: dict[str, Any]) -> dict[str, Any]:
         """Info arrays with their ``_key`` masks (a bool for every sub-env, or a host bool
-        ``(N,)`` array); a ``None`` value holds zeros of the key's dtype."""
+        ``(N,)`` array); unset entries (and a ``None`` value) hold zeros of the key's dtype,
+        as ``SyncVectorEnv``'s do."""
         out: dict[str, Any] = {}
         for key, value in values.items():
-            if value is None:
-                value = np.zeros(self.num_envs, dtype=bool if key == "is_success" else np.int64)
             mask = masks[key]
+            if value is None or mask is False or (not isinstance(mask, bool) and not mask.any()):
+                value = np.zeros(self.num_envs, dtype=bool if key == "is_success" else np.int64)
+            elif not isinstance(mask, bool) and not mask.all():
+                value = np.where(mask, _host(value), 0).astype(_host(value).dtype)  # unset: 0
             flags = self._flags(mask) if isinstance(mask, bool) else self._mask(mask)
             out[key], out[f"_{key}"] = self._array(value), flags
         return out

@@ -338,3 +338,20 @@ def test_vector_env_docs_name_the_adaptive_contract() -> None:
     doc = glimpse_env.GlimpseEnv.__doc__
     assert "stop score" in doc and "glimpse_cost" in doc and "max_glimpses" in doc
     assert "reset_mask" in vector.GlimpseVectorEnv.__doc__
+
+
+@pytest.mark.parametrize("mode", ["NextStep", "SameStep"])
+def test_unset_info_entries_hold_zeros_not_another_episodes_result(mode: str) -> None:
+    """Only sub-env 0 stops: the label of the others' running episodes must not leak
+    through the unmasked entries (as with SyncVectorEnv, unset entries are 0)."""
+    envs = gym.make_vec("GlimpseMNISTAdaptive-v0", num_envs=4, autoreset_mode=mode)
+    envs.reset(seed=0)
+    stops = np.stack([action(1.0)] + [action(-1.0)] * 3)
+    _, _, terminated, _, info = envs.step(stops)
+    assert terminated.tolist() == [True, False, False, False]
+    ended = info["final_info"] if mode == "SameStep" else info
+    for key in ("label", "prediction", "is_success", "glimpses"):
+        assert ended[f"_{key}"].tolist() == [True, False, False, False]
+        assert not ended[key][1:].any(), key
+    if mode == "SameStep":
+        assert not ended["image_index"][1:].any() and ended["_image_index"][0]

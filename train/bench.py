@@ -68,9 +68,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--env",
-        choices=(*ALL_IDS, "all"),
+        choices=(*ALL_IDS, "all", "adaptive"),
         metavar="ID|all",
-        help="env id, or all: every registered id (default: the one the policy was trained on)",
+        help="env id; all: the four benchmark ids; adaptive: their adaptive twins, where the "
+        "policy stops (default: the one the policy was trained on)",
     )
     parser.add_argument("--mode", default="deterministic", choices=("deterministic", "sample"))
     parser.add_argument(
@@ -253,7 +254,7 @@ def count_parameters(policy: Any) -> int | None:
 # --------------------------------------------------------------------------- bench
 def run(args: argparse.Namespace) -> int:
     from glimpse_env.bench import BenchPolicyError, evaluate
-    from glimpse_env.registration import ENV_IDS
+    from glimpse_env.registration import ADAPTIVE_IDS, ENV_IDS
     from train.common import check_images
 
     missing = [
@@ -267,12 +268,13 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; name a folder")
-    if args.env == "all":
-        env_ids: list[str | None] = list(ENV_IDS)
+    several = args.env in ("all", "adaptive")
+    if several:
+        env_ids: list[str | None] = list(ENV_IDS if args.env == "all" else ADAPTIVE_IDS)
         if args.policy == "pretrained":
             from agents.pretrained import available
 
-            env_ids = [e for e in ENV_IDS if e in available()]
+            env_ids = [e for e in env_ids if e in available()]
     else:
         env_ids = [args.env]
     label = args.label or args.policy
@@ -282,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             policy, kwargs, env_id = load_spec(args.policy, env_id, args.data_dir, args.device)
         except _DoesNotFit as exc:
-            if args.env != "all":
+            if not several:
                 raise
             print(f"{env_id}: skipped ({exc})", flush=True)
             continue
@@ -439,10 +441,17 @@ def _interval(entry: dict[str, Any]) -> str:
     return f"{_percent(entry['accuracy'])} [{_percent(low)}, {_percent(high)}]"
 
 
+def _glimpses(entry: dict[str, Any]) -> str:
+    """Mean glimpses per image (``-`` in results written before it was measured)."""
+    value = entry.get("mean_glimpses")
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _summary_line(entry: dict[str, Any]) -> str:
     curve = ", ".join(_percent(a, 1) for a in entry["anytime_accuracy"])
     return (
         f"accuracy {_interval(entry)}% (95% Wilson over {entry['n_images']} images), "
+        f"{_glimpses(entry)} glimpses per image, "
         f"anytime [{curve}]% mean {_percent(entry['anytime_mean'])}%, "
         f"{entry['wall_seconds']:.1f} s ({entry['episodes_per_second']:.0f} episodes/s)"
     )
@@ -451,9 +460,10 @@ def _summary_line(entry: dict[str, Any]) -> str:
 def markdown_table(reports: Sequence[dict[str, Any]]) -> str:
     """One row per (report, env): accuracy with its interval, anytime, where it looks, cost."""
     lines = [
-        "| entry | env | mode | images | accuracy % [95% Wilson] | anytime mean % | "
-        "anytime curve % | on digit % | first glimpse to digit (px) | parameters | episodes/s |",
-        "|---|---|---|---:|---|---:|---|---:|---:|---:|---:|",
+        "| entry | env | mode | images | accuracy % [95% Wilson] | glimpses per image | "
+        "anytime mean % | anytime curve % | on digit % | first glimpse to digit (px) | "
+        "parameters | episodes/s |",
+        "|---|---|---|---:|---|---:|---:|---|---:|---:|---:|---:|",
     ]
     for report in reports:
         for env_id, e in report["results"].items():
@@ -461,7 +471,8 @@ def markdown_table(reports: Sequence[dict[str, Any]]) -> str:
             first = e["first_glimpse_distance_px"]
             lines.append(
                 f"| {report.get('label', report.get('policy'))} | {env_id} | {e['mode']} | "
-                f"{e['n_images']} | {_interval(e)} | {_percent(e['anytime_mean'])} | {curve} | "
+                f"{e['n_images']} | {_interval(e)} | {_glimpses(e)} | "
+                f"{_percent(e['anytime_mean'])} | {curve} | "
                 f"{_percent(e['on_digit_share'], 1)} | {'-' if first is None else f'{first:.1f}'} | "
                 f"{e['n_parameters'] if e['n_parameters'] is not None else '-'} | "
                 f"{e['episodes_per_second']:.0f} |"

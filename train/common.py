@@ -561,13 +561,14 @@ class EnvOptions(Checked):
     reward: str = field(default="sparse", metadata={"choices": REWARDS})
     """sparse: 1 at the last step if the class is right (paper); dense: log p(label) at
     every step."""
-    stop: str = field(default="never", metadata={"choices": STOPS})
-    """action: the agent decides when to stop (a stop score ends the episode; the
-    ...Adaptive ids always have it); never: every episode takes n_glimpses glimpses."""
+    stop: str | None = field(default=None, metadata={"choices": STOPS})
+    """action: the agent decides when to stop (a stop score ends the episode); never: every
+    episode takes n_glimpses glimpses (None: the id's, action for the ...Adaptive ids)."""
     glimpse_cost: float = field(default=0.0, metadata={"ge": 0.0})
-    """Reward charged per glimpse taken: the return is 1[right] - cost * glimpses."""
+    """Reward charged per glimpse taken: the (sparse) return is 1[right] - cost * glimpses."""
     max_glimpses: int | None = field(default=None, metadata={"ge": 1})
-    """With --stop action: the most glimpses an episode takes (None: the env's default)."""
+    """On an adaptive env (an ...Adaptive id or --stop action): the most glimpses an
+    episode takes (None: the env's default)."""
 
     def env_kwargs(self) -> dict[str, Any]:
         """The env keyword arguments of these settings (``None``, and the stop settings'
@@ -576,8 +577,32 @@ class EnvOptions(Checked):
         for name in ("n_glimpses", "glimpse_size", "n_scales", "max_glimpses"):
             if getattr(self, name) is not None:
                 kwargs[name] = getattr(self, name)
-        if self.stop != "never":
+        if self.stop is not None:
             kwargs["stop"] = self.stop
         if self.glimpse_cost:
             kwargs["glimpse_cost"] = self.glimpse_cost
         return kwargs
+
+    def stops(self, env_id: str) -> bool:
+        """Whether the agent ends the episodes on ``env_id`` with these settings."""
+        from agents.policy import policy_stops
+
+        return policy_stops(env_id, {} if self.stop is None else {"stop": self.stop})
+
+    def check_length(self, env_id: str) -> None:
+        """``--n-glimpses`` on a fixed-length env, ``--max-glimpses`` on an adaptive one.
+
+        Raises:
+            ValueError: naming the flag to use instead.
+        """
+        if self.stops(env_id) and self.n_glimpses is not None:
+            raise ValueError(
+                f"--n-glimpses {self.n_glimpses} fixes the episode length, but on {env_id} "
+                f"the agent stops: pass --max-glimpses {self.n_glimpses} (the most it may "
+                "take; a --preset sets --n-glimpses: use it with a fixed-length id)"
+            )
+        if not self.stops(env_id) and self.max_glimpses is not None:
+            raise ValueError(
+                f"--max-glimpses applies to adaptive envs (an ...Adaptive id or --stop "
+                f"action); {env_id} takes every glimpse: pass --n-glimpses {self.max_glimpses}"
+            )

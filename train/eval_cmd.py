@@ -83,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
             f"{result['agent']} on {result['env_id']} {result['split']} ({result['mode']}): "
             + error_text(result)
         )
+        if result.get("glimpses_by_class"):
+            by_class = ", ".join(f"{c}: {g:.2f}" for c, g in enumerate(result["glimpses_by_class"]))
+            print(f"glimpses per image of each class: {by_class}")
     return 0
 
 

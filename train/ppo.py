@@ -111,6 +111,11 @@ class PPOTrainConfig(EnvOptions, RunOptions):
         """``"ppo"`` or ``"recurrent_ppo"`` (``meta.json["agent"]``)."""
         return "recurrent_ppo" if self.recurrent else "ppo"
 
+    def __post_init__(self) -> None:
+        """Check the fields and that the episode-length flag fits the env."""
+        super().__post_init__()
+        self.check_length(self.env)
+
     def resolved_hyperparams(self) -> SB3Hyperparams:
         """The hyperparameters, from the preset when not given."""
         return self.hyperparams or get_preset(self.agent, self.env)

@@ -24,7 +24,7 @@ shipped 7-glimpse MNIST model into one that stops.
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -60,6 +60,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         )
     },
 }
+
+
+#: The settings of learned stopping: refused on an env where the agent takes every glimpse.
+STOP_FIELDS = (
+    "glimpse_cost",
+    "stop_mlp_hidden",
+    "detach_stop_input",
+    "stop_input",
+    "stop_bias_init",
+    "stop_objective",
+    "stop_baseline",
+    "halting_share",
+    "stop_lr_scale",
+    "glimpse_cost_warmup",
+)
 
 
 @dataclass
@@ -161,9 +176,10 @@ class RAMTrainConfig(EnvOptions, RunOptions):
     """Adaptive envs: the stop network reads a detached h_t (its REINFORCE term trains only
     the stop network); --no-detach-stop-input: it also reaches the core and glimpse
     networks."""
-    stop_input: str = field(default="state", metadata={"choices": ("state", "confidence", "both")})
-    """Adaptive envs: what the stop network reads: state (h_t, as DT-RAM), confidence (the
-    log-odds of the step's most likely class) or both."""
+    stop_input: str = field(default="both", metadata={"choices": ("state", "confidence", "both")})
+    """Adaptive envs: what the stop network reads: state (h_t, as DT-RAM; alone, it learned
+    never to stop when fine-tuning, see docs/stopping.md), confidence (the log-odds of the
+    step's most likely class) or both."""
     stop_bias_init: float = -2.0
     """Adaptive envs: initial stop logit (every glimpse first stops with probability
     sigmoid of it; -2: 0.12)."""
@@ -205,12 +221,19 @@ class RAMTrainConfig(EnvOptions, RunOptions):
                 "--location-reward expected needs the label, i.e. the hybrid loss: drop "
                 "--no-hybrid, or use --location-reward env"
             )
-        stop = self.stop == "action" or _registered_stop(self.env) == "action"
-        if self.glimpse_cost_warmup and not stop:
-            raise ValueError(
-                "--glimpse-cost-warmup applies to adaptive envs: add --stop action (or use an "
-                "...Adaptive id), or drop it"
-            )
+        self.check_length(self.env)
+        if not self.stops(self.env):
+            changed = [
+                "--" + f.name.replace("_", "-")
+                for f in fields(self)
+                if f.name in STOP_FIELDS and getattr(self, f.name) != f.default
+            ]
+            if changed:
+                raise ValueError(
+                    f"{', '.join(changed)}: learned-stopping settings, but {self.env} takes "
+                    "every glimpse: use an ...Adaptive id (e.g. --env GlimpseMNISTAdaptive-v0) "
+                    "or --stop action"
+                )
 
 
 class RAMRun(Trainer):
@@ -410,18 +433,6 @@ class RAMRun(Trainer):
 
     def close(self) -> None:
         self.envs.close()
-
-
-def _registered_stop(env_id: str) -> str:
-    """The ``stop`` argument the id is registered with (``"never"`` when none)."""
-    import gymnasium as gym
-
-    import glimpse_env  # noqa: F401  (registers the ids)
-
-    try:
-        return str(gym.spec(env_id).kwargs.get("stop", "never"))
-    except gym.error.Error:
-        return "never"
 
 
 def init_from(model: Any, source: str) -> list[str]:

@@ -192,7 +192,8 @@ def check_fields(obj: Any) -> None:
         value = getattr(obj, f.name)
         flag = "--" + f.name.replace("_", "-")
         choices = f.metadata.get("choices")
-        if choices is not None and value not in choices:
+        optional = value is None and f.default is None  # a None default is always allowed
+        if choices is not None and value not in choices and not optional:
             raise ValueError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
         bounds = bounds_of(f.metadata)
         if not bounds:

@@ -129,7 +129,10 @@ def test_init_from_pretrained_loads_the_weights() -> None:
         (["--init-from", "pretrained:Nope-v0"], "no pretrained weights for 'Nope-v0'"),
         (["--init-from", "{missing}"], "not found"),
         (["--init-from", "pretrained:GlimpseMNIST-v0"], "--core-hidden"),  # tiny sizes
-        (["--glimpse-cost-warmup", "0.5", "--env", "GlimpseMNIST-v0"], "adaptive envs"),
+        (["--glimpse-cost-warmup", "0.5", "--env", "GlimpseMNIST-v0"], "takes every glimpse"),
+        (["--stop-input", "state", "--env", "GlimpseMNIST-v0"], "use an ...Adaptive id"),
+        (["--n-glimpses", "4"], "pass --max-glimpses 4"),
+        (["--max-glimpses", "4", "--env", "GlimpseMNIST-v0"], "pass --n-glimpses 4"),
         (["--glimpse-cost", "-1"], "--glimpse-cost"),
         (["--stop", "sometimes"], "--stop"),
     ],
