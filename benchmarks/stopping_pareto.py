@@ -130,7 +130,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
             color=f"C{3 + k}",
             label=f"learned stopping, {series} (one point per run)",
         )
-    for r in stops:
+    for r in stops if len(stops) <= 4 else []:  # labels of more points would overlap
         ax.annotate(
             f"c={r['glimpse_cost']:g}",
             (r["mean_glimpses"], r["error_percent"]),
@@ -148,6 +148,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("glimpses per image (mean)")
     ax.set_ylabel("test error (%)")
     ax.set_yscale("log")
+    best = min([r["error_percent"] for r in stops] + [e for _, e in result.get("fixed") or []])
+    ax.set_ylim(0.7 * best, 25.0)  # the 1-glimpse errors (about 60%) would squash the rest
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(result["env_id"])
