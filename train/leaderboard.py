@@ -206,7 +206,7 @@ _PENDING: tuple[tuple[str, str, str], ...] = (
         "runs/leaderboard/{env}/oracle-S --label oracle --out bench/leaderboard/{env}/oracle-S",
     ),
     (
-        "RAM, learned locations (5 training seeds)",
+        "RAM, learned locations, the paper's budget (5 training seeds)",
         "needs training (the shipped model is one seed)",
         "glimpse train ram --env {env} --seed S --run-dir runs/leaderboard/{env}/ram-S && "
         "glimpse bench --policy runs/leaderboard/{env}/ram-S --label ram "
