@@ -45,7 +45,7 @@ from torch import Tensor
 from agents.locations import LearnedLocations, LocationPolicy
 from agents.ram import LOCATION_KEY, CoreState, RecurrentAttentionModel
 from glimpse_env.actions import class_scores, pack_action
-from glimpse_env.play import as_numpy, final_info_value
+from glimpse_env.play import as_numpy, final_info_value, gather_ends
 
 __all__ = [
     "ObservationAdapter",
@@ -295,31 +295,6 @@ def collect_rollout(
     return rollout, obs
 
 
-#: End-of-episode ``info`` entries an adaptive rollout reads, with their dtypes.
-_RESULT_KEYS: dict[str, Any] = {"label": np.int64, "is_success": bool, "glimpses": np.int64}
-
-
-def _read_results(
-    info: dict[str, Any],
-    same_step: bool,
-    ended: np.ndarray,
-    values: dict[str, np.ndarray],
-    found: dict[str, np.ndarray],
-) -> None:
-    """Copy the results of the episodes ``ended`` (host bool (N,)) from a step's masked
-    ``info`` (under ``final_info`` with same-step autoreset) into ``values`` / ``found``."""
-    source = info.get("final_info") if same_step and "final_info" in info else info
-    if not isinstance(source, dict):
-        return
-    for key in _RESULT_KEYS:
-        if key not in source:
-            continue
-        mask = source.get(f"_{key}")
-        rows = ended if mask is None else ended & as_numpy(mask).astype(bool)
-        values[key][rows] = as_numpy(source[key])[rows]
-        found[key] |= rows
-
-
 @torch.no_grad()
 def collect_adaptive_rollout(
     model: RecurrentAttentionModel,
@@ -384,7 +359,7 @@ def collect_adaptive_rollout(
     location_policy = location_policy or LearnedLocations()
     std = model.location_network.std if std is None else float(std)
     horizon = max_steps or env_setting(envs, "max_glimpses")
-    same_step, disabled = autoreset_same_step(envs), _autoreset_disabled(envs)
+    disabled = _autoreset_disabled(envs)
     n = envs.num_envs
     episodes = np.arange(first_episode, first_episode + n)
     state: CoreState | None = None
@@ -394,8 +369,7 @@ def collect_adaptive_rollout(
     rewards: list[Any] = []
     ended = np.zeros(n, dtype=bool)
     end_step = np.zeros(n, dtype=np.int64)
-    values = {k: np.zeros(n, dtype=t) for k, t in _RESULT_KEYS.items()}
-    found = {k: np.zeros(n, dtype=bool) for k in _RESULT_KEYS}
+    ends: dict[str, np.ndarray] = {}  # each episode's end info (label, is_success, glimpses)
     with autocast(device, compute_dtype):
         for step in range(horizon or MAX_EPISODE_STEPS):
             glimpse, location, env_device = adapter(obs)
@@ -419,7 +393,7 @@ def collect_adaptive_rollout(
             new = done & ~ended
             if new.any():
                 end_step[new] = step
-                _read_results(info, same_step, new, values, found)
+                gather_ends(ends, info, new)
                 ended |= new
             if ended.all():
                 break
@@ -446,14 +420,22 @@ def collect_adaptive_rollout(
     forced = is_end & (sent == 0)  # ended without the agent's stop: not its choice
     if horizon:
         forced |= is_end & (end[None, :] >= horizon - 1)
-    if found["glimpses"].all() and not np.array_equal(values["glimpses"], end_step + 1):
+
+    def reported(key: str) -> np.ndarray | None:
+        """``ends[key]`` where every episode reported it, else None."""
+        mask = ends.get(f"_{key}")
+        return ends[key] if mask is not None and mask.all() else None
+
+    glimpses = reported("glimpses")
+    if glimpses is not None and not np.array_equal(glimpses, end_step + 1):
         raise RuntimeError(
-            f"the env reports {values['glimpses'].tolist()} glimpses, the rollout played "
+            f"the env reports {glimpses.tolist()} glimpses, the rollout played "
             f"{(end_step + 1).tolist()} steps"
         )
 
     def result(key: str, dtype: torch.dtype) -> Tensor | None:
-        return torch.as_tensor(values[key], device=device).to(dtype) if found[key].all() else None
+        value = reported(key)
+        return None if value is None else torch.as_tensor(value, device=device).to(dtype)
 
     return Rollout(
         glimpses=kept["glimpse"],

@@ -24,7 +24,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["Batch", "final_info_value", "play_batches", "play_episodes", "seeded_sampling"]
+__all__ = [
+    "Batch",
+    "final_info_value",
+    "gather_ends",
+    "play_batches",
+    "play_episodes",
+    "seeded_sampling",
+]
 
 #: ``on_act(t, obs, actions) -> actions to send (or None: send these)``, called before each step.
 OnAct = Callable[[int, Any, Any], Any]
@@ -134,7 +141,7 @@ def play_episodes(
             return obs, info, returns, np.full(n, t + 1, dtype=np.int64)
         if done.any():
             lengths[done] = t + 1
-            _gather_ends(ends, info, done)
+            gather_ends(ends, info, done)
             if (lengths > 0).all():
                 return obs, ends, returns, lengths
         if disabled and ended.any():  # nothing resets by itself: keep every sub-env going
@@ -142,7 +149,7 @@ def play_episodes(
     raise RuntimeError("episodes did not end within 1,000,000 steps")
 
 
-def _gather_ends(ends: dict[str, Any], info: Mapping[str, Any], done: np.ndarray) -> None:
+def gather_ends(ends: dict[str, Any], info: Mapping[str, Any], done: np.ndarray) -> None:
     """Copy into ``ends`` every info entry the sub-envs ``done`` set at their end (from
     ``info["final_info"]`` under same-step autoreset, else ``info``)."""
     source = info.get("final_info", info) if isinstance(info.get("final_info"), Mapping) else info
