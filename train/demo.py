@@ -10,14 +10,14 @@ from train.validation import check_writable, output_file, seed_int
 
 
 def register(subparsers: Any) -> None:
-    from glimpse_env.registration import ENV_IDS
+    from glimpse_env.registration import ALL_IDS
 
     parser = subparsers.add_parser(
         "demo",
         help="write a GIF of one episode with random glimpses",
         description="Run one episode with a random policy and save it as an animated GIF.",
     )
-    parser.add_argument("--env", default="GlimpseMNIST-v0", choices=ENV_IDS)
+    parser.add_argument("--env", default="GlimpseMNIST-v0", choices=ALL_IDS)
     parser.add_argument(
         "--out", type=output_file(".gif"), default="demo.gif", help="GIF to write (.gif)"
     )
