@@ -199,14 +199,8 @@ class ReinforceTrainer:
             self.model,
             self.envs,
             self._next_obs(),
-            adapter=self._adapter,
-            std=std,
-            generator=self.generator,
-            sample_classes=not hybrid,
-            location_policy=self.location_policy,
-            first_episode=self.iteration * self.envs.num_envs,
             horizon=self._horizon,
-            compute_dtype=self.compute_dtype,
+            **self._rollout_settings(hybrid, std),
         )
         if not self._same_step:
             self._obs = None
@@ -223,17 +217,23 @@ class ReinforceTrainer:
             self.model,
             self.envs,
             self._obs,
-            adapter=self._adapter,
-            std=std,
-            generator=self.generator,
-            sample_classes=not hybrid,
-            location_policy=self.location_policy,
-            first_episode=self.iteration * self.envs.num_envs,
-            compute_dtype=self.compute_dtype,
             send_stop=not self._expected(hybrid),
+            **self._rollout_settings(hybrid, std),
         )
         self._obs, _ = self.envs.reset()
         return rollout
+
+    def _rollout_settings(self, hybrid: bool, std: float) -> dict[str, Any]:
+        """The keyword arguments every rollout of this batch takes (fixed or adaptive)."""
+        return {
+            "adapter": self._adapter,
+            "std": std,
+            "generator": self.generator,
+            "sample_classes": not hybrid,
+            "location_policy": self.location_policy,
+            "first_episode": self.iteration * self.envs.num_envs,
+            "compute_dtype": self.compute_dtype,
+        }
 
     def _expected(self, hybrid: bool) -> bool:
         """Whether the stop network learns from its expected return this batch."""
