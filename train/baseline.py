@@ -40,6 +40,7 @@ from train.harness import (
     absolute_data_dir,
     error_text,
 )
+from train.validation import counted
 
 #: Values of ``--lr-schedule``.
 LR_SCHEDULES: tuple[str, ...] = ("constant", "linear", "cosine")
@@ -156,7 +157,7 @@ class BaselineRun(Trainer):
         cfg, size = self.cfg, self.image_size
         return (
             f"baseline {cfg.arch} ({self.parameters:,} parameters) on {cfg.env} "
-            f"({size}x{size}): {self.total_iterations:,} iterations of {cfg.batch_size} "
+            f"({size}x{size}): {counted(self.total_iterations, 'iteration')} of {cfg.batch_size} "
             f"canvases ({cfg.epochs:g} epochs)"
         )
 

@@ -17,9 +17,9 @@ takes ``glimpse bench`` outputs (``result.json`` or its folder) of trained runs,
 ``(label, env)``, one result per training seed (:func:`trained_entries`): their mean
 accuracy, the IQM and mean with stratified-bootstrap 95% intervals from rliable (the code
 of ``glimpse bench compare``), the number of seeds, and the training budget and command
-read from the runs' ``config.json``. The entries still missing (location heuristics not
-given, PPO / RecurrentPPO, the full-image supervised baselines, 5 training seeds) are
-listed as "not yet measured" with the commands that will produce them
+read from the runs' ``config.json`` (RAM, PPO, RecurrentPPO and the full-image baselines,
+the last marked not glimpse-limited; :mod:`train.leaderboard_entries`). The entries still
+missing are listed as "not yet measured" with the commands that will produce them
 (:func:`pending_entries`); no figure is made up for them.
 
 It writes, after each env (atomically, as ``glimpse bench`` does): ``DIR/leaderboard.json``
@@ -36,7 +36,6 @@ import argparse
 import json
 import shlex
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from train.errors import UsageError
+from train.leaderboard_entries import PENDING, pending_entries, trained_entries
 from train.leaderboard_md import (
     BENCH_DOC,
     PAPER_MARK,
@@ -56,6 +56,7 @@ __all__ = [
     "BENCH_DOC",
     "PAPER",
     "PAPER_MARK",
+    "PENDING",
     "TRAINED",
     "ChancePolicy",
     "PaperRow",
@@ -182,168 +183,6 @@ class ChancePolicy:
         return np.concatenate([locations, scores], axis=1).astype(np.float32), (batch, t + 1)
 
 
-# --------------------------------------------------------------------------- pending
-#: Entries the issue asks for that need training: ``(entry, why not yet, command template)``
-#: (``{env}`` is the env id; ``S`` runs over the training seeds 0..4).
-_PENDING: tuple[tuple[str, str, str], ...] = (
-    *(
-        (
-            f"RAM, {where} locations, own classifier (5 seeds)",
-            "needs training",
-            f"glimpse train ram --env {{env}} --location-policy {where} --seed S "
-            f"--run-dir runs/leaderboard/{{env}}/{where}-S && glimpse bench --policy "
-            f"runs/leaderboard/{{env}}/{where}-S --label {where} "
-            f"--out bench/leaderboard/{{env}}/{where}-S",
-        )
-        for where in ("random", "center", "raster")
-    ),
-    (
-        "RAM, oracle locations (an upper bound for where), own classifier (5 seeds)",
-        "needs training; on GlimpseMNIST-v0 its locations are center's, the digit filling "
-        "the canvas",
-        "glimpse train ram --env {env} --location-policy oracle --seed S "
-        "--run-dir runs/leaderboard/{env}/oracle-S && glimpse bench --policy "
-        "runs/leaderboard/{env}/oracle-S --label oracle --out bench/leaderboard/{env}/oracle-S",
-    ),
-    (
-        "RAM, learned locations, the paper's budget (5 training seeds)",
-        "needs training (the shipped model is one seed)",
-        "glimpse train ram --env {env} --seed S --run-dir runs/leaderboard/{env}/ram-S && "
-        "glimpse bench --policy runs/leaderboard/{env}/ram-S --label ram "
-        "--out bench/leaderboard/{env}/ram-S",
-    ),
-    *(
-        (
-            f"{label} (5 seeds)",
-            "needs training",
-            f"glimpse train ppo --env {{env}}{flag} --seed S "
-            f"--run-dir runs/leaderboard/{{env}}/{name}-S && glimpse bench --policy "
-            f"runs/leaderboard/{{env}}/{name}-S --label {name} "
-            f"--out bench/leaderboard/{{env}}/{name}-S",
-        )
-        for label, flag, name in (
-            ("PPO", "", "ppo"),
-            ("RecurrentPPO", " --recurrent", "recurrent-ppo"),
-        )
-    ),
-    *(
-        (
-            f"full-image {arch} baseline, not glimpse-limited (5 seeds)",
-            "needs training; glimpse bench refuses baselines (no glimpses)",
-            f"glimpse train baseline --env {{env}} --arch {arch} --seed S "
-            f"--run-dir runs/leaderboard/{{env}}/{arch}-S && glimpse eval "
-            f"runs/leaderboard/{{env}}/{arch}-S --split test --json",
-        )
-        for arch in ("fc64", "fc256", "conv")
-    ),
-)
-
-
-def pending_entries(env_id: str, measured: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """The entries of ``env_id`` not yet measured, with the commands that will measure them.
-
-    Args:
-        env_id: the env.
-        measured: location policies with trained entries on ``env_id`` (left out here).
-    """
-    return [
-        {
-            "entry": entry,
-            "kind": "not yet measured",
-            "why": why,
-            "command": command.format(env=env_id),
-        }
-        for entry, why, command in _PENDING
-        if not any(f"--location-policy {where} " in command for where in measured)
-    ]
-
-
-# --------------------------------------------------------------------------- trained
-
-
-def _read_run(folder: Path) -> dict[str, Any]:
-    """The run's ``config.json`` (with its ``meta.json`` details), or {} if there is none."""
-    config: dict[str, Any] = {}
-    for name in ("meta.json", "config.json"):
-        if (folder / name).is_file():
-            config.update(json.loads((folder / name).read_text()))
-    return config
-
-
-def _training(run: dict[str, Any], env_id: str) -> dict[str, Any] | None:
-    """The budget and command of a ``glimpse train ram`` run (None for another kind)."""
-    if run.get("agent", "ram") != "ram" or "epochs" not in run:
-        return None
-    command = (
-        f"glimpse train ram --env {env_id} --location-policy "
-        f"{run.get('location_policy', 'learned')} --epochs {run['epochs']:g} "
-        f"--batch-size {run['batch_size']} --threads {run.get('threads') or 'auto'} --seed S"
-    )
-    return {
-        "location_policy": run.get("location_policy", "learned"),
-        "epochs": run["epochs"],
-        "batch_size": run["batch_size"],
-        "iterations": run.get("iterations"),
-        "command": command,
-    }
-
-
-def trained_entries(paths: Sequence[str | Path], reps: int = 10_000) -> dict[str, list[dict]]:
-    """Entries trained with several seeds, from ``glimpse bench`` results, per env.
-
-    Results are grouped by ``(label, env)`` (one per training seed). Each entry holds the
-    per-seed accuracies (in seed order), their mean, the IQM and mean with stratified-bootstrap
-    95% intervals (:func:`train.bench.seed_intervals`, rliable), the mean anytime accuracy
-    and on-digit share over seeds, the parameters, and the training budget and command
-    (from the runs' ``config.json``; the entry's runs must share them).
-
-    Args:
-        paths: ``result.json`` files or the folders that hold them.
-        reps: bootstrap replications.
-
-    Raises:
-        UsageError: for a result that cannot be read, or seeds trained with different budgets.
-    """
-    from train.bench import read_report, seed_intervals
-
-    runs: dict[tuple[str, str], list[tuple[int, dict[str, Any], dict[str, Any] | None]]] = {}
-    for path in paths:
-        path = Path(path)
-        report = read_report(path / "result.json" if path.is_dir() else path)
-        run = _read_run(Path(report["policy"]))
-        for env_id, result in report["results"].items():
-            key = (report.get("label") or report["policy"], env_id)
-            training = _training(run, env_id)
-            runs.setdefault(key, []).append((int(run.get("seed", 0)), result, training))
-    stats = seed_intervals(
-        {key: [r["accuracy"] for _, r, _ in group] for key, group in runs.items()}, reps
-    )
-    entries: dict[str, list[dict[str, Any]]] = {}
-    for (label, env_id), group in runs.items():
-        group.sort(key=lambda item: item[0])
-        budgets = {json.dumps(t, sort_keys=True) for _, _, t in group}
-        if len(budgets) > 1:
-            raise UsageError(f"--entries: the seeds of {label!r} on {env_id} differ in training")
-        results = [r for _, r, _ in group]
-        entries.setdefault(env_id, []).append(
-            {
-                "entry": label,
-                "kind": TRAINED,
-                "training_seeds": [seed for seed, _, _ in group],
-                "accuracies": [r["accuracy"] for r in results],
-                "n_images": results[0]["n_images"],
-                **stats[(label, env_id)],
-                "anytime_mean": float(np.mean([r["anytime_mean"] for r in results])),
-                "on_digit_share": None
-                if any(r["on_digit_share"] is None for r in results)
-                else float(np.mean([r["on_digit_share"] for r in results])),
-                "n_parameters": results[0]["n_parameters"],
-                "training": group[0][2],
-            }
-        )
-    return entries
-
-
 # --------------------------------------------------------------------------- command
 def register(subparsers: Any) -> None:
     """Add ``leaderboard`` to the subcommands of ``glimpse bench``."""
@@ -374,8 +213,9 @@ def register(subparsers: Any) -> None:
         nargs="+",
         default=[],
         metavar="RESULT",
-        help="glimpse bench results (result.json or its folder) of trained entries, one per "
-        "training seed, grouped by label: mean, IQM with its bootstrap interval (rliable)",
+        help="glimpse bench results of trained entries (result.json files, or folders: "
+        "every result.json in or below them), one per training seed, grouped by label: mean, "
+        "IQM with its bootstrap interval (rliable)",
     )
     parser.add_argument(
         "--reps", type=_positive, default=10000, help="bootstrap replications (rliable)"
@@ -397,13 +237,13 @@ def run(args: argparse.Namespace) -> int:
     report = _new_report(args)
     for env_id in env_ids:
         own = trained.get(env_id, [])
-        policies = [e["training"]["location_policy"] for e in own if e["training"]]
+        measured = [e["training"]["key"] for e in own if e["training"]]
         report["envs"][env_id] = {
             "entries": [
                 *_measured_entries(env_id, args),
                 *own,
                 *paper_entries(env_id),
-                *pending_entries(env_id, policies),
+                *pending_entries(env_id, measured),
             ]
         }
         _write(out, report)

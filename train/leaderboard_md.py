@@ -52,8 +52,9 @@ def _row(entry: dict[str, Any]) -> str:
         ]
     elif entry["kind"] == TRAINED:
         low, high = entry["iqm_interval"]
-        epochs = entry["training"]["epochs"] if entry["training"] else None
-        budget = "" if epochs is None else f", {epochs:g} epochs"
+        budget = f", {entry['training']['short']}" if entry["training"] else ""
+        if entry.get("full_image") and "full image" not in budget:
+            budget += "; full image, not glimpse-limited"
         params = "-" if entry["n_parameters"] is None else f"{entry['n_parameters']:,}"
         cells = [
             entry["entry"],
@@ -91,7 +92,10 @@ def markdown_leaderboard(report: dict[str, Any], bench_link: str = "bench.md") -
         f"Measured on {machine} ({report['machine'].get('logical_cpus')} logical CPUs), "
         f"glimpse-env {report['package_version']}.",
         "",
-        "Kinds: **measured** here by GlimpseBench; **paper, not measured here**: the test "
+        "Kinds: **measured** here by GlimpseBench; **measured, N training seeds**: one "
+        "model per training seed, each measured by GlimpseBench (budgets and commands below); "
+        "**full image, not glimpse-limited**: supervised baselines that see the whole canvas; "
+        "**paper, not measured here**: the test "
         f"error reported by {report['paper_source']} (accuracy = 100 - error; the paper gives "
         "no interval, anytime, glimpse or parameter figures; its FC and convolutional rows "
         "are full-image baselines, not glimpse-limited); **not yet measured**: entries that "
@@ -108,59 +112,74 @@ def markdown_leaderboard(report: dict[str, Any], bench_link: str = "bench.md") -
             "|---|---|---|---:|---:|---:|---:|",
             *(_row(e) for e in env["entries"]),
         ]
+    lines += _trained_section(report) + _pending_section(report)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _trained_section(report: dict[str, Any]) -> list[str]:
+    """The budget and command of every trained entry."""
     trained = [
         (env_id, e)
         for env_id, env in report["envs"].items()
         for e in env["entries"]
         if e["kind"] == TRAINED
     ]
-    if trained:
-        lines += [
-            "",
-            "## Trained entries: budget and commands",
-            "",
-            "Each trained entry is one classifier per training seed, each benchmarked as above "
-            "(`glimpse bench --policy RUN --env ENV --label LABEL --out DIR`), then grouped by "
-            "label: the accuracy cell gives the mean over training seeds and the IQM with its "
-            "stratified-bootstrap 95% interval over them (rliable, as `glimpse bench compare`); "
-            "the other cells are means over seeds. **Short budgets, not the paper's**: these "
-            "figures compare the location heuristics with each other at an equal budget.",
-            "",
-        ]
-        for env_id, e in trained:
-            t = e["training"]
-            seeds = ", ".join(map(str, e["training_seeds"]))
-            if t is None:
-                lines.append(f"- {env_id}, {e['entry']} (seeds {seeds}): not a RAM run")
-                continue
-            iterations = "" if t["iterations"] is None else f" ({t['iterations']:,} iterations)"
-            lines += [
-                f"- {env_id}, {e['entry']}: {t['epochs']:g} epochs of batches of "
-                f"{t['batch_size']}{iterations}, not the paper's budget; training seeds "
-                f"S = {seeds}:",
-                "",
-                f"      {t['command']}",
-                "",
-            ]
-    pending = [
-        (env_id, e)
-        for env_id, env in report["envs"].items()
-        for e in env["entries"]
-        if e["kind"] == "not yet measured"
+    if not trained:
+        return []
+    lines = [
+        "",
+        "## Trained entries: budget and commands",
+        "",
+        "Each trained entry is one model per training seed, each benchmarked as above "
+        "(`glimpse bench --policy RUN --env ENV --label LABEL --out DIR`), then grouped by "
+        "label: the accuracy cell gives the mean over training seeds and the IQM with its "
+        "stratified-bootstrap 95% interval over them (rliable, as `glimpse bench compare`); "
+        "the other cells are means over seeds. **Short, equal budgets, not the paper's**: "
+        "each RAM and baseline run sees 250,000 training images (5 epochs of batches of 64), "
+        "each PPO run the same 1.75M env steps (250,000 episodes of 7 glimpses), so these "
+        "entries compare with each other, not with the shipped models or the paper. The "
+        "full-image baselines see the whole canvas: they are not glimpse-limited.",
+        "",
     ]
-    if pending:
+    for env_id, e in trained:
+        t = e["training"]
+        seeds = ", ".join(map(str, e["training_seeds"]))
+        if t is None:
+            lines.append(f"- {env_id}, {e['entry']} (seeds {seeds}): not a run of glimpse train")
+            continue
         lines += [
+            f"- {env_id}, {e['entry']}: {t['budget']}; training seeds S = {seeds}:",
             "",
-            "## Not yet measured: the commands",
-            "",
-            "Each needs training (`S` = 0..4, the training seeds; `glimpse bench compare` "
-            "then gives IQM, bootstrap intervals and the probability of improvement). Shown "
-            "for the first env; the others differ only in `--env` and the folders.",
+            f"      {t['command']}",
             "",
         ]
-        first = next(iter(report["envs"]))
-        for env_id, e in pending:
-            if env_id == first:
-                lines.append(f"- {e['entry']} ({e['why']}):")
-                lines += ["", f"      {e['command']}", ""]
-    return "\n".join(lines).rstrip("\n") + "\n"
+    return lines
+
+
+def _pending_section(report: dict[str, Any]) -> list[str]:
+    """The command of every entry not yet measured, once per entry, with its envs."""
+    pending: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for env_id, env in report["envs"].items():
+        for e in env["entries"]:
+            if e["kind"] == "not yet measured":
+                pending.setdefault(e["entry"], (e, []))[1].append(env_id)
+    if not pending:
+        return []
+    lines = [
+        "",
+        "## Not yet measured: the commands",
+        "",
+        "Each needs training (`S` = 0..4, the training seeds; `glimpse bench compare` "
+        "then gives IQM, bootstrap intervals and the probability of improvement). Shown "
+        "for the first env it is missing on; the others differ only in `--env` and the "
+        "folders.",
+        "",
+    ]
+    for name, (e, env_ids) in pending.items():
+        lines += [
+            f"- {name} ({e['why']}); not yet measured on {', '.join(env_ids)}:",
+            "",
+            f"      {e['command']}",
+            "",
+        ]
+    return lines

@@ -51,6 +51,7 @@ from train.harness import (
     absolute_data_dir,
     error_text,
 )
+from train.validation import counted
 
 #: SB3 logger keys of the training losses, by ``metrics.csv`` column.
 _TRAIN_KEYS: dict[str, str] = {
@@ -355,7 +356,7 @@ class PPORun(Trainer):
         name = "RecurrentPPO" if self.cfg.recurrent else "PPO"
         return (
             f"{name} ({self.parameters:,} parameters) on {self.cfg.env}: "
-            f"{self.total_iterations:,} updates of {self.step_size:,} env steps"
+            f"{counted(self.total_iterations, 'update')} of {self.step_size:,} env steps"
         )
 
     def meta(self) -> RunMeta:

@@ -39,6 +39,7 @@ from train.common import (
     training_split_notice,
 )
 from train.harness import Cadence, FinalEval, Progress, RunMeta, Trainer, absolute_data_dir
+from train.validation import counted
 
 #: Presets: the paper's RAM rows (Tables 1-2). Each maps to an env and its settings; the
 #: optimisation settings are this project's (docs/results.md says what they reach).
@@ -333,7 +334,7 @@ class RAMRun(Trainer):
         start = "" if cfg.init_from is None else f", from {cfg.init_from}"
         return (
             f"RAM{stop} ({self.parameters:,} parameters) on {cfg.env}{start}: "
-            f"{self.total_iterations:,} iterations of {cfg.batch_size} episodes "
+            f"{counted(self.total_iterations, 'iteration')} of {cfg.batch_size} episodes "
             f"({cfg.epochs:g} epochs)"
         )
 

@@ -31,6 +31,12 @@ def bounds_of(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return {k: metadata[k] for k in (*BOUND_KEYS, "why") if k in metadata}
 
 
+def counted(n: int, noun: str) -> str:
+    """``"1 iteration"``, ``"3,906 iterations"``: ``n`` with thousands separators and ``noun``,
+    plural (an ``s`` added) unless ``n`` is 1."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def describe_bounds(bounds: Mapping[str, Any]) -> str:
     """The bounds in words, e.g. ``">= 1 and <= 10000"`` (empty without bounds)."""
     ops = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))

@@ -219,7 +219,7 @@ def test_leaderboard_shows_trained_entries(
     markdown = (out / "leaderboard.md").read_text()
     row = "| RAM classifier, center locations | measured, 3 training seeds, 5 epochs | mean 81.00;"
     assert row in markdown
-    assert "not the paper's budget" in markdown
+    assert "not the paper's" in markdown
     assert "glimpse train ram --env GlimpseMNIST-v0 --location-policy center --epochs 5" in markdown
 
 
@@ -236,3 +236,102 @@ def test_link_to_the_protocol_from_where_the_leaderboard_is_written(tmp_path: Pa
               "paper_source": "the paper", "envs": {}}  # fmt: skip
     assert "(see [bench.md](bench.md))" in markdown_leaderboard(report)
     assert "(see [bench.md](x/bench.md))" in markdown_leaderboard(report, "x/bench.md")
+
+
+# --------------------------------------------------------------------------- kinds of runs
+def _fake_bench(tmp_path: Path, name: str, run: dict[str, Any], meta: dict[str, Any],
+                label: str, accuracy: float, full_image: bool = False) -> Path:  # fmt: skip
+    """A fake run folder of any trainer and its bench result folder."""
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(run))
+    (folder / "meta.json").write_text(json.dumps(meta))
+    result = {
+        "n_images": 10000,
+        "accuracy": accuracy,
+        "full_image": full_image,
+        "anytime_mean": None if full_image else accuracy,
+        "on_digit_share": None if full_image else 1.0,
+        "n_parameters": 10,
+    }
+    report = {"protocol": PROTOCOL, "label": label, "policy": str(folder), "results": {ENV: result}}
+    bench = tmp_path / "bench" / name
+    bench.mkdir(parents=True)
+    (bench / "result.json").write_text(json.dumps(report))
+    return bench
+
+
+PPO_RUN = {"seed": 0, "threads": 1, "recurrent": False, "hyperparams": {"total_steps": 1750000}}
+BASELINE_RUN = {"seed": 0, "threads": 1, "arch": "fc64", "epochs": 5, "batch_size": 64}
+
+
+def test_training_of_each_trainer() -> None:
+    from train.leaderboard_entries import PENDING, training_of
+
+    ppo = training_of({**PPO_RUN, "agent": "ppo", "num_timesteps": 1752064}, ENV)
+    assert ppo is not None and ppo["key"] == "ppo" and ppo["agent"] == "ppo"
+    assert ppo["budget"] == "1,750,000 env steps (1,752,064 taken: whole rollouts)"
+    assert ppo["command"] == (
+        "glimpse train ppo --env GlimpseMNIST-v0 --total-steps 1750000 --threads 1 --seed S"
+    )
+    recurrent = training_of({**PPO_RUN, "agent": "ppo", "recurrent": True}, ENV)
+    assert recurrent is not None and recurrent["key"] == "recurrent-ppo"
+    assert " --recurrent --total-steps 1750000 " in recurrent["command"]
+    base = training_of({**BASELINE_RUN, "agent": "baseline", "iterations": 3907}, ENV)
+    assert base is not None and base["key"] == "baseline:fc64"
+    assert base["budget"] == "5 epochs of batches of 64 (3,907 iterations), whole canvases"
+    assert "not glimpse-limited" in base["short"]
+    assert base["command"].startswith("glimpse train baseline --env GlimpseMNIST-v0 --arch fc64 ")
+    ram = training_of({"epochs": 5, "batch_size": 64, "location_policy": "raster"}, ENV)
+    assert ram is not None and ram["key"] == "location:raster" and ram["short"] == "5 epochs"
+    assert training_of({"agent": "mine"}, ENV) is None
+    # Every pending entry can be measured by a run of a known trainer: its key is reachable.
+    keys = {p.key for p in PENDING}
+    assert {"ppo", "recurrent-ppo", "baseline:fc64", "baseline:conv", "location:oracle"} <= keys
+
+
+def test_ppo_and_full_image_entries(tmp_path: Path) -> None:
+    from train.leaderboard_entries import pending_entries, trained_entries
+    from train.leaderboard_md import markdown_leaderboard
+
+    for seed, accuracy in enumerate((0.6, 0.7)):
+        run = {**PPO_RUN, "seed": seed}
+        _fake_bench(tmp_path, f"ppo-s{seed}", run, {"agent": "ppo"}, "PPO", accuracy)
+        run = {**BASELINE_RUN, "seed": seed}
+        meta = {"agent": "baseline"}
+        _fake_bench(tmp_path, f"fc64-s{seed}", run, meta, "fc64", 0.9 + seed / 100, True)
+    # A folder without a result.json of its own: every result.json below it.
+    entries = trained_entries([tmp_path / "bench"], reps=100)[ENV]
+    assert [e["entry"] for e in entries] == ["PPO", "fc64"]  # RAM, PPO, ..., baselines
+    ppo, fc64 = entries
+    assert ppo["mean"] == pytest.approx(0.65) and ppo["anytime_mean"] == pytest.approx(0.65)
+    assert not ppo["full_image"] and fc64["full_image"]
+    assert fc64["anytime_mean"] is None and fc64["on_digit_share"] is None
+    pending = pending_entries(ENV, [e["training"]["key"] for e in entries])
+    names = [p["entry"] for p in pending]
+    assert "PPO (glimpse history)" not in names and "full-image fc64 baseline" not in names
+    assert "RecurrentPPO (LSTM)" in names and "full-image conv baseline" in names
+    report = {"n_images": None, "machine": {}, "protocol": PROTOCOL, "seed": 0,
+              "command": "c", "package_version": "0", "paper_source": "p",
+              "envs": {ENV: {"entries": [*entries, *pending]},
+                       "Other-v0": {"entries": pending_entries("Other-v0")}}}  # fmt: skip
+    markdown = markdown_leaderboard(report)
+    assert "| fc64 | measured, 2 training seeds, 5 epochs; full image, not glimpse-limited |" in (
+        markdown
+    )
+    row = next(line for line in markdown.splitlines() if line.startswith("| fc64 |"))
+    assert row.endswith("| 9.50 | - | - | 10 |")
+    # An entry measured on the first env but not the second still shows its command.
+    assert "- PPO (glimpse history) (needs training); not yet measured on Other-v0:" in markdown
+    assert "glimpse train ppo --env Other-v0 --total-steps 1750000" in markdown
+
+
+def test_entries_folder_without_results_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "board"
+    for path in (tmp_path / "empty", tmp_path / "missing"):
+        argv = ["bench", "leaderboard", "--env", ENV, "--out", str(out), "--entries", str(path)]
+        code, _, err = _glimpse(capsys, *argv)
+        assert code != 0 and err.count("\n") == 1 and str(path) in err
