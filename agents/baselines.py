@@ -24,12 +24,17 @@ Baselines are not glimpse policies: they never move a glimpse, so they do not go
 glimpse agent is tested on (image ``i`` of a ``val``/``test`` split has a fixed canvas, a pure
 function of ``(split, i)``: :func:`draw_canvases`) and classifies each once. ``glimpse eval``
 dispatches to it when a run's ``meta.json`` says ``"agent": "baseline"``.
+:func:`bench_baseline` measures the same classification as a GlimpseBench entry that sees
+the whole canvas (``glimpse bench --policy RUN_DIR``): a
+:class:`glimpse_env.bench.Result` marked ``full_image`` (not glimpse-limited).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +47,15 @@ from torch import Tensor, nn
 import glimpse_env  # noqa: F401  (registers the ids)
 from agents.policy import evaluation_result
 from agents.ram import count_parameters
+from glimpse_env.bench import (
+    INTERVAL_METHOD,
+    PROTOCOL,
+    Result,
+    Rollout,
+    recorded_env_kwargs,
+    summarise,
+    wilson_interval,
+)
 from glimpse_env.envs import N_CLASSES, GlimpseEnv
 
 __all__ = [
@@ -49,8 +63,10 @@ __all__ = [
     "ConvBaseline",
     "FCBaseline",
     "LoadedBaseline",
+    "bench_baseline",
     "build_baseline",
     "canvases_to_tensor",
+    "check_baseline_fits",
     "count_parameters",
     "draw_canvases",
     "evaluate_baseline",
@@ -247,24 +263,174 @@ def evaluate_baseline(
         ``{"error_rate", "accuracy", "n_images", "n_correct", "env_id", "split", "mode"}``
         (``mode`` is always ``"deterministic"``: a baseline has no sampled mode).
     """
-    from tqdm.auto import tqdm
-
     env = make_canvas_env(env_id, split, env_kwargs)
     total = len(env.data) if n_images is None else min(int(n_images), len(env.data))
+    try:
+        desc = f"eval {env_id} {split}"
+        correct = _count_correct(model, env, total, batch_size, device, progress, desc)
+    finally:
+        env.close()
+    return evaluation_result(correct, total, env_id, split, "deterministic")
+
+
+@torch.no_grad()
+def _count_correct(
+    model: nn.Module,
+    env: GlimpseEnv,
+    total: int,
+    batch_size: int,
+    device: str | torch.device | None,
+    progress: bool,
+    desc: str,
+) -> int:
+    """Images of the first ``total`` canvases of ``env``'s split that ``model`` classifies
+    right (the argmax of its logits), ``batch_size`` canvases at a time, in eval mode (its
+    training mode restored afterwards)."""
+    from tqdm.auto import tqdm
+
     if device is None:
         device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     correct = 0
     n_batches = math.ceil(total / batch_size)
-    for b in tqdm(range(n_batches), disable=not progress, desc=f"eval {env_id} {split}"):
-        first = b * batch_size
-        canvases, labels = draw_canvases(env, first, min(total, first + batch_size))
-        predictions = model(canvases_to_tensor(canvases, device)).argmax(dim=1).cpu().numpy()
-        correct += int(np.sum(predictions == labels))
-    model.train(was_training)
-    env.close()
-    return evaluation_result(correct, total, env_id, split, "deterministic")
+    try:
+        for b in tqdm(range(n_batches), disable=not progress, desc=desc):
+            first = b * batch_size
+            canvases, labels = draw_canvases(env, first, min(total, first + batch_size))
+            predictions = model(canvases_to_tensor(canvases, device)).argmax(dim=1).cpu().numpy()
+            correct += int(np.sum(predictions == labels))
+    finally:
+        model.train(was_training)
+    return correct
+
+
+def check_baseline_fits(model: nn.Module, trained_on: str, env_id: str) -> None:
+    """Refuse an env whose canvases differ in size from those ``model`` was built for.
+
+    Reads the env's class only (no env is built, no data loaded); an id that is not
+    registered here is left to the classification to fail.
+
+    Args:
+        model: a baseline (its ``image_size``, the side of the canvases it takes).
+        trained_on: the env id it was trained on (named in the error).
+        env_id: the env to classify the canvases of.
+
+    Raises:
+        ValueError: naming both canvas sizes.
+    """
+    from glimpse_env.registration import VARIANTS
+
+    size = getattr(model, "image_size", None)
+    variant = VARIANTS.get(env_id)
+    if size is None or variant is None or variant.env_cls.canvas_size == size:
+        return
+    given = variant.env_cls.canvas_size
+    raise ValueError(
+        f"the baseline was trained on {trained_on} with {size}x{size} canvases, but {env_id} "
+        f"has {given}x{given} canvases; benchmark it on an env with {size}x{size} canvases"
+    )
+
+
+def bench_baseline(
+    model: nn.Module,
+    env_id: str,
+    *,
+    n_images: int | None = None,
+    seeds: Sequence[int] = (0,),
+    env_kwargs: dict[str, Any] | None = None,
+    radius_px: float = 0.0,
+    batch_size: int = 1000,
+    device: str | torch.device | None = None,
+    name: str | None = None,
+    progress: bool = False,
+) -> Result:
+    """A baseline as a GlimpseBench entry that sees the whole canvas (not glimpse-limited).
+
+    It classifies each of the first ``n_images`` fixed test canvases of ``env_id`` once, as
+    :func:`evaluate_baseline` does (the same loop: the same images, the same number right),
+    timed. The :class:`glimpse_env.bench.Result` has ``full_image=True``, ``n_glimpses`` 0,
+    no anytime curve, no locations (None), the Wilson interval over images, the model's
+    parameters and ``episodes_per_second`` in images per second. Mode ``"deterministic"``
+    (a baseline has no sampled mode). The canvases do not depend on the seed: each seed of
+    ``seeds`` gets its own (identical but for the timing) rollout, so a baseline's report
+    has the same layout as a glimpse policy's.
+
+    Args:
+        model: a baseline taking float ``(N, S, S)`` canvases, returning logits ``(N, C)``.
+        env_id: env whose test canvases to classify (its canvases must be ``S x S``).
+        n_images: the first ``n_images`` test images (default all).
+        seeds: the seeds to record a rollout under (at least one).
+        env_kwargs: env keyword arguments (e.g. ``data_dir``); glimpse settings are ignored
+            by the classification and recorded as for a glimpse policy.
+        radius_px: recorded as given (no glimpse is placed).
+        batch_size: canvases classified together.
+        device: where the model runs (default: where its parameters are).
+        name: how the result names the policy (default: the model's class name).
+        progress: show a progress bar.
+
+    Raises:
+        ValueError: for an env whose canvas size differs from the model's, a bad
+            ``n_images`` or no seed.
+    """
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    env = make_canvas_env(env_id, "test", env_kwargs)
+    try:
+        size = getattr(model, "image_size", env.canvas_size)
+        if env.canvas_size != size:
+            raise ValueError(
+                f"the baseline takes {size}x{size} canvases, but {env_id} has "
+                f"{env.canvas_size}x{env.canvas_size} canvases"
+            )
+        total = len(env.data) if n_images is None else n_images
+        if isinstance(total, bool) or not isinstance(total, int) or not 1 <= total <= len(env.data):
+            raise ValueError(f"n_images must be an integer in 1..{len(env.data)}, got {n_images!r}")
+        rollouts = []
+        for seed in seeds:
+            start = time.perf_counter()
+            correct = _count_correct(
+                model, env, total, batch_size, device, progress, f"bench {env_id}"
+            )
+            wall = time.perf_counter() - start
+            rollouts.append(_full_image_rollout(int(seed), correct, total, wall))
+    finally:
+        env.close()
+    return summarise(
+        rollouts,
+        protocol=PROTOCOL,
+        policy=name or type(model).__name__,
+        env_id=env_id,
+        mode="deterministic",
+        split="test",
+        n_images=total,
+        n_glimpses=0,
+        n_classes=env.n_classes,
+        env_kwargs=recorded_env_kwargs(env_kwargs),
+        radius_px=float(radius_px),
+        interval_method=INTERVAL_METHOD,
+        n_parameters=count_parameters(model),
+        full_image=True,
+    )
+
+
+def _full_image_rollout(seed: int, n_correct: int, n_images: int, wall_seconds: float) -> Rollout:
+    """The rollout of a full-image classifier: ``n_correct`` of ``n_images`` right (one pass
+    each) in ``wall_seconds``, the Wilson interval over images; no glimpses, anytime curve or
+    locations (see :class:`glimpse_env.bench.Rollout`)."""
+    return Rollout(
+        seed=seed,
+        accuracy=n_correct / n_images,
+        n_correct=n_correct,
+        accuracy_interval=wilson_interval(n_correct, n_images),
+        anytime_accuracy=[],
+        anytime_mean=None,
+        on_digit_share=None,
+        on_digit_by_glimpse=[],
+        first_glimpse_distance_px=None,
+        wall_seconds=wall_seconds,
+        episodes_per_second=n_images / wall_seconds if wall_seconds > 0 else 0.0,
+    )
 
 
 # ---------------------------------------------------------------------------- checkpoints

@@ -22,6 +22,10 @@ every fixed test canvas of the env (all 10,000 unless ``n_images`` asks for the 
 * **cost**: the policy's parameters when it reports them (an ``n_parameters`` attribute)
   and evaluation episodes per second.
 
+A full-image classifier (a supervised baseline that sees the whole canvas in one pass) is
+an entry too, marked not glimpse-limited: a :class:`Result` with ``full_image=True``, no
+glimpses, anytime curve or locations (``agents.baselines.bench_baseline`` measures one).
+
 A policy is anything with the tiny protocol of :class:`BenchPolicy`
 (``initial_state(n) -> state``, ``act(batched_obs, state, deterministic) -> (actions
 (N, 2 + C), state)``; :class:`agents.policy.Policy` objects already fit), a bare callable
@@ -69,6 +73,8 @@ __all__ = [
     "as_policy",
     "batched",
     "evaluate",
+    "recorded_env_kwargs",
+    "summarise",
     "wilson_interval",
 ]
 
@@ -248,13 +254,17 @@ def wilson_interval(n_correct: float, n: int, z: float = Z_95) -> tuple[float, f
 class Rollout:
     """One rollout per image with one seed (in ``"deterministic"`` mode the only one).
 
+    A full-image entry has no glimpses: its ``anytime_accuracy`` and ``on_digit_by_glimpse``
+    are empty, ``anytime_mean``, ``on_digit_share``, ``first_glimpse_distance_px`` and the
+    glimpse counts None.
+
     Attributes:
         seed: the reset seed and, in ``"sample"`` mode, the sampling seed.
         accuracy: final accuracy (the env's judgement at the last step).
         n_correct: images classified right.
         accuracy_interval: 95% Wilson interval of ``accuracy`` over images.
         anytime_accuracy: ``T`` accuracies of each step's argmax ``t = 1..T``.
-        anytime_mean: their mean.
+        anytime_mean: their mean (None for a full-image entry).
         on_digit_share: share of episodes with a chosen glimpse (2..T) within the radius of
             the digit's box (None when ``T == 1``: no glimpse is chosen).
         on_digit_by_glimpse: ``T`` shares, glimpse ``t`` within the radius of the box.
@@ -272,7 +282,7 @@ class Rollout:
     n_correct: int
     accuracy_interval: tuple[float, float]
     anytime_accuracy: list[float]
-    anytime_mean: float
+    anytime_mean: float | None
     on_digit_share: float | None
     on_digit_by_glimpse: list[float]
     first_glimpse_distance_px: float | None
@@ -291,6 +301,12 @@ class Result:
     With several rollouts ``accuracy_interval`` is the Wilson interval of the mean accuracy
     over ``n_images`` images (each image's mean success over the rollouts counted as one
     trial); the per-seed intervals are in ``rollouts``.
+
+    ``full_image`` marks an entry that is not glimpse-limited: a classifier of the whole
+    canvas (a supervised baseline), ``n_glimpses`` 0, ``anytime_accuracy`` empty,
+    ``anytime_mean``, ``on_digit_share``, ``first_glimpse_distance_px``, ``mean_glimpses``
+    and ``glimpses_by_class`` None; ``episodes_per_second`` counts images. Results written
+    before it existed read as ``False``.
     """
 
     protocol: str
@@ -308,7 +324,7 @@ class Result:
     error_rate: float
     accuracy_interval: tuple[float, float]
     anytime_accuracy: list[float]
-    anytime_mean: float
+    anytime_mean: float | None
     on_digit_share: float | None
     first_glimpse_distance_px: float | None
     n_parameters: int | None
@@ -318,6 +334,8 @@ class Result:
     #: ``None`` in results written before the adaptive envs.
     mean_glimpses: float | None = None
     glimpses_by_class: list[float] | None = None
+    #: True: a full-image classifier, not glimpse-limited (see above).
+    full_image: bool = False
     rollouts: list[Rollout] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -420,7 +438,7 @@ def evaluate(
         ]
     finally:
         envs.close()
-    return _summarise(
+    return summarise(
         rollouts,
         protocol=PROTOCOL,
         policy=name,
@@ -430,10 +448,22 @@ def evaluate(
         n_images=total,
         n_glimpses=task.n_glimpses,
         n_classes=task.n_classes,
-        env_kwargs=_plain({k: v for k, v in kwargs.items() if k != "data_dir"}),
+        env_kwargs=recorded_env_kwargs(kwargs),
         radius_px=float(radius_px),
         interval_method=INTERVAL_METHOD,
         n_parameters=_n_parameters(policy),
+    )
+
+
+def recorded_env_kwargs(env_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The env keyword arguments a :class:`Result` records: JSON-able, without those the
+    protocol fixes itself and without ``data_dir`` (where the data lies is no setting)."""
+    return _plain(
+        {
+            k: v
+            for k, v in (env_kwargs or {}).items()
+            if k not in _PROTOCOL_KWARGS and k != "data_dir"
+        }
     )
 
 
@@ -452,16 +482,25 @@ def _n_parameters(policy: Any) -> int | None:
     return None
 
 
-def _summarise(rollouts: list[Rollout], **fields: Any) -> Result:
-    """The :class:`Result` of ``rollouts``: their means, the interval over images."""
+def summarise(rollouts: list[Rollout], **fields: Any) -> Result:
+    """The :class:`Result` of ``rollouts`` (one per seed): their means, the interval over
+    images; a measure some rollout lacks (None, or an empty curve: a full-image entry) is
+    None (empty) in the result.
+
+    Args:
+        rollouts: at least one.
+        **fields: the other fields of :class:`Result` (``n_images`` among them).
+    """
     k, n = len(rollouts), fields["n_images"]
     accuracy = float(np.mean([r.accuracy for r in rollouts]))
     if k == 1:
         interval = rollouts[0].accuracy_interval
     else:
         interval = wilson_interval(accuracy * n, n)
-    anytime = np.mean([r.anytime_accuracy for r in rollouts], axis=0).tolist()
-    by_class = np.mean([r.glimpses_by_class for r in rollouts], axis=0).tolist()
+    curves = [r.anytime_accuracy for r in rollouts]
+    anytime = np.mean(curves, axis=0).tolist() if all(curves) else []
+    by_class = [r.glimpses_by_class for r in rollouts]
+    glimpses = [r.mean_glimpses for r in rollouts]
     on_digit = [r.on_digit_share for r in rollouts]
     first = [r.first_glimpse_distance_px for r in rollouts]
     wall = float(sum(r.wall_seconds for r in rollouts))
@@ -471,13 +510,13 @@ def _summarise(rollouts: list[Rollout], **fields: Any) -> Result:
         error_rate=1.0 - accuracy,
         accuracy_interval=interval,
         anytime_accuracy=anytime,
-        anytime_mean=float(np.mean(anytime)),
+        anytime_mean=float(np.mean(anytime)) if anytime else None,
         on_digit_share=None if None in on_digit else float(np.mean(on_digit)),
         first_glimpse_distance_px=None if None in first else float(np.mean(first)),
         wall_seconds=wall,
         episodes_per_second=k * n / wall if wall > 0 else 0.0,
-        mean_glimpses=float(np.mean([r.mean_glimpses for r in rollouts])),
-        glimpses_by_class=by_class,
+        mean_glimpses=None if None in glimpses else float(np.mean(glimpses)),
+        glimpses_by_class=None if None in by_class else np.mean(by_class, axis=0).tolist(),
         rollouts=rollouts,
     )
 

@@ -17,8 +17,11 @@ from glimpse_env.bench import (
     TIMING_KEYS,
     BenchPolicyError,
     Result,
+    Rollout,
     batched,
     evaluate,
+    recorded_env_kwargs,
+    summarise,
     wilson_interval,
 )
 from glimpse_env.datasets import load_mnist
@@ -186,6 +189,50 @@ def test_two_runs_are_identical_but_for_timings() -> None:
     assert _untimed(first) == _untimed(second)
     assert json.loads(json.dumps(first.to_dict())) == first.to_dict()
     assert Result.from_dict(first.to_dict()) == first
+
+
+def test_results_written_before_full_image_read_as_glimpse_limited() -> None:
+    result = evaluate(says_three, MNIST, n_images=20, num_envs=20)
+    assert result.full_image is False and result.to_dict()["full_image"] is False
+    old = result.to_dict()
+    del old["full_image"]  # a result.json of before the field
+    assert Result.from_dict(old) == result
+
+
+def _full_image_rollout(seed: int, n_correct: int, n: int) -> Rollout:
+    """What a full-image classifier's rollout holds (``agents.baselines`` makes them)."""
+    return Rollout(
+        seed=seed, accuracy=n_correct / n, n_correct=n_correct,
+        accuracy_interval=wilson_interval(n_correct, n), anytime_accuracy=[],
+        anytime_mean=None, on_digit_share=None, on_digit_by_glimpse=[],
+        first_glimpse_distance_px=None, wall_seconds=0.5, episodes_per_second=2 * n,
+    )  # fmt: skip
+
+
+def test_summarise_full_image_rollouts_has_no_glimpse_measures() -> None:
+    rollouts = [_full_image_rollout(seed, 30, 40) for seed in (0, 1)]
+    fields = {
+        "protocol": PROTOCOL, "policy": "p", "env_id": MNIST, "mode": "deterministic",
+        "split": "test", "n_images": 40, "n_glimpses": 0, "n_classes": 10, "env_kwargs": {},
+        "radius_px": 0.0, "interval_method": "wilson-95-over-images", "n_parameters": 7,
+    }  # fmt: skip
+    result = summarise(rollouts, **fields, full_image=True)
+    assert result.full_image and result.accuracy == 0.75 and result.error_rate == 0.25
+    assert result.accuracy_interval == pytest.approx(wilson_interval(30, 40))
+    assert result.anytime_accuracy == [] and result.anytime_mean is None
+    assert result.on_digit_share is None and result.first_glimpse_distance_px is None
+    assert result.mean_glimpses is None and result.glimpses_by_class is None
+    assert result.wall_seconds == 1.0 and result.episodes_per_second == 80.0  # 2 x 40 in 1 s
+    data = result.to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert Result.from_dict(data) == result
+
+
+def test_recorded_env_kwargs_leave_out_protocol_keys_and_the_data_folder() -> None:
+    kwargs = {"n_glimpses": np.int64(3), "data_dir": "/d", "split": "train", "num_envs": 4}
+    assert recorded_env_kwargs(kwargs) == {"n_glimpses": 3}
+    assert type(recorded_env_kwargs(kwargs)["n_glimpses"]) is int
+    assert recorded_env_kwargs(None) == {}
 
 
 def test_sample_mode_gives_seeded_rollouts_and_their_mean() -> None:

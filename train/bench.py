@@ -3,7 +3,10 @@
 ``glimpse bench --policy SPEC --env ID|all [--mode deterministic|sample] [--seeds 0,1,...]
 [--n-images N] [--label NAME] --out DIR`` where ``SPEC`` is
 
-* a run folder (or checkpoint) of ``glimpse train``;
+* a run folder (or checkpoint) of ``glimpse train``; a supervised baseline's (``glimpse train
+  baseline``) is an entry that sees the whole canvas, not glimpse-limited
+  (:func:`agents.baselines.bench_baseline`: ``full_image`` true, no glimpses, anytime
+  accuracy or locations; deterministic mode only);
 * ``pretrained:ENV_ID``, the weights shipped for that env, or ``pretrained`` alone: for each
   env benchmarked, the weights shipped for it;
 * ``package.module:factory``, a user's own code importable from ``PYTHONPATH``: ``factory()``
@@ -20,16 +23,15 @@ machine, the command, one result per env), ``DIR/result.md`` (a Markdown table),
 (:mod:`train.leaderboard`).
 
 ``glimpse bench compare A.json B.json ...`` (files or folders holding ``result.json``)
-prints the side-by-side table with intervals. Results sharing a ``--label`` are the
-training seeds of one entry: their IQM and mean with stratified-bootstrap 95% intervals and
-the probability of improvement between such entries come from ``rliable`` (the ``bench``
-extra).
+prints the side-by-side table with intervals (:mod:`train.bench_report`, which reads,
+prints and compares results). Results sharing a ``--label`` are the training seeds of one
+entry: their IQM and mean with stratified-bootstrap 95% intervals and the probability of
+improvement between such entries come from ``rliable`` (the ``bench`` extra).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import json
 import os
@@ -37,18 +39,31 @@ import re
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from train.bench_report import (
+    RESULT_FILE,
+    markdown_table,
+    read_report,
+    run_compare,
+    summary_line,
+)
+from train.bench_report import seed_intervals as seed_intervals  # re-exported
+from train.bench_report import seed_statistics as seed_statistics  # re-exported
 from train.errors import GlimpseError, UsageError
 from train.validation import device_name
 
+if TYPE_CHECKING:
+    from glimpse_env.bench import Result
+
 #: Version of the layout of ``result.json``.
 SCHEMA_VERSION = 1
-RESULT_FILE = "result.json"
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_EXTRA_HINT = "pip install 'glimpse-env[bench]'"
+#: The line ``glimpse eval`` gives too.
+_NO_SAMPLED_MODE = "a supervised baseline has no sampled mode: use --mode deterministic"
 
 
 def register(subparsers: Any) -> None:
@@ -143,7 +158,8 @@ def load_spec(
 
     Returns:
         ``(policy, env keyword arguments, env id)``: a trained agent's own env and settings
-        when ``env_id`` is None.
+        when ``env_id`` is None; a supervised baseline's run gives a
+        :class:`FullImagePolicy` (benchmark any of them with :func:`benchmark`).
 
     Raises:
         UsageError: for a spec that is none of the three forms, or a missing env id.
@@ -180,10 +196,7 @@ def _load_agent(
     from train.common import load_for_cli, read_meta_for_cli, resolve_device
 
     if read_meta_for_cli(path).get("agent") == "baseline":
-        raise UsageError(
-            f"--policy {path} is a supervised baseline (it sees whole canvases, no glimpses): "
-            "not a glimpse policy; evaluate it with 'glimpse eval'"
-        )
+        return _load_baseline(path, env_id, data_dir, device)
     loaded = load_for_cli(path, load_policy, device=str(resolve_device(device)))
     policy = loaded.policy
     env_id = env_id or policy.env_id
@@ -196,7 +209,47 @@ def _load_agent(
 
 
 class _DoesNotFit(UsageError):
-    """A trained agent's glimpses differ from the env's (``--env all`` skips that env)."""
+    """A trained agent's glimpses (a baseline's canvas size) differ from the env's
+    (``--env all`` skips that env)."""
+
+
+@dataclass
+class FullImagePolicy:
+    """What :func:`load_spec` gives for a supervised baseline's run: a classifier of whole
+    canvases (no glimpses), benchmarked by :func:`agents.baselines.bench_baseline`.
+
+    Attributes:
+        model: the baseline (a torch module taking ``(N, S, S)`` canvases).
+        path: its checkpoint.
+    """
+
+    model: Any
+    path: Path
+
+
+def _load_baseline(
+    path: Path, env_id: str | None, data_dir: str | None, device: str
+) -> tuple[FullImagePolicy, dict[str, Any], str]:
+    """A supervised baseline's run for ``env_id`` (default: its own env).
+
+    Raises:
+        _DoesNotFit: if the env's canvases are not the size the baseline takes.
+    """
+    from agents.baselines import check_baseline_fits, load_baseline
+    from agents.policy import env_kwargs_from_meta
+    from train.common import load_for_cli, resolve_device
+
+    loaded = load_for_cli(path, load_baseline, device=str(resolve_device(device)))
+    env_id = env_id or loaded.env_id
+    try:
+        check_baseline_fits(loaded.model, loaded.env_id, env_id)
+    except ValueError as exc:
+        raise _DoesNotFit(f"--policy {path}: {exc}") from exc
+    return (
+        FullImagePolicy(loaded.model, loaded.path),
+        env_kwargs_from_meta(loaded.meta, data_dir),
+        env_id,
+    )
 
 
 def _from_factory(spec: str) -> Any:
@@ -252,8 +305,61 @@ def count_parameters(policy: Any) -> int | None:
 
 
 # --------------------------------------------------------------------------- bench
+def benchmark(
+    policy: Any,
+    env_id: str,
+    *,
+    mode: str = "deterministic",
+    n_images: int | None = None,
+    num_envs: int = 500,
+    seeds: Sequence[int] = (0,),
+    env_kwargs: dict[str, Any] | None = None,
+    radius_px: float = 0.0,
+    name: str | None = None,
+    progress: bool = False,
+) -> Result:
+    """GlimpseBench of what :func:`load_spec` gave: a :class:`FullImagePolicy` through
+    :func:`agents.baselines.bench_baseline` (``num_envs`` canvases classified together),
+    any other policy through :func:`glimpse_env.bench.evaluate` (same arguments).
+
+    Raises:
+        UsageError: for a full-image policy in ``"sample"`` mode.
+        BenchPolicyError: as :func:`glimpse_env.bench.evaluate`.
+    """
+    from glimpse_env.bench import evaluate
+
+    if isinstance(policy, FullImagePolicy):
+        from agents.baselines import bench_baseline
+
+        if mode != "deterministic":
+            raise UsageError(_NO_SAMPLED_MODE)
+        return bench_baseline(
+            policy.model,
+            env_id,
+            n_images=n_images,
+            seeds=seeds,
+            env_kwargs=env_kwargs,
+            radius_px=radius_px,
+            batch_size=num_envs,
+            name=name,
+            progress=progress,
+        )
+    return evaluate(
+        policy,
+        env_id,
+        mode=mode,
+        n_images=n_images,
+        num_envs=num_envs,
+        seeds=seeds,
+        env_kwargs=env_kwargs,
+        radius_px=radius_px,
+        name=name,
+        progress=progress,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    from glimpse_env.bench import BenchPolicyError, evaluate
+    from glimpse_env.bench import BenchPolicyError
     from glimpse_env.registration import ADAPTIVE_IDS, ENV_IDS
     from train.common import check_images
 
@@ -289,7 +395,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{env_id}: skipped ({exc})", flush=True)
             continue
         try:
-            result = evaluate(
+            result = benchmark(
                 policy,
                 env_id,
                 mode=args.mode,
@@ -312,7 +418,7 @@ def run(args: argparse.Namespace) -> int:
         report["results"][env_id] = entry
         _write_report(out, report)
         benchmarked += 1
-        print(f"{env_id}: {_summary_line(entry)}", flush=True)
+        print(f"{env_id}: {summary_line(entry)}", flush=True)
     if not benchmarked:
         raise UsageError(f"--policy {args.policy} fits none of the envs (see above)")
     return 0
@@ -379,25 +485,6 @@ def _command(args: argparse.Namespace) -> str:
     return shlex.join([*parts, "--out", str(args.out)])
 
 
-def read_report(path: Path) -> dict[str, Any]:
-    """A ``result.json`` written by ``glimpse bench``.
-
-    Raises:
-        GlimpseError: if it is missing, not JSON or not a bench result.
-    """
-    if path.is_dir():
-        path = path / RESULT_FILE
-    if not path.is_file():
-        raise GlimpseError(f"{path} not found; give a result.json of 'glimpse bench' or its folder")
-    try:
-        report = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GlimpseError(f"{path} is not valid JSON ({exc}); rerun glimpse bench") from exc
-    if not isinstance(report, dict) or "results" not in report or "protocol" not in report:
-        raise GlimpseError(f"{path} is not a result of 'glimpse bench' (no protocol/results)")
-    return report
-
-
 def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """``write(temporary path)`` then move it onto ``path`` (never a half-written file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -430,184 +517,3 @@ def _write_report(out: Path, report: dict[str, Any]) -> None:
     matplotlib.use("Agg")
     _atomic_write(out / "anytime.png", lambda tmp: plot_anytime(report, tmp))
     _atomic_write(out / "accuracy_glimpses.png", lambda tmp: plot_accuracy_glimpses([report], tmp))
-
-
-def _percent(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{100 * value:.{digits}f}"
-
-
-def _interval(entry: dict[str, Any]) -> str:
-    low, high = entry["accuracy_interval"]
-    return f"{_percent(entry['accuracy'])} [{_percent(low)}, {_percent(high)}]"
-
-
-def _glimpses(entry: dict[str, Any]) -> str:
-    """Mean glimpses per image (``-`` in results written before it was measured)."""
-    value = entry.get("mean_glimpses")
-    return "-" if value is None else f"{value:.2f}"
-
-
-def _summary_line(entry: dict[str, Any]) -> str:
-    curve = ", ".join(_percent(a, 1) for a in entry["anytime_accuracy"])
-    return (
-        f"accuracy {_interval(entry)}% (95% Wilson over {entry['n_images']} images), "
-        f"{_glimpses(entry)} glimpses per image, "
-        f"anytime [{curve}]% mean {_percent(entry['anytime_mean'])}%, "
-        f"{entry['wall_seconds']:.1f} s ({entry['episodes_per_second']:.0f} episodes/s)"
-    )
-
-
-def markdown_table(reports: Sequence[dict[str, Any]]) -> str:
-    """One row per (report, env): accuracy with its interval, anytime, where it looks, cost."""
-    lines = [
-        "| entry | env | mode | images | accuracy % [95% Wilson] | glimpses per image | "
-        "anytime mean % | anytime curve % | on digit % | first glimpse to digit (px) | "
-        "parameters | episodes/s |",
-        "|---|---|---|---:|---|---:|---:|---|---:|---:|---:|---:|",
-    ]
-    for report in reports:
-        for env_id, e in report["results"].items():
-            curve = " ".join(_percent(a, 1) for a in e["anytime_accuracy"])
-            first = e["first_glimpse_distance_px"]
-            lines.append(
-                f"| {report.get('label', report.get('policy'))} | {env_id} | {e['mode']} | "
-                f"{e['n_images']} | {_interval(e)} | {_glimpses(e)} | "
-                f"{_percent(e['anytime_mean'])} | {curve} | "
-                f"{_percent(e['on_digit_share'], 1)} | {'-' if first is None else f'{first:.1f}'} | "
-                f"{e['n_parameters'] if e['n_parameters'] is not None else '-'} | "
-                f"{e['episodes_per_second']:.0f} |"
-            )
-    return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------- compare
-def run_compare(args: argparse.Namespace) -> int:
-    reports = [read_report(Path(p)) for p in args.results]
-    print(markdown_table(reports), end="")
-    groups: dict[tuple[str, str], list[float]] = {}
-    for report in reports:
-        for env_id, entry in report["results"].items():
-            groups.setdefault((report.get("label") or report["policy"], env_id), []).append(
-                entry["accuracy"]
-            )
-    seeded = {key: runs for key, runs in groups.items() if len(runs) > 1}
-    if seeded:
-        print()
-        print(seed_statistics(seeded, args.reps), end="")
-    return 0
-
-
-def _rliable() -> tuple[Any, Any]:
-    try:
-        from rliable import library, metrics
-    except ImportError as exc:
-        raise GlimpseError(
-            "entries with several training seeds (results sharing a --label) need rliable for "
-            f"IQM, bootstrap intervals and the probability of improvement: {_EXTRA_HINT}"
-        ) from exc
-    return library, metrics
-
-
-@contextlib.contextmanager
-def _numpy_seed(seed: int = 0) -> Iterator[None]:
-    """NumPy's global generator seeded for the block (rliable's bootstrap draws from it),
-    restored after it: the bootstrap figures are the same every time."""
-    import numpy as np
-
-    state = np.random.get_state()  # noqa: NPY002
-    np.random.seed(seed)  # noqa: NPY002
-    try:
-        yield
-    finally:
-        np.random.set_state(state)  # noqa: NPY002
-
-
-def _seed_scores(groups: dict[tuple[str, str], list[float]]) -> dict[str, Any]:
-    """rliable's score matrices (runs x 1 task), keyed ``"label | env"``."""
-    import numpy as np
-
-    return {f"{label} | {env}": np.asarray(runs)[:, None] for (label, env), runs in groups.items()}
-
-
-def seed_intervals(
-    groups: dict[tuple[str, str], list[float]], reps: int
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """IQM and mean with their stratified-bootstrap 95% intervals per (entry, env), from
-    rliable (its bootstrap seeded, so the figures are the same every time).
-
-    Args:
-        groups: ``(label, env_id) -> final accuracies``, one per training seed.
-        reps: bootstrap replications.
-
-    Returns:
-        ``(label, env_id) -> {"seeds", "iqm", "iqm_interval", "mean", "mean_interval"}``.
-    """
-    import numpy as np
-
-    library, metrics = _rliable()
-    scores = _seed_scores(groups)
-    with _numpy_seed():
-        points, intervals = library.get_interval_estimates(
-            scores,
-            lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]),
-            reps=reps,
-        )
-    out = {}
-    for key, group in zip(scores, groups):
-        (iqm, mean), ci = points[key], intervals[key]
-        out[group] = {
-            "seeds": len(groups[group]),
-            "iqm": float(iqm),
-            "iqm_interval": [float(ci[0][0]), float(ci[1][0])],
-            "mean": float(mean),
-            "mean_interval": [float(ci[0][1]), float(ci[1][1])],
-        }
-    return out
-
-
-def seed_statistics(groups: dict[tuple[str, str], list[float]], reps: int) -> str:
-    """IQM and mean with stratified-bootstrap 95% intervals per (entry, env) with several
-    training seeds (:func:`seed_intervals`), and the probability of improvement between
-    entries on the same env (rliable, its bootstrap seeded).
-
-    Args:
-        groups: ``(label, env_id) -> final accuracies``, one per training seed.
-        reps: bootstrap replications.
-
-    Returns:
-        The Markdown tables.
-    """
-    import numpy as np
-
-    stats = seed_intervals(groups, reps)
-    lines = ["| entry | env | seeds | IQM % [95% CI] | mean % [95% CI] |", "|---|---|---:|---|---|"]
-    for (label, env), row in stats.items():
-        iqm_low, iqm_high = row["iqm_interval"]
-        mean_low, mean_high = row["mean_interval"]
-        lines.append(
-            f"| {label} | {env} | {row['seeds']} | "
-            f"{_percent(row['iqm'])} [{_percent(iqm_low)}, {_percent(iqm_high)}] | "
-            f"{_percent(row['mean'])} [{_percent(mean_low)}, {_percent(mean_high)}] |"
-        )
-    scores = _seed_scores(groups)
-    pairs = {
-        f"{a} > {b} | {env}": (scores[f"{a} | {env}"], scores[f"{b} | {env}"])
-        for (a, env) in groups
-        for (b, env_b) in groups
-        if env_b == env and a < b
-    }
-    if pairs:
-        library, metrics = _rliable()
-        with _numpy_seed():
-            p_points, p_intervals = library.get_interval_estimates(
-                pairs, metrics.probability_of_improvement, reps=reps
-            )
-        lines += ["", "| comparison | env | P(improvement) [95% CI] |", "|---|---|---|"]
-        for key in pairs:
-            what, env = key.rsplit(" | ", 1)
-            ci = np.ravel(p_intervals[key])
-            lines.append(
-                f"| {what} | {env} | {float(p_points[key]):.2f} "
-                f"[{float(ci[0]):.2f}, {float(ci[1]):.2f}] |"
-            )
-    return "\n".join(lines) + "\n"

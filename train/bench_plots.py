@@ -6,9 +6,14 @@
   glimpses used, one panel per env. A fixed-length policy is a curve: its anytime accuracy
   at ``t``, what it scores when stopped after ``t`` glimpses. An adaptive (learned-stopping)
   policy (measured on an adaptive env, ``stop="action"``) is one point: (its
-  ``mean_glimpses``, final accuracy). The paper's RAM rows of the env (a model trained for each number of glimpses,
-  :data:`train.leaderboard.PAPER`) are drawn as reference points. :func:`glimpse_curve` is
-  the one place that decides what an entry contributes.
+  ``mean_glimpses``, final accuracy). The paper's RAM rows of the env (a model trained for
+  each number of glimpses, :data:`train.leaderboard.PAPER`) are drawn as reference points.
+* A full-image entry (a supervised baseline, ``full_image`` true: not glimpse-limited) has
+  no anytime curve and uses no glimpses: both plots draw it as a dashed horizontal line at
+  its accuracy, labelled "full image (not glimpse-limited)", never as a point at some
+  number of glimpses.
+
+:func:`glimpse_curve` is the one place that decides what an entry contributes.
 """
 
 from __future__ import annotations
@@ -36,11 +41,14 @@ class GlimpseCurve:
         accuracy: y values, accuracies in [0, 1] (same length as ``glimpses``).
         adaptive: True: one point of a policy that chooses when to stop (``glimpses`` is its
             mean over episodes); False: the anytime curve of a fixed-length policy.
+        full_image: True: a full-image entry (not glimpse-limited): ``glimpses`` is empty
+            and ``accuracy`` its one final accuracy, drawn as a horizontal line.
     """
 
     glimpses: tuple[float, ...]
     accuracy: tuple[float, ...]
     adaptive: bool
+    full_image: bool = False
 
 
 def is_adaptive(entry: Mapping[str, Any]) -> bool:
@@ -58,9 +66,12 @@ def glimpse_curve(entry: Mapping[str, Any]) -> GlimpseCurve:
 
     Args:
         entry: the result of one env. On an adaptive env (:func:`is_adaptive`), where the
-            policy stops itself, one point ``(mean_glimpses, accuracy)``; else the anytime
-            accuracy at ``t = 1..T``.
+            policy stops itself, one point ``(mean_glimpses, accuracy)``; a full-image entry
+            (``full_image`` true), no glimpses and its accuracy; else the anytime accuracy
+            at ``t = 1..T``.
     """
+    if entry.get("full_image"):
+        return GlimpseCurve((), (float(entry["accuracy"]),), adaptive=False, full_image=True)
     mean = entry.get("mean_glimpses")
     if is_adaptive(entry) and isinstance(mean, int | float) and not isinstance(mean, bool):
         return GlimpseCurve((float(mean),), (float(entry["accuracy"]),), adaptive=True)
@@ -86,9 +97,13 @@ def plot_anytime(report: Mapping[str, Any], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for env_id, entry in report["results"].items():
-        curve = entry["anytime_accuracy"]
-        ax.plot(range(1, len(curve) + 1), curve, marker="o", label=env_id)
+    for i, (env_id, entry) in enumerate(report["results"].items()):
+        curve, color = glimpse_curve(entry), f"C{i % 10}"
+        if curve.full_image:
+            _full_image_line(ax, curve, env_id, color)
+            continue
+        anytime = entry["anytime_accuracy"]
+        ax.plot(range(1, len(anytime) + 1), anytime, marker="o", label=env_id, color=color)
     ax.set_xlabel("glimpses seen (t)")
     ax.set_ylabel("accuracy of the step-t class scores")
     ax.set_title(f"anytime accuracy: {report['label']} ({report['mode']})")
@@ -97,6 +112,12 @@ def plot_anytime(report: Mapping[str, Any], path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
     plt.close(fig)
+
+
+def _full_image_line(ax: Any, curve: GlimpseCurve, label: str, color: str) -> None:
+    """A full-image entry: a dashed horizontal line at its accuracy (it uses no glimpses)."""
+    ax.axhline(curve.accuracy[0], linestyle="--", color=color,
+               label=f"{label}: full image (not glimpse-limited)")  # fmt: skip
 
 
 def plot_accuracy_glimpses(reports: Sequence[Mapping[str, Any]], path: str) -> None:
@@ -114,16 +135,19 @@ def plot_accuracy_glimpses(reports: Sequence[Mapping[str, Any]], path: str) -> N
     rows = -(-len(env_ids) // columns) if env_ids else 1
     fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 3.8 * rows), squeeze=False)
     for ax, env_id in zip(axes.flat, env_ids, strict=False):
-        for report in reports:
+        for i, report in enumerate(reports):
             entry = report["results"].get(env_id)
             if entry is None:
                 continue
-            curve = glimpse_curve(entry)
-            if curve.adaptive:
-                ax.plot(curve.glimpses, curve.accuracy, marker="*", markersize=12,
+            curve, color = glimpse_curve(entry), f"C{i % 10}"
+            if curve.full_image:
+                _full_image_line(ax, curve, report["label"], color)
+            elif curve.adaptive:
+                ax.plot(curve.glimpses, curve.accuracy, marker="*", markersize=12, color=color,
                         linestyle="none", label=f"{report['label']} (stops itself)")  # fmt: skip
             else:
-                ax.plot(curve.glimpses, curve.accuracy, marker="o", label=report["label"])
+                ax.plot(curve.glimpses, curve.accuracy, marker="o", label=report["label"],
+                        color=color)  # fmt: skip
         paper = paper_points(env_id)
         if paper:
             ax.plot(*zip(*paper, strict=True), marker="x", linestyle="none", color="black",
