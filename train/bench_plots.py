@@ -120,6 +120,20 @@ def _full_image_line(ax: Any, curve: GlimpseCurve, label: str, color: str) -> No
                label=f"{label}: full image (not glimpse-limited)")  # fmt: skip
 
 
+def _accuracy_glimpses_title(reports: Sequence[Mapping[str, Any]]) -> str:
+    """What the marks of :func:`plot_accuracy_glimpses` are, for the kinds of entry shown."""
+    curves = [glimpse_curve(entry) for r in reports for entry in r["results"].values()]
+    kinds = [
+        (
+            any(not (c.full_image or c.adaptive) for c in curves),
+            "lines: the scores after t glimpses",
+        ),
+        (any(c.adaptive for c in curves), "stars: policies that stop themselves"),
+        (any(c.full_image for c in curves), "dashed: full image, not glimpse-limited"),
+    ]
+    return "accuracy against glimpses (" + "; ".join(text for shown, text in kinds if shown) + ")"
+
+
 def plot_accuracy_glimpses(reports: Sequence[Mapping[str, Any]], path: str) -> None:
     """``accuracy_glimpses.png``: accuracy against glimpses used, one panel per env.
 
@@ -159,7 +173,7 @@ def plot_accuracy_glimpses(reports: Sequence[Mapping[str, Any]], path: str) -> N
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(env_ids) :]:
         ax.set_visible(False)
-    fig.suptitle("accuracy against glimpses (fixed length: stopped after t glimpses)", fontsize=10)
+    fig.suptitle(_accuracy_glimpses_title(reports), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
     plt.close(fig)

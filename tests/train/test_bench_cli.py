@@ -172,6 +172,13 @@ def test_accuracy_against_glimpses_curve_point_and_paper(tmp_path: Path) -> None
     ]
     plot_accuracy_glimpses(reports, str(tmp_path / "p.png"))
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The title names the kinds of marks shown, and only those.
+    from train.bench_plots import _accuracy_glimpses_title
+
+    title = _accuracy_glimpses_title(reports)
+    assert "lines: the scores after t glimpses" in title and "stars:" in title
+    assert "dashed" not in title
+    assert "lines" not in _accuracy_glimpses_title(reports[1:])
 
 
 @pytest.mark.parametrize(
