@@ -227,7 +227,7 @@ class Pending:
 
 def _bench(name: str, label: str) -> str:
     return (
-        f" && glimpse bench --policy runs/leaderboard/{{env}}/{name}-S --label '{label}' "
+        f' && glimpse bench --policy runs/leaderboard/{{env}}/{name}-S --label "{label}" '
         f"--out bench/leaderboard/{{env}}/{name}-S"
     )
 
@@ -261,11 +261,11 @@ PENDING: tuple[Pending, ...] = (
     ),
     Pending(
         "ram:paper-budget",
-        "RAM, learned locations, the shipped model's budget (5 training seeds)",
+        "RAM, learned locations, the shipped model's budget",
         "needs training: the shipped model is one seed, and one more seed takes 30 min "
         "(28x28) to hours (60x60, 100x100) on 2 CPU cores",
         "glimpse train ram --env {env} --seed S --run-dir runs/leaderboard/{env}/ram-S"
-        + _bench("ram", "RAM, the shipped model's budget"),
+        + _bench("ram", "RAM, learned locations, the shipped model's budget"),
     ),
     *(
         Pending(

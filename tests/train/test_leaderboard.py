@@ -288,6 +288,15 @@ def test_training_of_each_trainer() -> None:
     # Every pending entry can be measured by a run of a known trainer: its key is reachable.
     keys = {p.key for p in PENDING}
     assert {"ppo", "recurrent-ppo", "baseline:fc64", "baseline:conv", "location:oracle"} <= keys
+    # Each pending command is valid shell: its label comes through as one argument.
+    import shlex
+
+    for pending in PENDING:
+        words = shlex.split(pending.command.format(env=ENV))
+        assert words[words.index("--label") + 1] in (
+            pending.entry,
+            "RAM, the shipped model's budget",
+        )
 
 
 def test_ppo_and_full_image_entries(tmp_path: Path) -> None:
