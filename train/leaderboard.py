@@ -234,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out} is a file; name a folder")
     env_ids = list(ENV_IDS) if args.env == "all" else [args.env]
     trained = trained_entries(args.entries, args.reps) if args.entries else {}
+    _check_protocol(trained, args.n_images)
     report = _new_report(args)
     for env_id in env_ids:
         own = trained.get(env_id, [])
@@ -249,6 +250,27 @@ def run(args: argparse.Namespace) -> int:
         _write(out, report)
         print(f"{env_id}: {_summary(report['envs'][env_id])}", flush=True)
     return 0
+
+
+def _check_protocol(trained: dict[str, list[dict[str, Any]]], n_images: int | None) -> None:
+    """Refuse trained entries measured otherwise than the board: on other images or with
+    sampled actions.
+
+    Raises:
+        UsageError: naming the entry and how to measure it for this board.
+    """
+    from train.common import SPLIT_SIZES
+
+    wanted = SPLIT_SIZES["test"] if n_images is None else n_images
+    for env_id, entries in trained.items():
+        for e in entries:
+            if e["n_images"] != wanted or e["mode"] != "deterministic":
+                raise UsageError(
+                    f"--entries: {e['entry']!r} on {env_id} was benchmarked on "
+                    f"{e['n_images']:,} images ({e['mode']}), this leaderboard on "
+                    f"{wanted:,} (deterministic); rerun glimpse bench on its runs with "
+                    f"--n-images {wanted} --mode deterministic, or leave it out"
+                )
 
 
 def _new_report(args: argparse.Namespace) -> dict[str, Any]:

@@ -50,12 +50,27 @@ def training_of(run: dict[str, Any], env_id: str) -> dict[str, Any] | None:
     """What a run trained and for how long, from its :func:`read_run` dict.
 
     Returns:
-        ``{"agent", "key", "budget", "short", "command", ...}``: ``agent`` is ``"ram"``,
-        ``"ppo"``, ``"recurrent-ppo"`` or ``"baseline"``; ``key`` names the pending entry
-        the run measures (:data:`PENDING`); ``budget`` and ``short`` describe the training
-        length (long and short); ``command`` trains seed ``S``. None for a run of no known
-        trainer (e.g. a user's own policy).
+        ``{"agent", "key", "budget", "short", "standard", "command", ...}``: ``agent`` is
+        ``"ram"``, ``"ppo"``, ``"recurrent-ppo"`` or ``"baseline"``; ``standard`` says
+        whether the run trained for the equal budget (:data:`EPOCHS` epochs of
+        :data:`BATCH_SIZE`, or :data:`PPO_STEPS` env steps); ``key`` names the pending
+        entry the run measures (:data:`PENDING`; none unless ``standard``); ``budget`` and
+        ``short`` describe the training length (long and short); ``command`` trains seed
+        ``S``. None for a run of no known trainer (e.g. a user's own policy).
     """
+    training = _training_of(run, env_id)
+    if training is not None:
+        standard = training.get("total_steps", PPO_STEPS) == PPO_STEPS and (
+            training.get("epochs", EPOCHS) == EPOCHS
+            and training.get("batch_size", BATCH_SIZE) == BATCH_SIZE
+        )
+        training["standard"] = standard
+        if not standard:  # not the equal budget: it measures no pending entry
+            training["key"] += f"@{training['short']}"
+    return training
+
+
+def _training_of(run: dict[str, Any], env_id: str) -> dict[str, Any] | None:
     agent = run.get("agent", "ram")
     threads = run.get("threads") or "auto"
     if agent == "ram" and "epochs" in run:
@@ -99,9 +114,20 @@ def training_of(run: dict[str, Any], env_id: str) -> dict[str, Any] | None:
             "short": f"{steps / 1e6:g}M env steps",
             "command": f"glimpse train ppo --env {env_id}"
             f"{' --recurrent' if kind == 'recurrent-ppo' else ''} --total-steps {steps} "
-            f"--threads {threads} --seed S",
+            f"{_ppo_evaluation(run)}--threads {threads} --seed S",
         }
     return None
+
+
+def _ppo_evaluation(run: dict[str, Any]) -> str:
+    """The evaluation flags of a PPO run (they draw from the env while it trains)."""
+    flags = [
+        ("--eval-every", run.get("eval_every")),
+        ("--eval-images", run.get("eval_images")),
+        ("--eval-split", run.get("eval_split")),
+        ("--final-eval-images", run.get("final_eval_images")),
+    ]
+    return "".join(f"{flag} {value} " for flag, value in flags if value is not None)
 
 
 def _epochs_text(run: dict[str, Any]) -> str:
@@ -150,6 +176,14 @@ def trained_entries(paths: Sequence[str | Path], reps: int = 10_000) -> dict[str
         if len(budgets) > 1:
             raise UsageError(f"--entries: the seeds of {label!r} on {env_id} differ in training")
         results = [r for _, r, _ in group]
+        for field in ("n_images", "mode"):
+            values = sorted({str(r.get(field)) for r in results})
+            if len(values) > 1:
+                raise UsageError(
+                    f"--entries: the seeds of {label!r} on {env_id} were benchmarked with "
+                    f"different {field} ({' and '.join(values)}); rerun glimpse bench on them "
+                    "with the same --n-images and --mode"
+                )
         entries.setdefault(env_id, []).append(
             {
                 "entry": label,
@@ -158,6 +192,7 @@ def trained_entries(paths: Sequence[str | Path], reps: int = 10_000) -> dict[str
                 "training_seeds": [seed for seed, _, _ in group],
                 "accuracies": [r["accuracy"] for r in results],
                 "n_images": results[0]["n_images"],
+                "mode": results[0].get("mode", "deterministic"),
                 **stats[(label, env_id)],
                 "anytime_mean": _mean([r.get("anytime_mean") for r in results]),
                 "on_digit_share": _mean([r.get("on_digit_share") for r in results]),

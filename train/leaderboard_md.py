@@ -56,10 +56,16 @@ def _row(entry: dict[str, Any]) -> str:
         if entry.get("full_image") and "full image" not in budget:
             budget += "; full image, not glimpse-limited"
         params = "-" if entry["n_parameters"] is None else f"{entry['n_parameters']:,}"
+        n = entry["seeds"]
+        accuracy = (
+            f"mean {_pct(entry['mean'])}; IQM {_pct(entry['iqm'])} [{_pct(low)}, {_pct(high)}]"
+            if n > 1
+            else f"{_pct(entry['mean'])} (one seed: no interval over seeds)"
+        )
         cells = [
             entry["entry"],
-            f"measured, {entry['seeds']} training seeds{budget}",
-            f"mean {_pct(entry['mean'])}; IQM {_pct(entry['iqm'])} [{_pct(low)}, {_pct(high)}]",
+            f"measured, {n} training seed{'s' if n != 1 else ''}{budget}",
+            accuracy,
             _pct(1.0 - entry["mean"]),
             _pct(entry["anytime_mean"]),
             _pct(entry["on_digit_share"], 1),
@@ -134,11 +140,17 @@ def _trained_section(report: dict[str, Any]) -> list[str]:
         "(`glimpse bench --policy RUN --env ENV --label LABEL --out DIR`), then grouped by "
         "label: the accuracy cell gives the mean over training seeds and the IQM with its "
         "stratified-bootstrap 95% interval over them (rliable, as `glimpse bench compare`); "
-        "the other cells are means over seeds. **Short, equal budgets, not the paper's**: "
-        "each RAM and baseline run sees 250,000 training images (5 epochs of batches of 64), "
-        "each PPO run the same 1.75M env steps (250,000 episodes of 7 glimpses), so these "
-        "entries compare with each other, not with the shipped models or the paper. The "
-        "full-image baselines see the whole canvas: they are not glimpse-limited.",
+        "the other cells are means over seeds. "
+        + (
+            "**Short, equal budgets, not the paper's**: each RAM and baseline run sees "
+            "250,000 training images (5 epochs of batches of 64), each PPO run the same 1.75M "
+            "env steps (250,000 episodes of 7 glimpses), so these entries compare with each "
+            "other, not with the shipped models or the paper."
+            if all(e["training"] and e["training"].get("standard") for _, e in trained)
+            else "**The budgets differ** (see each entry below): compare entries trained "
+            "for the same budget only."
+        )
+        + " Full-image baselines see the whole canvas: they are not glimpse-limited.",
         "",
     ]
     for env_id, e in trained:

@@ -144,7 +144,10 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 
 # --------------------------------------------------------------------------- trained entries
-def _trained_run(tmp_path: Path, where: str, seed: int, accuracy: float, epochs: float = 5) -> Path:
+def _trained_run(
+    tmp_path: Path, where: str, seed: int, accuracy: float, epochs: float = 5,
+    n_images: int = 10000, mode: str = "deterministic",
+) -> Path:  # fmt: skip
     """A fake trained run folder (config.json, meta.json) and its bench result folder."""
     run = tmp_path / f"{where}-s{seed}"
     run.mkdir()
@@ -152,8 +155,8 @@ def _trained_run(tmp_path: Path, where: str, seed: int, accuracy: float, epochs:
     (run / "config.json").write_text(json.dumps({**config, "seed": seed, "threads": 1}))
     (run / "meta.json").write_text(json.dumps({"agent": "ram", "iterations": 3907}))
     result = {
-        "mode": "deterministic",
-        "n_images": 10000,
+        "mode": mode,
+        "n_images": n_images,
         "accuracy": accuracy,
         "accuracy_interval": [accuracy - 0.01, accuracy + 0.01],
         "anytime_accuracy": [0.5, accuracy],
@@ -204,7 +207,7 @@ def test_trained_entries_by_hand(tmp_path: Path) -> None:
 def test_leaderboard_shows_trained_entries(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    paths = [str(_trained_run(tmp_path, "center", s, 0.8 + s / 100)) for s in range(3)]
+    paths = [str(_trained_run(tmp_path, "center", s, 0.8 + s / 100, n_images=20)) for s in range(3)]
     out = tmp_path / "board"
     argv = ["bench", "leaderboard", "--env", ENV, "--n-images", "20", "--out", str(out)]
     code, _, err = _glimpse(capsys, *argv, "--entries", *paths, "--reps", "100")
@@ -274,6 +277,11 @@ def test_training_of_each_trainer() -> None:
     assert ppo["command"] == (
         "glimpse train ppo --env GlimpseMNIST-v0 --total-steps 1750000 --threads 1 --seed S"
     )
+    # The evaluation flags draw from the env while PPO trains: the command repeats them.
+    evaluated = {**PPO_RUN, "agent": "ppo", "eval_every": 250000, "eval_split": "val"}
+    assert "--total-steps 1750000 --eval-every 250000 --eval-split val --threads 1" in (
+        training_of(evaluated, ENV) or {}
+    ).get("command", "")
     recurrent = training_of({**PPO_RUN, "agent": "ppo", "recurrent": True}, ENV)
     assert recurrent is not None and recurrent["key"] == "recurrent-ppo"
     assert " --recurrent --total-steps 1750000 " in recurrent["command"]
@@ -344,3 +352,51 @@ def test_entries_folder_without_results_is_one_line(
         argv = ["bench", "leaderboard", "--env", ENV, "--out", str(out), "--entries", str(path)]
         code, _, err = _glimpse(capsys, *argv)
         assert code != 0 and err.count("\n") == 1 and str(path) in err
+
+
+def test_entries_measured_otherwise_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from train.leaderboard import trained_entries
+
+    out = tmp_path / "board"
+    argv = ["bench", "leaderboard", "--env", ENV, "--n-images", "20", "--out", str(out)]
+    (tmp_path / "a").mkdir()
+    other_images = _trained_run(tmp_path / "a", "center", 0, 0.8, n_images=500)
+    code, _, err = _glimpse(capsys, *argv, "--entries", str(other_images))
+    assert code != 0 and err.count("\n") == 1
+    assert "on 500 images (deterministic), this leaderboard on 20" in err
+    (tmp_path / "b").mkdir()
+    sampled = _trained_run(tmp_path / "b", "center", 0, 0.8, n_images=20, mode="sample")
+    code, _, err = _glimpse(capsys, *argv, "--entries", str(sampled))
+    assert code != 0 and "(sample)" in err and "--mode deterministic" in err
+    assert not out.exists()
+    # Seeds of one entry benchmarked on different images are never pooled.
+    (tmp_path / "c").mkdir()
+    mixed = [
+        _trained_run(tmp_path / "c", "raster", 0, 0.8, n_images=20),
+        _trained_run(tmp_path / "c", "raster", 1, 0.8, n_images=30),
+    ]
+    with pytest.raises(UsageError, match="different n_images \\(20 and 30\\)"):
+        trained_entries(mixed, reps=50)
+
+
+def test_one_seed_and_other_budgets(tmp_path: Path) -> None:
+    from train.leaderboard_entries import pending_entries, trained_entries
+    from train.leaderboard_md import markdown_leaderboard
+
+    short = _trained_run(tmp_path, "center", 0, 0.8, epochs=0.5)
+    entries = trained_entries([short], reps=50)[ENV]
+    (entry,) = entries
+    assert not entry["training"]["standard"]
+    # A run of another budget measures no pending entry: the 5-epoch slot stays listed.
+    pending = pending_entries(ENV, [entry["training"]["key"]])
+    assert "RAM classifier, center locations" in [p["entry"] for p in pending]
+    report = {"n_images": None, "machine": {}, "protocol": PROTOCOL, "seed": 0,
+              "command": "c", "package_version": "0", "paper_source": "p",
+              "envs": {ENV: {"entries": entries}}}  # fmt: skip
+    markdown = markdown_leaderboard(report)
+    assert "| measured, 1 training seed, 0.5 epochs | 80.00 (one seed: no interval over" in (
+        markdown
+    )
+    assert "**The budgets differ**" in markdown and "equal budgets" not in markdown
