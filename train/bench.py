@@ -15,17 +15,20 @@
 It writes, env by env (each file replaced atomically, so an error never loses what an
 earlier env wrote): ``DIR/result.json`` (schema version, protocol and package version, the
 machine, the command, one result per env), ``DIR/result.md`` (a Markdown table),
-``DIR/anytime.png`` (the anytime-accuracy curves) and ``DIR/accuracy_glimpses.png``
-(accuracy against glimpses used, with the paper's RAM rows; an adaptive policy is one point:
-:mod:`train.bench_plots`). The plots need matplotlib.
+``DIR/anytime.png`` (the anytime-accuracy curves; none for a full-image entry, which has
+none) and ``DIR/accuracy_glimpses.png`` (accuracy against glimpses used, with the paper's
+RAM rows; an adaptive policy is one point: :mod:`train.bench_plots`). The plots need
+matplotlib. The entry's label is ``--label``, else the policy's own ``name`` (a factory's
+policy may have one), else ``SPEC``; the results keep ``SPEC`` as their ``policy``.
 
 ``glimpse bench leaderboard --out DIR`` writes the reference entries of every env
 (:mod:`train.leaderboard`).
 
 ``glimpse bench compare A.json B.json ...`` (files or folders holding ``result.json``)
 prints the side-by-side table with intervals (:mod:`train.bench_report`, which reads,
-prints and compares results). Results sharing a ``--label`` are the training seeds of one
-entry: their IQM and mean with stratified-bootstrap 95% intervals and the probability of
+prints and compares results). Results sharing a label (and env) are the training seeds of
+one entry, so they must have been measured alike (same images, mode, split, protocol):
+their IQM and mean with stratified-bootstrap 95% intervals and the probability of
 improvement between such entries come from ``rliable`` (the ``bench`` extra).
 """
 
@@ -44,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from train.bench_plots import has_anytime
 from train.bench_report import (
     RESULT_FILE,
     markdown_table,
@@ -85,8 +89,8 @@ def register(subparsers: Any) -> None:
         "--env",
         choices=(*ALL_IDS, "all", "adaptive"),
         metavar="ID|all",
-        help="env id; all: the four benchmark ids; adaptive: their adaptive twins, where the "
-        "policy stops (default: the one the policy was trained on)",
+        help="env id; all: the four fixed-length benchmark ids; adaptive: their four adaptive "
+        "twins, where the policy stops (default: the one the policy was trained on)",
     )
     parser.add_argument("--mode", default="deterministic", choices=("deterministic", "sample"))
     parser.add_argument(
@@ -100,7 +104,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--radius", type=float, default=0.0, help="px from the digit box that count as on it"
     )
-    parser.add_argument("--label", default=None, help="entry name for compare (default: SPEC)")
+    parser.add_argument(
+        "--label",
+        default=None,
+        help="entry name in tables and compare (default: the policy's own name, else SPEC)",
+    )
     parser.add_argument("--data-dir", default=None, help="MNIST folder")
     parser.add_argument(
         "--device",
@@ -174,6 +182,8 @@ def load_spec(
         try:
             path = pretrained_path(wanted)
         except ValueError as exc:
+            if wanted.endswith("Adaptive-v0"):
+                raise UsageError(f"--policy {spec}: {_no_shipped_model([wanted])}") from exc
             raise UsageError(f"--policy {spec}: {exc}") from exc
         return _load_agent(path, env_id, data_dir, device)
     if Path(spec).exists():
@@ -186,6 +196,20 @@ def load_spec(
     raise UsageError(
         f"--policy {spec!r} is not a run folder, pretrained[:ENV_ID] or package.module:factory "
         "(a module importable from PYTHONPATH and the name of a function in it)"
+    )
+
+
+def _no_shipped_model(env_ids: Sequence[str]) -> str:
+    """Why ``pretrained`` cannot benchmark ``env_ids`` (adaptive ids: no model is shipped
+    for them) and how to train one."""
+    from agents.pretrained import available
+
+    example = env_ids[0] if env_ids[0].endswith("Adaptive-v0") else "GlimpseMNISTAdaptive-v0"
+    return (
+        f"no shipped model for {', '.join(env_ids)} (shipped: {', '.join(available())}); "
+        f"train one with glimpse train ram --env {example} --init-from "
+        f"pretrained:{example.replace('Adaptive-', '-')} --run-dir runs/stop and benchmark it "
+        "with --policy runs/stop (docs/stopping.md)"
     )
 
 
@@ -380,12 +404,15 @@ def run(args: argparse.Namespace) -> int:
         if args.policy == "pretrained":
             from agents.pretrained import available
 
-            env_ids = [e for e in env_ids if e in available()]
+            shipped = [e for e in env_ids if e in available()]
+            if not shipped:
+                message = _no_shipped_model([e for e in env_ids if e])
+                raise UsageError(f"--policy pretrained --env {args.env}: {message}")
+            env_ids = list(shipped)
     else:
         env_ids = [args.env]
-    label = args.label or args.policy
-    report = _start_report(out, args, label)
-    benchmarked = 0
+    report: dict[str, Any] | None = None
+    plots: bool | None = None  # matplotlib installed (checked once, at the first write)
     for env_id in env_ids:
         try:
             policy, kwargs, env_id = load_spec(args.policy, env_id, args.data_dir, args.device)
@@ -394,6 +421,8 @@ def run(args: argparse.Namespace) -> int:
                 raise
             print(f"{env_id}: skipped ({exc})", flush=True)
             continue
+        if report is None:  # the label may be the policy's own name
+            report = _start_report(out, args, args.label or _own_name(policy) or args.policy)
         try:
             result = benchmark(
                 policy,
@@ -416,12 +445,32 @@ def run(args: argparse.Namespace) -> int:
         if entry["n_parameters"] is None:
             entry["n_parameters"] = count_parameters(policy)
         report["results"][env_id] = entry
-        _write_report(out, report)
-        benchmarked += 1
+        plots = _plots_available() if plots is None else plots
+        _write_report(out, report, plots)
         print(f"{env_id}: {summary_line(entry)}", flush=True)
-    if not benchmarked:
+    if report is None:
         raise UsageError(f"--policy {args.policy} fits none of the envs (see above)")
+    if plots and not has_anytime(report):
+        print("anytime.png not written: no result has an anytime curve (a full-image entry)")
     return 0
+
+
+def _own_name(policy: Any) -> str | None:
+    """The policy's own ``name`` attribute (as :func:`glimpse_env.bench_policy.policy_name`
+    reads it), or None."""
+    name = getattr(policy, "name", None)
+    return name if isinstance(name, str) and name else None
+
+
+def _plots_available() -> bool:
+    """Whether matplotlib is installed; if not, says so (once per command)."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed: no plots (pip install 'glimpse-env[viz]')")
+        return False
+    matplotlib.use("Agg")
+    return True
 
 
 def _start_report(out: Path, args: argparse.Namespace, label: str) -> dict[str, Any]:
@@ -501,19 +550,18 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
         raise
 
 
-def _write_report(out: Path, report: dict[str, Any]) -> None:
+def _write_report(out: Path, report: dict[str, Any], plots: bool = True) -> None:
+    """``result.json``, ``result.md`` and, with ``plots`` (matplotlib installed), the plots:
+    ``anytime.png`` only when some result has an anytime curve."""
     text = json.dumps(report, indent=2, sort_keys=True) + "\n"
     _atomic_write(out / RESULT_FILE, lambda tmp: Path(tmp).write_text(text))
     table = markdown_table([report])
     head = f"# GlimpseBench: {report['label']}\n\n`{report['command']}`\n\n"
     _atomic_write(out / "result.md", lambda tmp: Path(tmp).write_text(head + table))
-    try:
-        import matplotlib
-    except ImportError:
-        print("matplotlib is not installed: no plots (pip install 'glimpse-env[viz]')")
+    if not plots:
         return
     from train.bench_plots import plot_accuracy_glimpses, plot_anytime
 
-    matplotlib.use("Agg")
-    _atomic_write(out / "anytime.png", lambda tmp: plot_anytime(report, tmp))
+    if has_anytime(report):
+        _atomic_write(out / "anytime.png", lambda tmp: plot_anytime(report, tmp))
     _atomic_write(out / "accuracy_glimpses.png", lambda tmp: plot_accuracy_glimpses([report], tmp))

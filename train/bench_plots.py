@@ -1,7 +1,8 @@
 """The plots ``glimpse bench`` writes next to its ``result.json`` (matplotlib, Agg).
 
 * ``anytime.png``, :func:`plot_anytime`: per env, the accuracy of the class scores the
-  policy emits at each step ``t = 1..T``.
+  policy emits at each step ``t = 1..T`` (not written for a report without any anytime
+  curve, :func:`has_anytime`: a full-image entry's alone).
 * ``accuracy_glimpses.png``, :func:`plot_accuracy_glimpses`: accuracy against the number of
   glimpses used, one panel per env. A fixed-length policy is a curve: its anytime accuracy
   at ``t``, what it scores when stopped after ``t`` glimpses. An adaptive (learned-stopping)
@@ -10,8 +11,8 @@
   each number of glimpses, :data:`train.leaderboard.PAPER`) are drawn as reference points.
 * A full-image entry (a supervised baseline, ``full_image`` true: not glimpse-limited) has
   no anytime curve and uses no glimpses: both plots draw it as a dashed horizontal line at
-  its accuracy, labelled "full image (not glimpse-limited)", never as a point at some
-  number of glimpses.
+  its accuracy, labelled "full image (not glimpse-limited)" (only "(not glimpse-limited)"
+  after a label that says "full image"), never as a point at some number of glimpses.
 
 :func:`glimpse_curve` is the one place that decides what an entry contributes.
 """
@@ -25,6 +26,7 @@ from typing import Any
 __all__ = [
     "GlimpseCurve",
     "glimpse_curve",
+    "has_anytime",
     "is_adaptive",
     "paper_points",
     "plot_accuracy_glimpses",
@@ -92,6 +94,12 @@ def paper_points(env_id: str) -> list[tuple[int, float]]:
     ]
 
 
+def has_anytime(report: Mapping[str, Any]) -> bool:
+    """Whether some entry of ``report`` has an anytime curve (a full-image entry has none):
+    :func:`plot_anytime` has something to draw."""
+    return any(entry.get("anytime_accuracy") for entry in report["results"].values())
+
+
 def plot_anytime(report: Mapping[str, Any], path: str) -> None:
     """``anytime.png``: the anytime-accuracy curve of every env of ``report`` (one axes)."""
     import matplotlib.pyplot as plt
@@ -116,8 +124,9 @@ def plot_anytime(report: Mapping[str, Any], path: str) -> None:
 
 def _full_image_line(ax: Any, curve: GlimpseCurve, label: str, color: str) -> None:
     """A full-image entry: a dashed horizontal line at its accuracy (it uses no glimpses)."""
+    what = "" if "full image" in label.lower() else ": full image"
     ax.axhline(curve.accuracy[0], linestyle="--", color=color,
-               label=f"{label}: full image (not glimpse-limited)")  # fmt: skip
+               label=f"{label}{what} (not glimpse-limited)")  # fmt: skip
 
 
 def _accuracy_glimpses_title(reports: Sequence[Mapping[str, Any]]) -> str:

@@ -7,7 +7,9 @@ per env; :func:`markdown_table` is ``result.md`` and the table of ``glimpse benc
 (glimpses, anytime accuracy, where it looks). Results sharing a ``--label`` are the
 training seeds of one entry: :func:`seed_intervals` and :func:`seed_statistics` give their
 IQM and mean with stratified-bootstrap 95% intervals and the probability of improvement
-between entries, from ``rliable`` (the ``bench`` extra).
+between entries, from ``rliable`` (the ``bench`` extra). Such results must have been
+measured alike (:data:`POOLED_KEYS`: :func:`check_pooled`); :func:`pooled_note` says which
+runs each pooled row holds.
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from train.errors import GlimpseError
+from train.errors import GlimpseError, UsageError
 
 __all__ = [
     "FULL_IMAGE_MARK",
     "FULL_IMAGE_NOTE",
+    "POOLED_KEYS",
     "RESULT_FILE",
+    "check_pooled",
+    "full_image_name",
     "markdown_table",
+    "pooled_note",
     "read_report",
     "run_compare",
     "seed_intervals",
@@ -42,6 +48,8 @@ FULL_IMAGE_NOTE = (
     "not glimpse-limited: no glimpses, anytime accuracy or locations (-); episodes/s are "
     "images/s."
 )
+#: What results pooled as the training seeds of one entry (same label and env) must share.
+POOLED_KEYS = ("protocol", "split", "mode", "n_images")
 
 
 def read_report(path: Path) -> dict[str, Any]:
@@ -98,10 +106,16 @@ def summary_line(entry: dict[str, Any]) -> str:
     )
 
 
+def full_image_name(name: str) -> str:
+    """How tables name a full-image entry: ``name`` with :data:`FULL_IMAGE_MARK` after it,
+    unless it already says "full image" (any case)."""
+    return name if "full image" in name.lower() else f"{name} {FULL_IMAGE_MARK}"
+
+
 def markdown_table(reports: Sequence[dict[str, Any]]) -> str:
     """One row per (report, env): accuracy with its interval, anytime, where it looks, cost.
 
-    A full-image entry has :data:`FULL_IMAGE_MARK` after its name, ``-`` for glimpses,
+    A full-image entry is named by :func:`full_image_name`, has ``-`` for glimpses,
     anytime accuracy and locations, and :data:`FULL_IMAGE_NOTE` under the table.
     """
     lines = [
@@ -115,7 +129,7 @@ def markdown_table(reports: Sequence[dict[str, Any]]) -> str:
         for env_id, e in report["results"].items():
             name = report.get("label", report.get("policy"))
             if e.get("full_image"):
-                name, full_image = f"{name} {FULL_IMAGE_MARK}", True
+                name, full_image = full_image_name(name), True
             first = e.get("first_glimpse_distance_px")
             lines.append(
                 f"| {name} | {env_id} | {e['mode']} | "
@@ -133,19 +147,125 @@ def markdown_table(reports: Sequence[dict[str, Any]]) -> str:
 
 # --------------------------------------------------------------------------- compare
 def run_compare(args: argparse.Namespace) -> int:
-    reports = [read_report(Path(p)) for p in args.results]
-    print(markdown_table(reports), end="")
-    groups: dict[tuple[str, str], list[float]] = {}
-    for report in reports:
-        for env_id, entry in report["results"].items():
-            groups.setdefault((report.get("label") or report["policy"], env_id), []).append(
-                entry["accuracy"]
-            )
-    seeded = {key: runs for key, runs in groups.items() if len(runs) > 1}
+    """``glimpse bench compare``: the side-by-side table, then, for entries with several
+    results (training seeds), their bootstrap statistics and which runs each pools.
+
+    Raises:
+        UsageError: if results pooled under one (label, env) were measured differently
+            (:func:`check_pooled`); nothing is printed then.
+        GlimpseError: if some entry pools several results and rliable is not installed
+            (checked before anything is printed).
+    """
+    files = [Path(p) for p in args.results]
+    reports = [read_report(f) for f in files]
+    groups = _groups(reports, files)
+    check_pooled(groups)
+    seeded = {key: members for key, members in groups.items() if len(members) > 1}
     if seeded:
+        _rliable()  # before printing anything: no table and then an error
+    print(markdown_table(reports), end="")
+    if seeded:
+        accuracies = {
+            key: [e["accuracy"] for _, e, _ in members] for key, members in seeded.items()
+        }
         print()
-        print(seed_statistics(seeded, args.reps), end="")
+        print(seed_statistics(accuracies, args.reps), end="")
+        print()
+        print(pooled_note(seeded), end="")
     return 0
+
+
+#: One result of a compare: ``(report, its entry for the env, the file it came from)``.
+_Member = tuple[dict[str, Any], dict[str, Any], Path]
+
+
+def _groups(
+    reports: Sequence[dict[str, Any]], files: Sequence[Path]
+) -> dict[tuple[str, str], list[_Member]]:
+    """The results of ``reports`` by ``(label, env)`` (label: ``--label``, else the spec)."""
+    groups: dict[tuple[str, str], list[_Member]] = {}
+    for report, file in zip(reports, files, strict=True):
+        label = report.get("label") or report["policy"]
+        for env_id, entry in report["results"].items():
+            groups.setdefault((label, env_id), []).append((report, entry, file))
+    return groups
+
+
+def _measured(report: dict[str, Any], entry: dict[str, Any], key: str) -> Any:
+    """What one result has for ``key`` of :data:`POOLED_KEYS` (the entry's, else the
+    report's)."""
+    return entry.get(key, report.get(key))
+
+
+def _and(values: Sequence[Any]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    texts = [str(v) for v in values]
+    return texts[0] if len(texts) == 1 else f"{', '.join(texts[:-1])} and {texts[-1]}"
+
+
+def check_pooled(groups: dict[tuple[str, str], list[_Member]]) -> None:
+    """Refuse to pool results measured differently as the training seeds of one entry.
+
+    Args:
+        groups: ``(label, env_id) -> results`` (:func:`_groups`).
+
+    Raises:
+        UsageError: naming the label, the env and the values of :data:`POOLED_KEYS` that
+            differ, if the results of some group differ in one of them.
+    """
+    for (label, env_id), members in groups.items():
+        differ = []
+        for key in POOLED_KEYS:
+            values = list(dict.fromkeys(_measured(r, e, key) for r, e, _ in members))
+            if len(values) > 1:
+                differ.append(f"{key} {_and(values)}")
+        if differ:
+            raise UsageError(
+                f"the results labelled {label!r} on {env_id} differ in {'; '.join(differ)}, "
+                "but results sharing a label are pooled as the training seeds of one entry: "
+                "rebench them with the same --n-images and --mode, or give them different "
+                "--label names"
+            )
+
+
+def _run_name(report: dict[str, Any]) -> str:
+    """The policy spec of a result, with the training seed of its run folder's
+    ``config.json`` when it has one."""
+    spec = str(report.get("policy"))
+    path = Path(spec)
+    folder = path if path.is_dir() else path.parent if path.is_file() else None
+    config = folder / "config.json" if folder is not None else None
+    if config is not None and config.is_file():
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            seed = json.loads(config.read_text()).get("seed")
+            if isinstance(seed, int) and not isinstance(seed, bool):
+                return f"{spec} (training seed {seed})"
+    return spec
+
+
+def pooled_note(seeded: dict[tuple[str, str], list[_Member]]) -> str:
+    """The note under the seed statistics: which results each row pools (their policy
+    specs, with the training seeds of run folders; the result files when the specs do not
+    tell them apart), and, when the rows were measured on different numbers of images or
+    in different modes, each row's.
+
+    Args:
+        seeded: ``(label, env_id) -> results``, the groups of several results.
+    """
+    lines = ["Pooled results (the training seeds of each entry):"]
+    for (label, env_id), members in seeded.items():
+        names = [_run_name(report) for report, _, _ in members]
+        if len(set(names)) < len(names):
+            names = [f"{name} [{file}]" for name, (_, _, file) in zip(names, members, strict=True)]
+        lines.append(f"- {label} | {env_id}: {', '.join(names)}")
+    measured = {
+        key: f"{_measured(r, e, 'n_images')} images, {_measured(r, e, 'mode')}"
+        for key, ((r, e, _), *_) in seeded.items()
+    }
+    if len(set(measured.values())) > 1:
+        rows = "; ".join(f"{label} | {env}: {how}" for (label, env), how in measured.items())
+        lines += ["", f"The rows were measured differently ({rows}): not like for like."]
+    return "\n".join(lines) + "\n"
 
 
 def _rliable() -> tuple[Any, Any]:

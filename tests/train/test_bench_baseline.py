@@ -88,12 +88,15 @@ def test_a_baseline_is_a_full_image_entry_with_glimpse_evals_accuracy(
     accuracy = f"{100 * expected['accuracy']:.2f}"
     assert f"{MNIST}: accuracy {accuracy} [" in stdout
     assert "(95% Wilson over 200 images), full image (not glimpse-limited)," in stdout
-    assert "images/s)" in stdout and "anytime" not in stdout
+    summary = stdout.splitlines()[0]
+    assert "images/s)" in summary and "anytime" not in summary
     table = (out / "result.md").read_text()
     row = f"| {baseline_run} (full image) | {MNIST} | deterministic | 200 | {accuracy} ["
     assert row in table and "| - | - | - | - | - |" in table and FULL_IMAGE_NOTE in table
-    for plot in ("anytime.png", "accuracy_glimpses.png"):
-        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # No anytime curve: no anytime.png (an empty x axis), and the command says so.
+    assert (out / "accuracy_glimpses.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (out / "anytime.png").exists()
+    assert "anytime.png not written: no result has an anytime curve" in stdout
     # Determinism: the env is the run's own by default; the same JSON but for the timings.
     again = tmp_path / "again"
     code, _, err = _main(capsys, *argv[:-1], str(again))
@@ -174,6 +177,29 @@ def test_compare_a_baseline_with_a_glimpse_policy(
     cells = [c.strip() for c in glimpses.split("|")[1:-1]]
     assert cells[5] == "7.00" and "-" not in cells[5:10]
     assert FULL_IMAGE_NOTE in out
+
+
+def test_a_label_that_says_full_image_gets_no_second_mark(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from train.bench_plots import _full_image_line, glimpse_curve
+    from train.bench_report import full_image_name, markdown_table
+
+    assert full_image_name("Conv") == "Conv (full image)"
+    assert full_image_name("Conv, Full Image") == "Conv, Full Image"
+    entry = {"mode": "deterministic", "n_images": 10, "accuracy": 0.9, "full_image": True,
+             "accuracy_interval": [0.6, 0.98], "n_parameters": 5, "episodes_per_second": 9.0}  # fmt: skip
+    table = markdown_table([{"label": "Conv, full image", "results": {MNIST: entry}}])
+    assert f"| Conv, full image | {MNIST} |" in table and FULL_IMAGE_NOTE in table
+    assert "(full image) |" not in table
+    fig, ax = plt.subplots()
+    curve = glimpse_curve({**entry, "anytime_accuracy": []})
+    _full_image_line(ax, curve, "Conv, full image", "C0")
+    _full_image_line(ax, curve, "FC", "C1")
+    assert ax.get_legend_handles_labels()[1] == [
+        "Conv, full image (not glimpse-limited)", "FC: full image (not glimpse-limited)"
+    ]  # fmt: skip
+    plt.close(fig)
 
 
 def test_plots_draw_a_full_image_entry_as_a_line_not_a_glimpse_point(tmp_path: Path) -> None:

@@ -42,6 +42,23 @@ def make_raises():
     raise RuntimeError("cannot build")
 
 
+class Named:
+    """A policy object with its own name (the docs' example)."""
+
+    name = "raster-toy"
+
+    def initial_state(self, n):
+        return np.zeros(n)
+
+    def act(self, obs, state, deterministic):
+        action = np.array([0.0, 0.0, *np.eye(10)[1]], dtype=np.float32)
+        return np.tile(action, (len(state), 1)), state
+
+
+def make_named():
+    return Named()
+
+
 FAIL_ON_LARGE = {fail}
 '''
 
@@ -199,6 +216,27 @@ def test_accuracy_against_glimpses_curve_point_and_paper(tmp_path: Path) -> None
         ),
         (["--env", "GlimpseMNIST-v0"], 2, "glimpse bench needs --policy"),
         (["--policy", "pretrained", "--n-images", "10001"], 2, "--n-images"),
+        (
+            ["--policy", "pretrained", "--env", "adaptive"],
+            2,
+            "--policy pretrained --env adaptive: no shipped model for GlimpseMNISTAdaptive-v0, "
+            "GlimpseTranslatedMNISTAdaptive-v0, GlimpseClutteredMNISTAdaptive-v0, "
+            "GlimpseClutteredMNIST100Adaptive-v0 (shipped: GlimpseClutteredMNIST-v0, "
+            "GlimpseClutteredMNIST100-v0, GlimpseMNIST-v0, GlimpseTranslatedMNIST-v0); train one "
+            "with glimpse train ram --env GlimpseMNISTAdaptive-v0 --init-from "
+            "pretrained:GlimpseMNIST-v0 --run-dir runs/stop",
+        ),
+        (
+            ["--policy", "pretrained:GlimpseTranslatedMNISTAdaptive-v0"],
+            2,
+            "no shipped model for GlimpseTranslatedMNISTAdaptive-v0 (shipped: Glimpse",
+        ),
+        (
+            ["--policy", "pretrained", "--env", "GlimpseClutteredMNISTAdaptive-v0"],
+            2,
+            "train one with glimpse train ram --env GlimpseClutteredMNISTAdaptive-v0 "
+            "--init-from pretrained:GlimpseClutteredMNIST-v0",
+        ),
         (["--policy", "{m}:make", "--seeds", "a,b"], 2, "non-negative integers"),
     ],
 )
@@ -230,9 +268,19 @@ def test_out_holding_another_policy_is_refused(
     assert (out / "result.json").read_text() == before
 
 
-def _report(tmp_path: Path, name: str, label: str, accuracy: float) -> Path:
+def _report(
+    tmp_path: Path,
+    name: str,
+    label: str,
+    accuracy: float,
+    policy: str | None = None,
+    **measured: Any,
+) -> Path:
+    """A result.json in ``tmp_path/name`` (its policy ``policy``, default ``name``;
+    ``measured`` overrides the entry's mode, n_images, ...)."""
     entry = {
         "mode": "deterministic",
+        "split": "test",
         "n_images": 100,
         "accuracy": accuracy,
         "accuracy_interval": [accuracy - 0.05, accuracy + 0.03],
@@ -242,8 +290,14 @@ def _report(tmp_path: Path, name: str, label: str, accuracy: float) -> Path:
         "first_glimpse_distance_px": 3.0,
         "n_parameters": 10,
         "episodes_per_second": 1000.0,
+        **measured,
     }
-    report = {"protocol": PROTOCOL, "label": label, "policy": name, "results": {"E-v0": entry}}
+    report = {
+        "protocol": PROTOCOL,
+        "label": label,
+        "policy": policy or name,
+        "results": {"E-v0": entry},
+    }
     folder = tmp_path / name
     folder.mkdir()
     (folder / "result.json").write_text(json.dumps(report))
@@ -318,8 +372,144 @@ def test_compare_errors(
     assert code == 1 and "not valid JSON" in err
     monkeypatch.setitem(sys.modules, "rliable", None)  # not installed
     files = [_report(tmp_path, f"a{i}", "A", 0.9) for i in range(2)]
-    code, _, err = _bench(capsys, "compare", *map(str, files))
+    code, out, err = _bench(capsys, "compare", *map(str, files))
     assert code == 1 and "pip install 'glimpse-env[bench]'" in err and err.count("\n") == 1
+    assert out == ""  # checked before anything is printed: no table and then an error
+    # One result per label needs no rliable: the table alone.
+    code, out, err = _bench(capsys, "compare", str(files[0]), str(_report(tmp_path, "b", "B", 1)))
+    assert code == 0 and "| A | E-v0 |" in out and "| B | E-v0 |" in out, err
+
+
+def _fake_rliable(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = ModuleType("rliable")
+    fake.library, fake.metrics = _FakeLibrary, _FakeMetrics  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "rliable", fake)
+
+
+@pytest.mark.parametrize(
+    ("measured", "differ"),
+    [
+        ([{"n_images": 500}, {"n_images": 500}, {"n_images": 100}], "n_images 500 and 100"),
+        ([{}, {"mode": "sample"}], "mode deterministic and sample"),
+        ([{}, {"split": "train"}], "split test and train"),
+        (
+            [{}, {"n_images": 50, "mode": "sample"}, {"n_images": 20}],
+            "mode deterministic and sample; n_images 100, 50 and 20",
+        ),
+    ],
+)
+def test_compare_refuses_to_pool_results_measured_differently(
+    measured: list[dict[str, Any]],
+    differ: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _fake_rliable(monkeypatch)
+    files = [_report(tmp_path, f"r{i}", "ram-tiny", 0.2, **m) for i, m in enumerate(measured)]
+    code, out, err = _bench(capsys, "compare", *map(str, files))
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert f"the results labelled 'ram-tiny' on E-v0 differ in {differ}," in err
+    assert "rebench them with the same --n-images and --mode, or give them different --label" in err
+
+
+def test_compare_refuses_to_pool_two_protocols(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = _report(tmp_path, "a", "A", 0.9), _report(tmp_path, "b", "A", 0.9)
+    report = json.loads((b / "result.json").read_text())
+    report["protocol"] = "GlimpseBench-v0"
+    (b / "result.json").write_text(json.dumps(report))
+    code, _, err = _bench(capsys, "compare", str(a), str(b))
+    assert code == 2 and f"differ in protocol {PROTOCOL} and GlimpseBench-v0," in err
+
+
+def test_compare_names_the_pooled_runs_and_how_rows_were_measured(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Different labels may be measured differently (separate rows), and the note says so;
+    each pooled row names its runs, with the training seed of a run folder's config.json."""
+    _fake_rliable(monkeypatch)
+    runs = []
+    for seed in (3, 4):
+        run = tmp_path / f"run-s{seed}"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"seed": seed, "lr": 0.001}))
+        runs.append(run)
+    files = [
+        _report(tmp_path, "a0", "A", 0.9, policy=str(runs[0])),
+        _report(tmp_path, "a1", "A", 0.92, policy=str(runs[1] / "model.pt")),
+        _report(tmp_path, "b0", "B", 0.8, policy="pkg:make", n_images=50),
+        _report(tmp_path, "b1", "B", 0.85, policy="pkg:make", n_images=50),
+        _report(tmp_path, "c", "C", 0.5, mode="sample"),  # one result: not pooled
+    ]
+    (runs[1] / "model.pt").write_bytes(b"")  # a checkpoint: its folder's config.json
+    code, out, err = _bench(capsys, "compare", *map(str, files))
+    assert code == 0, err
+    assert "| B | E-v0 | deterministic | 50 |" in out and "| C | E-v0 | sample | 100 |" in out
+    note = out[out.index("Pooled results") :].splitlines()
+    assert note[1] == (
+        f"- A | E-v0: {runs[0]} (training seed 3), {runs[1] / 'model.pt'} (training seed 4)"
+    )
+    assert note[2] == f"- B | E-v0: pkg:make [{files[2]}], pkg:make [{files[3]}]"
+    assert note[4] == (
+        "The rows were measured differently (A | E-v0: 100 images, deterministic; "
+        "B | E-v0: 50 images, deterministic): not like for like."
+    )
+    # Rows measured alike: no such line.
+    code, out, err = _bench(capsys, "compare", *map(str, files[:2]))
+    assert code == 0 and "- A | E-v0:" in out and "measured differently" not in out, err
+
+
+def test_label_is_the_policys_own_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = _user_module(tmp_path, monkeypatch, "my_named_policy", fail=False)
+    out = tmp_path / "out"
+    argv = ["--env", "GlimpseMNIST-v0", "--n-images", "5"]
+    code, _, err = _bench(capsys, "--policy", f"{name}:make_named", *argv, "--out", str(out))
+    assert code == 0, err
+    report = json.loads((out / "result.json").read_text())
+    assert report["label"] == "raster-toy" and report["policy"] == f"{name}:make_named"
+    assert report["results"]["GlimpseMNIST-v0"]["policy"] == f"{name}:make_named"
+    assert "| raster-toy | GlimpseMNIST-v0 |" in (out / "result.md").read_text()
+    # --label wins; a bare callable has no name of its own: the spec.
+    for spec, label, want in ((f"{name}:make_named", "mine", "mine"), (f"{name}:make", None, None)):
+        other = tmp_path / f"out-{label}"
+        extra = ["--label", label] if label else []
+        code, _, err = _bench(capsys, "--policy", spec, *argv, *extra, "--out", str(other))
+        assert code == 0, err
+        assert json.loads((other / "result.json").read_text())["label"] == (want or spec)
+
+
+def test_no_matplotlib_is_said_once_per_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = _user_module(tmp_path, monkeypatch, "my_plotless_policy", fail=False)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # not installed
+    out = tmp_path / "out"
+    argv = ["--policy", f"{name}:make", "--env", "all", "--n-images", "5", "--out", str(out)]
+    code, stdout, err = _bench(capsys, *argv)
+    assert code == 0, err
+    assert stdout.count("matplotlib is not installed") == 1
+    assert sorted(p.name for p in out.iterdir()) == ["result.json", "result.md"]
+
+
+def test_env_all_and_adaptive_are_the_four_ids_in_help_and_docs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from glimpse_env.registration import ADAPTIVE_IDS
+
+    code, out, _ = _bench(capsys, "--help")
+    assert code == 0 and len(ENV_IDS) == len(ADAPTIVE_IDS) == 4
+    assert "all: the four fixed-length benchmark ids; adaptive: their four adaptive" in " ".join(
+        out.split()
+    )
+    docs = " ".join((Path(__file__).parents[2] / "docs" / "bench.md").read_text().split())
+    start = docs.index("`--env all` runs the four fixed-length benchmark ids")
+    said = docs[start : docs.index("policy stops itself", start)]
+    assert all(f"`{env_id}`" in said for env_id in ENV_IDS), said
+    assert "every registered id" not in docs
 
 
 def test_compare_with_training_seeds_real_rliable(
