@@ -155,17 +155,20 @@ def trained_entries(paths: Sequence[str | Path], reps: int = 10_000) -> dict[str
     Raises:
         UsageError: for a result that cannot be read, or seeds trained with different budgets.
     """
-    from train.bench import read_report, seed_intervals
+    from train.bench_report import check_pooled, read_report, seed_intervals
 
     runs: dict[tuple[str, str], list[tuple[int, dict[str, Any], dict[str, Any] | None]]] = {}
+    members: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any], Path]]] = {}
     for path in result_files(paths):
         report = read_report(path)
         run = read_run(Path(report["policy"]))
         for env_id, result in report["results"].items():
             key = (report.get("label") or report["policy"], env_id)
+            members.setdefault(key, []).append((report, result, path))
             runs.setdefault(key, []).append(
                 (int(run.get("seed", 0)), result, training_of(run, env_id))
             )
+    check_pooled(members)
     stats = seed_intervals(
         {key: [r["accuracy"] for _, r, _ in group] for key, group in runs.items()}, reps
     )
@@ -176,14 +179,6 @@ def trained_entries(paths: Sequence[str | Path], reps: int = 10_000) -> dict[str
         if len(budgets) > 1:
             raise UsageError(f"--entries: the seeds of {label!r} on {env_id} differ in training")
         results = [r for _, r, _ in group]
-        for field in ("n_images", "mode"):
-            values = sorted({str(r.get(field)) for r in results})
-            if len(values) > 1:
-                raise UsageError(
-                    f"--entries: the seeds of {label!r} on {env_id} were benchmarked with "
-                    f"different {field} ({' and '.join(values)}); rerun glimpse bench on them "
-                    "with the same --n-images and --mode"
-                )
         entries.setdefault(env_id, []).append(
             {
                 "entry": label,

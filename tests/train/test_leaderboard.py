@@ -377,7 +377,7 @@ def test_entries_measured_otherwise_are_refused(
         _trained_run(tmp_path / "c", "raster", 0, 0.8, n_images=20),
         _trained_run(tmp_path / "c", "raster", 1, 0.8, n_images=30),
     ]
-    with pytest.raises(UsageError, match="different n_images \\(20 and 30\\)"):
+    with pytest.raises(UsageError, match="differ in n_images 20 and 30"):
         trained_entries(mixed, reps=50)
 
 
