@@ -101,8 +101,8 @@ def _training_of(run: dict[str, Any], env_id: str) -> dict[str, Any] | None:
             f"--epochs {run['epochs']:g} --batch-size {run['batch_size']} --threads {threads} "
             "--seed S",
         }
-    if agent == "ppo" and "hyperparams" in run:
-        kind = "recurrent-ppo" if run.get("recurrent") else "ppo"
+    if agent in ("ppo", "recurrent_ppo") and "hyperparams" in run:
+        kind = "recurrent-ppo" if run.get("recurrent") or agent == "recurrent_ppo" else "ppo"
         steps = run["hyperparams"]["total_steps"]
         done = run.get("num_timesteps")
         done_text = "" if done is None else f" ({done:,} taken: whole rollouts)"

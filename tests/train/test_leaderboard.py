@@ -282,7 +282,8 @@ def test_training_of_each_trainer() -> None:
     assert "--total-steps 1750000 --eval-every 250000 --eval-split val --threads 1" in (
         training_of(evaluated, ENV) or {}
     ).get("command", "")
-    recurrent = training_of({**PPO_RUN, "agent": "ppo", "recurrent": True}, ENV)
+    # RecurrentPPO runs write "agent": "recurrent_ppo" in meta.json and "recurrent" in config.
+    recurrent = training_of({**PPO_RUN, "agent": "recurrent_ppo", "recurrent": True}, ENV)
     assert recurrent is not None and recurrent["key"] == "recurrent-ppo"
     assert " --recurrent --total-steps 1750000 " in recurrent["command"]
     base = training_of({**BASELINE_RUN, "agent": "baseline", "iterations": 3907}, ENV)
