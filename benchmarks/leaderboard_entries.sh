@@ -12,8 +12,8 @@
 # SEEDS="0 1 2" (an environment variable) trains other seeds than the default 0 1 2 3 4;
 # the committed board has 3 seeds of the heuristics on the translated and 100x100 envs
 # (SEEDS="0 1 2" bash benchmarks/leaderboard_entries.sh heuristics GlimpseTranslatedMNIST-v0).
-# Wall-clock on the 2-core AMD EPYC host, both cores busy: a RAM run 1-2 min, a baseline
-# 0.2-1 min, a PPO run about 7 min, a RecurrentPPO run about 13 min.
+# Wall-clock on the 2-core AMD EPYC host, both cores busy: a RAM run 1-3 min, a baseline
+# 0.2-1.5 min, a PPO run about 8 min, a RecurrentPPO run about 15 min.
 #
 # Steps:
 #   heuristics ENV [POLICIES]   RAM classifier with a location heuristic (random center
