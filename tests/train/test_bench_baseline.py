@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
+from cli_runs import run_cli, untimed
 
 from glimpse_env.bench import PROTOCOL, Result, wilson_interval
 from train.bench_report import FULL_IMAGE_NOTE
@@ -38,30 +38,12 @@ def baseline_run(tmp_path_factory: pytest.TempPathFactory, glimpse_data: Path) -
     return run
 
 
-def _main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return int(code or 0), out, err
-
-
-def _untimed(report: dict[str, Any]) -> dict[str, Any]:
-    report = json.loads(json.dumps(report))
-    for entry in report["results"].values():
-        for part in (entry, *entry["rollouts"]):
-            del part["wall_seconds"], part["episodes_per_second"]
-    return report
-
-
 def test_a_baseline_is_a_full_image_entry_with_glimpse_evals_accuracy(
     baseline_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "bench"
     argv = ["bench", "--policy", str(baseline_run), "--n-images", "200", "--out", str(out)]
-    code, stdout, err = _main(capsys, *argv, "--env", MNIST)
+    code, stdout, err = run_cli(capsys, *argv, "--env", MNIST)
     assert code == 0, err
     report = json.loads((out / "result.json").read_text())
     assert report["protocol"] == PROTOCOL and report["mode"] == "deterministic"
@@ -76,7 +58,7 @@ def test_a_baseline_is_a_full_image_entry_with_glimpse_evals_accuracy(
         entry["n_parameters"] == json.loads((baseline_run / "meta.json").read_text())["parameters"]
     )
     # The same images right as glimpse eval, the same accuracy.
-    code, evaluated, err = _main(capsys, "eval", str(baseline_run), "--json", "--n-images", "200")
+    code, evaluated, err = run_cli(capsys, "eval", str(baseline_run), "--json", "--n-images", "200")
     assert code == 0, err
     expected = json.loads(evaluated)
     (rollout,) = entry["rollouts"]
@@ -99,10 +81,10 @@ def test_a_baseline_is_a_full_image_entry_with_glimpse_evals_accuracy(
     assert "anytime.png not written: no result has an anytime curve" in stdout
     # Determinism: the env is the run's own by default; the same JSON but for the timings.
     again = tmp_path / "again"
-    code, _, err = _main(capsys, *argv[:-1], str(again))
+    code, _, err = run_cli(capsys, *argv[:-1], str(again))
     assert code == 0, err
     second = json.loads((again / "result.json").read_text())
-    assert _untimed(second)["results"] == _untimed(report)["results"]
+    assert untimed(second)["results"] == untimed(report)["results"]
 
 
 def test_env_all_skips_the_envs_of_another_canvas_size(
@@ -110,7 +92,7 @@ def test_env_all_skips_the_envs_of_another_canvas_size(
 ) -> None:
     out = tmp_path / "all"
     argv = ["bench", "--policy", str(baseline_run), "--env", "all", "--n-images", "20"]
-    code, stdout, err = _main(capsys, *argv, "--seeds", "0,1", "--out", str(out))
+    code, stdout, err = run_cli(capsys, *argv, "--seeds", "0,1", "--out", str(out))
     assert code == 0, err
     results = json.loads((out / "result.json").read_text())["results"]
     assert list(results) == [MNIST]
@@ -149,7 +131,7 @@ def test_error_lines(
 ) -> None:
     out = tmp_path / "o"
     common = ["bench", "--policy", str(baseline_run), "--n-images", "5", "--out", str(out)]
-    code, _, err = _main(capsys, *common, *argv)
+    code, _, err = run_cli(capsys, *common, *argv)
     assert code == 2, err
     assert err.count("\n") == 1 and "Traceback" not in err and says in err, err
     assert not (out / "result.json").exists()
@@ -160,13 +142,13 @@ def test_compare_a_baseline_with_a_glimpse_policy(
 ) -> None:
     base, ram = tmp_path / "base", tmp_path / "ram"
     common = ["--env", MNIST, "--n-images", "50"]
-    code, _, err = _main(capsys, "bench", "--policy", str(baseline_run), "--label", "FC", *common,
+    code, _, err = run_cli(capsys, "bench", "--policy", str(baseline_run), "--label", "FC", *common,
                          "--out", str(base))  # fmt: skip
     assert code == 0, err
-    code, _, err = _main(capsys, "bench", "--policy", f"pretrained:{MNIST}", "--label", "RAM",
+    code, _, err = run_cli(capsys, "bench", "--policy", f"pretrained:{MNIST}", "--label", "RAM",
                          *common, "--out", str(ram))  # fmt: skip
     assert code == 0, err
-    code, out, err = _main(capsys, "bench", "compare", str(base), str(ram / "result.json"))
+    code, out, err = run_cli(capsys, "bench", "compare", str(base), str(ram / "result.json"))
     assert code == 0, err
     lines = out.splitlines()
     (fc,) = [line for line in lines if line.startswith("| FC (full image) |")]

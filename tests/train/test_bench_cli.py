@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from cli_runs import run_cli, untimed
 from tiny_runs import TINY_RAM
 
 from glimpse_env.bench import PROTOCOL
@@ -63,15 +64,6 @@ FAIL_ON_LARGE = {fail}
 '''
 
 
-def _bench(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(["bench", *argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return int(code or 0), out, err
-
-
 def _user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, fail: bool) -> str:
     folder = tmp_path / "user_code"
     folder.mkdir()
@@ -89,8 +81,15 @@ def test_pretrained_reproduces_evaluate_policy(
     from agents.pretrained import pretrained_path
 
     out = tmp_path / "out"
-    code, stdout, err = _bench(
-        capsys, "--policy", "pretrained:GlimpseMNIST-v0", "--n-images", "500", "--out", str(out)
+    code, stdout, err = run_cli(
+        capsys,
+        "bench",
+        "--policy",
+        "pretrained:GlimpseMNIST-v0",
+        "--n-images",
+        "500",
+        "--out",
+        str(out),
     )
     assert code == 0, err
     report = json.loads((out / "result.json").read_text())
@@ -119,7 +118,7 @@ def test_users_numpy_policy_via_module_factory_on_all_envs(
     name = _user_module(tmp_path, monkeypatch, "my_bench_policy", fail=False)
     out = tmp_path / "out"
     argv = ["--policy", f"{name}:make", "--env", "all", "--n-images", "20", "--out", str(out)]
-    code, _, err = _bench(capsys, *argv)
+    code, _, err = run_cli(capsys, "bench", *argv)
     assert code == 0, err
     first = json.loads((out / "result.json").read_text())
     assert sorted(first["results"]) == sorted(ENV_IDS)
@@ -127,18 +126,10 @@ def test_users_numpy_policy_via_module_factory_on_all_envs(
         assert entry["policy"] == f"{name}:make" and entry["env_id"] == env_id
         assert entry["n_images"] == 20 and entry["n_parameters"] is None
     # Determinism: a second run writes the same JSON but for the timings.
-    code, _, err = _bench(capsys, *argv)
+    code, _, err = run_cli(capsys, "bench", *argv)
     assert code == 0, err
     second = json.loads((out / "result.json").read_text())
-    assert _untimed(first) == _untimed(second)
-
-
-def _untimed(report: dict[str, Any]) -> dict[str, Any]:
-    report = json.loads(json.dumps(report))
-    for entry in report["results"].values():
-        for part in (entry, *entry["rollouts"]):
-            del part["wall_seconds"], part["episodes_per_second"]
-    return report
+    assert untimed(first) == untimed(second)
 
 
 def test_bad_policy_is_one_line_and_earlier_envs_are_kept(
@@ -148,7 +139,7 @@ def test_bad_policy_is_one_line_and_earlier_envs_are_kept(
     name = _user_module(tmp_path, monkeypatch, "my_failing_policy", fail=True)
     out = tmp_path / "out"
     argv = ["--policy", f"{name}:make", "--env", "all", "--n-images", "10", "--out", str(out)]
-    code, _, err = _bench(capsys, *argv)
+    code, _, err = run_cli(capsys, "bench", *argv)
     assert code == 1
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith(
@@ -250,7 +241,7 @@ def test_error_lines(
 ) -> None:
     module = _user_module(tmp_path, monkeypatch, "my_error_policy", fail=False)
     argv = [a.replace("{m}", module) for a in argv]
-    got, _, err = _bench(capsys, "--n-images", "5", "--out", str(tmp_path / "o"), *argv)
+    got, _, err = run_cli(capsys, "bench", "--n-images", "5", "--out", str(tmp_path / "o"), *argv)
     assert got == code, err
     assert err.count("\n") == 1 and "Traceback" not in err and says in err, err
 
@@ -261,9 +252,9 @@ def test_out_holding_another_policy_is_refused(
     name = _user_module(tmp_path, monkeypatch, "my_other_policy", fail=False)
     out = tmp_path / "out"
     common = ["--env", "GlimpseMNIST-v0", "--n-images", "5", "--out", str(out)]
-    assert _bench(capsys, "--policy", f"{name}:make", *common)[0] == 0
+    assert run_cli(capsys, "bench", "--policy", f"{name}:make", *common)[0] == 0
     before = (out / "result.json").read_text()
-    code, _, err = _bench(capsys, "--policy", f"{name}:make_broken", *common)
+    code, _, err = run_cli(capsys, "bench", "--policy", f"{name}:make_broken", *common)
     assert code == 2 and "holds the benchmark of another policy" in err
     assert (out / "result.json").read_text() == before
 
@@ -309,7 +300,7 @@ def test_compare_prints_the_side_by_side_table(
 ) -> None:
     a = _report(tmp_path, "a", "A", 0.9)
     b = _report(tmp_path, "b", "B", 0.8)
-    code, out, err = _bench(capsys, "compare", str(a), str(b / "result.json"))
+    code, out, err = run_cli(capsys, "bench", "compare", str(a), str(b / "result.json"))
     assert code == 0, err
     assert "| A | E-v0 | deterministic | 100 | 90.00 [85.00, 93.00] |" in out
     assert "| B | E-v0 | deterministic | 100 | 80.00 [75.00, 83.00] |" in out
@@ -355,7 +346,7 @@ def test_compare_with_training_seeds_uses_rliable(
         for label, accs in (("A", (0.9, 0.92)), ("B", (0.8, 0.85, 0.95)))
         for seed, acc in enumerate(accs)
     ]
-    code, out, err = _bench(capsys, "compare", *map(str, files))
+    code, out, err = run_cli(capsys, "bench", "compare", *map(str, files))
     assert code == 0, err
     assert "| A | E-v0 | 2 | 91.00 [90.00, 92.00] | 91.00 [90.00, 92.00] |" in out
     assert "| B | E-v0 | 3 | 86.67 [85.67, 87.67] |" in out
@@ -365,18 +356,20 @@ def test_compare_with_training_seeds_uses_rliable(
 def test_compare_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code, _, err = _bench(capsys, "compare", str(tmp_path / "missing.json"))
+    code, _, err = run_cli(capsys, "bench", "compare", str(tmp_path / "missing.json"))
     assert code == 1 and "not found" in err and err.count("\n") == 1
     (tmp_path / "bad.json").write_text("{")
-    code, _, err = _bench(capsys, "compare", str(tmp_path / "bad.json"))
+    code, _, err = run_cli(capsys, "bench", "compare", str(tmp_path / "bad.json"))
     assert code == 1 and "not valid JSON" in err
     monkeypatch.setitem(sys.modules, "rliable", None)  # not installed
     files = [_report(tmp_path, f"a{i}", "A", 0.9) for i in range(2)]
-    code, out, err = _bench(capsys, "compare", *map(str, files))
+    code, out, err = run_cli(capsys, "bench", "compare", *map(str, files))
     assert code == 1 and "pip install 'glimpse-env[bench]'" in err and err.count("\n") == 1
     assert out == ""  # checked before anything is printed: no table and then an error
     # One result per label needs no rliable: the table alone.
-    code, out, err = _bench(capsys, "compare", str(files[0]), str(_report(tmp_path, "b", "B", 1)))
+    code, out, err = run_cli(
+        capsys, "bench", "compare", str(files[0]), str(_report(tmp_path, "b", "B", 1))
+    )
     assert code == 0 and "| A | E-v0 |" in out and "| B | E-v0 |" in out, err
 
 
@@ -407,7 +400,7 @@ def test_compare_refuses_to_pool_results_measured_differently(
 ) -> None:
     _fake_rliable(monkeypatch)
     files = [_report(tmp_path, f"r{i}", "ram-tiny", 0.2, **m) for i, m in enumerate(measured)]
-    code, out, err = _bench(capsys, "compare", *map(str, files))
+    code, out, err = run_cli(capsys, "bench", "compare", *map(str, files))
     assert code == 2 and out == "" and err.count("\n") == 1, err
     assert f"the results labelled 'ram-tiny' on E-v0 differ in {differ}," in err
     assert "rebench them with the same --n-images and --mode, or give them different --label" in err
@@ -420,7 +413,7 @@ def test_compare_refuses_to_pool_two_protocols(
     report = json.loads((b / "result.json").read_text())
     report["protocol"] = "GlimpseBench-v0"
     (b / "result.json").write_text(json.dumps(report))
-    code, _, err = _bench(capsys, "compare", str(a), str(b))
+    code, _, err = run_cli(capsys, "bench", "compare", str(a), str(b))
     assert code == 2 and f"differ in protocol {PROTOCOL} and GlimpseBench-v0," in err
 
 
@@ -444,7 +437,7 @@ def test_compare_names_the_pooled_runs_and_how_rows_were_measured(
         _report(tmp_path, "c", "C", 0.5, mode="sample"),  # one result: not pooled
     ]
     (runs[1] / "model.pt").write_bytes(b"")  # a checkpoint: its folder's config.json
-    code, out, err = _bench(capsys, "compare", *map(str, files))
+    code, out, err = run_cli(capsys, "bench", "compare", *map(str, files))
     assert code == 0, err
     assert "| B | E-v0 | deterministic | 50 |" in out and "| C | E-v0 | sample | 100 |" in out
     note = out[out.index("Pooled results") :].splitlines()
@@ -457,7 +450,7 @@ def test_compare_names_the_pooled_runs_and_how_rows_were_measured(
         "B | E-v0: 50 images, deterministic): not like for like."
     )
     # Rows measured alike: no such line.
-    code, out, err = _bench(capsys, "compare", *map(str, files[:2]))
+    code, out, err = run_cli(capsys, "bench", "compare", *map(str, files[:2]))
     assert code == 0 and "- A | E-v0:" in out and "measured differently" not in out, err
 
 
@@ -467,7 +460,9 @@ def test_label_is_the_policys_own_name(
     name = _user_module(tmp_path, monkeypatch, "my_named_policy", fail=False)
     out = tmp_path / "out"
     argv = ["--env", "GlimpseMNIST-v0", "--n-images", "5"]
-    code, _, err = _bench(capsys, "--policy", f"{name}:make_named", *argv, "--out", str(out))
+    code, _, err = run_cli(
+        capsys, "bench", "--policy", f"{name}:make_named", *argv, "--out", str(out)
+    )
     assert code == 0, err
     report = json.loads((out / "result.json").read_text())
     assert report["label"] == "raster-toy" and report["policy"] == f"{name}:make_named"
@@ -477,7 +472,9 @@ def test_label_is_the_policys_own_name(
     for spec, label, want in ((f"{name}:make_named", "mine", "mine"), (f"{name}:make", None, None)):
         other = tmp_path / f"out-{label}"
         extra = ["--label", label] if label else []
-        code, _, err = _bench(capsys, "--policy", spec, *argv, *extra, "--out", str(other))
+        code, _, err = run_cli(
+            capsys, "bench", "--policy", spec, *argv, *extra, "--out", str(other)
+        )
         assert code == 0, err
         assert json.loads((other / "result.json").read_text())["label"] == (want or spec)
 
@@ -489,7 +486,7 @@ def test_no_matplotlib_is_said_once_per_command(
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # not installed
     out = tmp_path / "out"
     argv = ["--policy", f"{name}:make", "--env", "all", "--n-images", "5", "--out", str(out)]
-    code, stdout, err = _bench(capsys, *argv)
+    code, stdout, err = run_cli(capsys, "bench", *argv)
     assert code == 0, err
     assert stdout.count("matplotlib is not installed") == 1
     assert sorted(p.name for p in out.iterdir()) == ["result.json", "result.md"]
@@ -500,7 +497,7 @@ def test_env_all_and_adaptive_are_the_four_ids_in_help_and_docs(
 ) -> None:
     from glimpse_env.registration import ADAPTIVE_IDS
 
-    code, out, _ = _bench(capsys, "--help")
+    code, out, _ = run_cli(capsys, "bench", "--help")
     assert code == 0 and len(ENV_IDS) == len(ADAPTIVE_IDS) == 4
     assert "all: the four fixed-length benchmark ids; adaptive: their four adaptive" in " ".join(
         out.split()
@@ -522,11 +519,11 @@ def test_compare_with_training_seeds_real_rliable(
         for label, accs in (("A", (0.9, 0.92)), ("B", (0.8, 0.85, 0.95)))
         for seed, acc in enumerate(accs)
     ]
-    code, out, err = _bench(capsys, "compare", *map(str, files), "--reps", "200")
+    code, out, err = run_cli(capsys, "bench", "compare", *map(str, files), "--reps", "200")
     assert code == 0, err
     assert "| A | E-v0 | 2 | 91.00 [" in out and "| B | E-v0 | 3 | 86.67 [" in out
     assert "| A > B | E-v0 | 0.67 [" in out
-    again = _bench(capsys, "compare", *map(str, files), "--reps", "200")[1]
+    again = run_cli(capsys, "bench", "compare", *map(str, files), "--reps", "200")[1]
     assert again == out
 
 
@@ -543,7 +540,9 @@ def test_oracle_run_trains_and_benchmarks_looking_at_the_digit(
     summary = json.loads((run / "eval.json").read_text())
     assert summary["location_policy"] == "oracle"
     out = tmp_path / "bench"
-    code, _, err = _bench(capsys, "--policy", str(run), "--n-images", "50", "--out", str(out))
+    code, _, err = run_cli(
+        capsys, "bench", "--policy", str(run), "--n-images", "50", "--out", str(out)
+    )
     assert code == 0, err
     entry = json.loads((out / "result.json").read_text())["results"]["GlimpseTranslatedMNIST-v0"]
     assert entry["on_digit_share"] == 1.0

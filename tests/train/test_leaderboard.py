@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cli_runs import run_cli, untimed
 
-from glimpse_env.bench import PROTOCOL, TIMING_KEYS
+from glimpse_env.bench import PROTOCOL
 from glimpse_env.registration import ENV_IDS
 from train.cli import main
 from train.errors import UsageError
@@ -22,23 +23,6 @@ pytestmark = pytest.mark.usefixtures("glimpse_data")
 
 ENV = "GlimpseMNIST-v0"
 N = 200
-
-
-def _glimpse(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return int(code or 0), out, err
-
-
-def _untimed(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _untimed(v) for k, v in value.items() if k not in TIMING_KEYS}
-    if isinstance(value, list):
-        return [_untimed(v) for v in value]
-    return value
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +69,7 @@ def test_chance_is_near_chance(board: dict[str, Any]) -> None:
 def test_shipped_row_is_what_glimpse_bench_measures(board: dict[str, Any]) -> None:
     (shipped,) = [e for e in _entries(board["runs"][0], "measured") if e["entry"] != "chance"]
     assert shipped["spec"] == f"pretrained:{ENV}"
-    assert _untimed(shipped["result"]) == _untimed(board["bench"])
+    assert untimed(shipped["result"]) == untimed(board["bench"])
     assert shipped["result"]["n_parameters"] > 100_000
 
 
@@ -102,7 +86,7 @@ def test_paper_rows_are_present_and_marked(board: dict[str, Any]) -> None:
 
 def test_two_runs_give_identical_json_but_timings(board: dict[str, Any]) -> None:
     first, second = board["runs"]
-    assert _untimed(first) == _untimed(second)
+    assert untimed(first) == untimed(second)
 
 
 def test_paper_table_covers_every_env() -> None:
@@ -134,9 +118,9 @@ def test_chance_policy_is_a_pure_function_of_seed_batch_and_step() -> None:
 def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     file = tmp_path / "file"
     file.write_text("x")
-    code, _, err = _glimpse(capsys, "bench", "leaderboard", "--out", str(file))
+    code, _, err = run_cli(capsys, "bench", "leaderboard", "--out", str(file))
     assert code != 0 and err.count("\n") == 1 and "is a file" in err
-    code, _, err = _glimpse(
+    code, _, err = run_cli(
         capsys, "bench", "leaderboard", "--n-images", "20000", "--out", str(tmp_path / "o")
     )
     assert code != 0 and err.count("\n") == 1 and "--n-images 20000" in err
@@ -210,7 +194,7 @@ def test_leaderboard_shows_trained_entries(
     paths = [str(_trained_run(tmp_path, "center", s, 0.8 + s / 100, n_images=20)) for s in range(3)]
     out = tmp_path / "board"
     argv = ["bench", "leaderboard", "--env", ENV, "--n-images", "20", "--out", str(out)]
-    code, _, err = _glimpse(capsys, *argv, "--entries", *paths, "--reps", "100")
+    code, _, err = run_cli(capsys, *argv, "--entries", *paths, "--reps", "100")
     assert code == 0, err
     report = json.loads((out / "leaderboard.json").read_text())
     assert "--entries" in report["command"] and "--reps 100" in report["command"]
@@ -351,7 +335,7 @@ def test_entries_folder_without_results_is_one_line(
     out = tmp_path / "board"
     for path in (tmp_path / "empty", tmp_path / "missing"):
         argv = ["bench", "leaderboard", "--env", ENV, "--out", str(out), "--entries", str(path)]
-        code, _, err = _glimpse(capsys, *argv)
+        code, _, err = run_cli(capsys, *argv)
         assert code != 0 and err.count("\n") == 1 and str(path) in err
 
 
@@ -364,12 +348,12 @@ def test_entries_measured_otherwise_are_refused(
     argv = ["bench", "leaderboard", "--env", ENV, "--n-images", "20", "--out", str(out)]
     (tmp_path / "a").mkdir()
     other_images = _trained_run(tmp_path / "a", "center", 0, 0.8, n_images=500)
-    code, _, err = _glimpse(capsys, *argv, "--entries", str(other_images))
+    code, _, err = run_cli(capsys, *argv, "--entries", str(other_images))
     assert code != 0 and err.count("\n") == 1
     assert "on 500 images (deterministic), this leaderboard on 20" in err
     (tmp_path / "b").mkdir()
     sampled = _trained_run(tmp_path / "b", "center", 0, 0.8, n_images=20, mode="sample")
-    code, _, err = _glimpse(capsys, *argv, "--entries", str(sampled))
+    code, _, err = run_cli(capsys, *argv, "--entries", str(sampled))
     assert code != 0 and "(sample)" in err and "--mode deterministic" in err
     assert not out.exists()
     # Seeds of one entry benchmarked on different images are never pooled.
